@@ -1,0 +1,157 @@
+"""Saving and loading weights: safetensors only, written atomically, checked on the way in.
+
+Two kinds of file, both a single `.safetensors` file with the config in its metadata:
+- a *model file* (`kind: model`): the weights of one TextToImage network and its ModelConfig; this is
+  what ships in the package and what `load_pretrained` and `minidiff evaluate` read;
+- a *training checkpoint* (`kind: training`): the network, its EMA copy, the AdamW state, the step
+  and the training config, so an interrupted run resumes exactly where it stopped.
+
+A file is written to a temporary name beside its target and renamed over it (os.replace is atomic),
+so a run killed mid-write leaves the previous file intact, never half a file.
+"""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .model import ModelConfig, TextToImage
+
+FORMAT = "minidiff"
+
+
+class CheckpointError(ValueError):
+    """A weights file that cannot be used: missing, corrupt, of the wrong kind or for another model."""
+
+
+def _atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no weights file at '{path}'")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"'{path}' is not a readable safetensors file (truncated or "
+                              f"corrupt: {e})") from None
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(f"'{path}' is a safetensors file but not a minidiff checkpoint")
+    return tensors, metadata
+
+
+def save_model(model: TextToImage, path: str | os.PathLike, info: dict | None = None,
+               dtype: torch.dtype | None = None) -> None:
+    """Write one network's weights and config as a model file (optionally cast, e.g. to fp16)."""
+    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v)
+             for k, v in model.state_dict().items()}
+    metadata = {"format": FORMAT, "kind": "model", "config": json.dumps(model.config.to_dict()),
+                "info": json.dumps(info or {})}
+    _atomic_save(state, metadata, Path(path))
+
+
+def _load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        detail = (f"missing {missing[:3]}" if missing else
+                  f"unexpected {unexpected[:3]}" if unexpected else
+                  f"shape of {wrong[0]} is {tuple(state[wrong[0]].shape)}, "
+                  f"expected {tuple(expected[wrong[0]].shape)}")
+        raise CheckpointError(f"'{path}' does not match this model's config ({detail})")
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
+
+
+def read_config(path: str | os.PathLike) -> ModelConfig:
+    _, metadata = _read(path)
+    return ModelConfig.from_dict(json.loads(metadata["config"]))
+
+
+def load_model(path: str | os.PathLike, config: ModelConfig | None = None,
+               device: str | torch.device = "cpu") -> tuple[TextToImage, dict]:
+    """Build the network a model file (or a training checkpoint's EMA weights) describes.
+
+    If `config` is given, the file must have been saved for exactly that config.
+    Returns (model in eval mode, info dict).
+    """
+    tensors, metadata = _read(path)
+    stored = ModelConfig.from_dict(json.loads(metadata["config"]))
+    if config is not None and config != stored:
+        raise CheckpointError(f"'{path}' was saved for a different model config than the one "
+                              f"given ({_first_difference(stored, config)})")
+    if metadata.get("kind") == "training":  # use the EMA weights, as a model file would
+        tensors = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+    model = TextToImage(stored)
+    _load_state(model, tensors, path)
+    return model.to(device).eval(), json.loads(metadata.get("info", "{}"))
+
+
+def _first_difference(a: ModelConfig, b: ModelConfig) -> str:
+    da, db = a.to_dict(), b.to_dict()
+    for part in da:
+        if da[part] != db[part]:
+            if isinstance(da[part], dict):
+                for k in da[part]:
+                    if da[part][k] != db[part][k]:
+                        return f"{part}.{k}: file has {da[part][k]}, given {db[part][k]}"
+            return f"{part}: file has {da[part]}, given {db[part]}"
+    return "no difference found"
+
+
+def save_training(path: str | os.PathLike, model: TextToImage, ema: TextToImage,
+                  optimizer: torch.optim.Optimizer, step: int, train_config: dict) -> None:
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
+    opt = optimizer.state_dict()
+    for idx, state in opt["state"].items():
+        for name, value in state.items():
+            tensors[f"opt.{idx}.{name}"] = torch.as_tensor(value)
+    metadata = {"format": FORMAT, "kind": "training", "config": json.dumps(model.config.to_dict()),
+                "train_config": json.dumps(train_config), "step": str(step),
+                "param_groups": json.dumps(opt["param_groups"]),
+                "info": json.dumps({"step": step})}
+    _atomic_save(tensors, metadata, Path(path))
+
+
+def load_training(path: str | os.PathLike, model: TextToImage, ema: TextToImage,
+                  optimizer: torch.optim.Optimizer) -> tuple[int, dict]:
+    """Restore a training checkpoint into live objects; returns (step, train_config)."""
+    tensors, metadata = _read(path)
+    if metadata.get("kind") != "training":
+        raise CheckpointError(f"'{path}' holds model weights only, not a training state to resume")
+    stored = ModelConfig.from_dict(json.loads(metadata["config"]))
+    if stored != model.config:
+        raise CheckpointError(f"'{path}' was saved by a run with another model config "
+                              f"({_first_difference(stored, model.config)})")
+    _load_state(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path)
+    _load_state(ema, {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}, path)
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = value
+    optimizer.load_state_dict({"state": state,
+                               "param_groups": json.loads(metadata["param_groups"])})
+    return int(metadata["step"]), json.loads(metadata["train_config"])

@@ -1,0 +1,174 @@
+"""The `minidiff` command line: generate, train, dataset, info (and evaluate, figures)."""
+
+import argparse
+import sys
+import warnings
+
+
+def _generate(args) -> None:
+    import numpy as np
+
+    from .grid import make_grid, save_png
+    from .pipeline import load_pretrained
+
+    pipe = load_pretrained(args.weights, device=args.device)
+    images = pipe.generate(args.prompt, n=args.n, steps=args.steps,
+                           guidance_scale=args.guidance, negative_prompt=args.negative,
+                           seed=args.seed, sampler=args.sampler)
+    if args.out_dir:
+        from pathlib import Path
+
+        out = Path(args.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for i, image in enumerate(images):
+            save_png(image, out / f"{i:03d}.png")
+        print(f"wrote {len(images)} pictures to {out}/")
+    if args.out or not args.out_dir:
+        path = args.out or "grid.png"
+        save_png(make_grid(np.asarray(images), ncol=min(args.n, 8)), path)
+        print(f"wrote a grid of {len(images)} pictures to {path}")
+
+
+def _train(args) -> None:
+    from dataclasses import replace
+
+    from .train import preset, train
+
+    model_config, train_config = preset(args.preset)
+    if args.steps is not None:
+        train_config = replace(train_config, steps=args.steps)
+    if args.seed is not None:
+        train_config = replace(train_config, seed=args.seed)
+    try:
+        result = train(model_config, train_config, args.out, resume=args.resume,
+                       device=args.device)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    print(f"trained to step {result.step}; model written to {result.out_dir / 'model.safetensors'}")
+
+
+def _dataset(args) -> None:
+    from .world import export_split
+
+    export_split(args.split, args.n, args.out, seed=args.seed)
+    print(f"wrote {args.n} {args.split} pictures and captions.jsonl to {args.out}")
+
+
+def _info(args) -> None:
+    from .checkpoint import load_model
+    from .model import TextToImage, count_parameters, shape_table
+    from .pipeline import DEFAULT_WEIGHTS
+    from .train import preset
+
+    if args.preset:
+        model = TextToImage(preset(args.preset)[0])
+    else:
+        model, _ = load_model(args.weights or DEFAULT_WEIGHTS)
+    print(f"text encoder: {count_parameters(model.text_encoder):,} parameters")
+    print(f"U-Net:        {count_parameters(model.unet):,} parameters")
+    print(shape_table(model))
+
+
+def _evaluate(args) -> None:
+    import json
+
+    from .evaluate import evaluate
+    from .pipeline import load_pretrained
+
+    pipe = load_pretrained(args.weights, device=args.device)
+    report = evaluate(pipe, quick=args.quick, steps=args.steps, guidance_scale=args.guidance,
+                      seed=args.seed)
+    print(report.table())
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report.to_dict(), f, indent=2)
+        print(f"wrote the report to {args.json}")
+
+
+def _train_judge(args) -> None:
+    from .judge import train_judge
+
+    judge = train_judge(steps=args.steps, batch_size=args.batch_size, seed=args.seed,
+                        out_path=args.out)
+    accuracy = ", ".join(f"{k} {v:.4f}" for k, v in judge.info["test_accuracy"].items())
+    print(f"wrote the judge to {args.out}; accuracy on {judge.info['test_pictures']} test "
+          f"pictures: {accuracy}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minidiff", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="draw pictures from a prompt into a PNG grid")
+    g.add_argument("prompt")
+    g.add_argument("--n", type=int, default=8)
+    g.add_argument("--steps", type=int, default=None)
+    g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
+    g.add_argument("--negative", default=None, help="negative prompt")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--sampler", default="ddim", choices=["ddim", "ddpm"])
+    g.add_argument("--out", default=None, help="grid PNG path (default grid.png)")
+    g.add_argument("--out-dir", default=None, help="also write one PNG per picture here")
+    g.add_argument("--weights", default=None, help="a model file or training checkpoint")
+    g.add_argument("--device", default=None)
+    g.set_defaults(func=_generate)
+
+    t = sub.add_parser("train", help="train a model from scratch (or --resume)")
+    t.add_argument("--preset", default="small")
+    t.add_argument("--out", required=True)
+    t.add_argument("--resume", action="store_true")
+    t.add_argument("--steps", type=int, default=None)
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--device", default=None)
+    t.set_defaults(func=_train)
+
+    d = sub.add_parser("dataset", help="export a split of the Shapes world as PNGs + captions.jsonl")
+    d.add_argument("--split", default="test")
+    d.add_argument("--n", type=int, default=64)
+    d.add_argument("--out", required=True)
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=_dataset)
+
+    i = sub.add_parser("info", help="parameter counts and the per-block shape table")
+    i.add_argument("--preset", default=None)
+    i.add_argument("--weights", default=None)
+    i.set_defaults(func=_info)
+
+    e = sub.add_parser("evaluate", help="measure prompt adherence, diversity and Frechet distance")
+    e.add_argument("--weights", default=None, help="a model file (default: the shipped model)")
+    e.add_argument("--quick", action="store_true", help="about 10x fewer pictures")
+    e.add_argument("--steps", type=int, default=None)
+    e.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", default=None, help="also write the report as JSON here")
+    e.add_argument("--device", default=None)
+    e.set_defaults(func=_evaluate)
+
+    j = sub.add_parser("train-judge", help="train the attribute classifier used by evaluate")
+    j.add_argument("--out", required=True)
+    j.add_argument("--steps", type=int, default=600)
+    j.add_argument("--seed", type=int, default=0)
+    j.add_argument("--batch-size", type=int, default=128)
+    j.set_defaults(func=_train_judge)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "generate":
+        from .pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
+
+        args.steps = DEFAULT_STEPS if args.steps is None else args.steps
+        args.guidance = DEFAULT_GUIDANCE if args.guidance is None else args.guidance
+    warnings.simplefilter("default")
+    try:
+        args.func(args)
+    except (ValueError, FileExistsError, FileNotFoundError) as e:
+        # A learner's mistake: one clear sentence, no traceback.
+        print(f"minidiff {args.command}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

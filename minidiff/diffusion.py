@@ -1,0 +1,176 @@
+"""Forward noising, what the network predicts, the training loss, and guidance.
+
+The network is a plain function `out = denoiser(x_t, t, ids)`; it knows nothing about diffusion.
+This file holds the diffusion side: how a clean picture x0 becomes x_t [DDPM eq. 4], how the
+network's output is read as a noise guess eps_hat or a picture guess x0_hat, the loss that trains
+it (with condition dropout), and classifier-free guidance. Names follow the glossary in
+`minidiff.schedules`. Pictures are (B, C, H, W); `alpha_bar` is the float64 (T,) schedule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+PREDICTIONS = ("eps", "x0", "v")
+T_SAMPLINGS = ("uniform", "logit_normal")
+
+
+def per_image(c: float | Tensor, x: Tensor) -> Tensor:
+    """One number, or one per image (B,), as shape (B, 1, 1, 1) in x's dtype and device.
+
+    The one broadcasting helper: coefficients are computed in float64 from the schedule and cast
+    only here (some devices, such as Apple MPS, have no float64).
+    """
+    c = torch.as_tensor(c, dtype=torch.float64)
+    return c.to(dtype=x.dtype).to(device=x.device).reshape(-1, *[1] * (x.ndim - 1))
+
+
+def to_f64(ab: float | Tensor) -> Tensor:
+    return torch.as_tensor(ab, dtype=torch.float64)
+
+
+def alpha_bar_at(alpha_bar: Tensor, t: int | Tensor) -> Tensor:
+    """ᾱ_t for an int t, or for one timestep per image (LongTensor (B,)); float64."""
+    T = alpha_bar.shape[0]
+    t = torch.as_tensor(t).to(alpha_bar.device)
+    if t.is_floating_point() or int(t.min()) < 0 or int(t.max()) >= T:
+        raise ValueError(f"timesteps must be integers in 0..{T - 1}, got {t.tolist()}.")
+    return alpha_bar[t]
+
+
+def q_sample(x0: Tensor, t: int | Tensor, alpha_bar: Tensor, eps: Tensor) -> Tensor:
+    """x_t ~ q(x_t | x_0) = N(sqrt(ᾱ_t) x_0, (1 - ᾱ_t) I)   [DDPM eq. 4]
+
+    Drawn as x_t = sqrt(ᾱ_t) x_0 + sqrt(1 - ᾱ_t) ε with ε = eps, noise shaped like x0 (B, C, H, W);
+    t is an int or one timestep per image (B,).
+    """
+    ab_t = alpha_bar_at(alpha_bar, t)
+    return per_image(ab_t.sqrt(), x0) * x0 + per_image((1 - ab_t).sqrt(), x0) * eps
+
+
+def x0_from_eps(x_t: Tensor, eps_hat: Tensor, ab_t: float | Tensor) -> Tensor:
+    """x0_hat = (x_t - sqrt(1 - ᾱ_t) eps_hat) / sqrt(ᾱ_t)   [DDPM eq. 15, DDIM eq. 9]"""
+    ab_t = to_f64(ab_t)
+    return (x_t - per_image((1 - ab_t).sqrt(), x_t) * eps_hat) / per_image(ab_t.sqrt(), x_t)
+
+
+def eps_from_x0(x_t: Tensor, x0_hat: Tensor, ab_t: float | Tensor) -> Tensor:
+    """eps_hat = (x_t - sqrt(ᾱ_t) x0_hat) / sqrt(1 - ᾱ_t)   [DDPM eq. 4, solved for ε]"""
+    ab_t = to_f64(ab_t)
+    return (x_t - per_image(ab_t.sqrt(), x_t) * x0_hat) / per_image((1 - ab_t).sqrt(), x_t)
+
+
+def v_from(x0: Tensor, eps: Tensor, ab_t: float | Tensor) -> Tensor:
+    """v = sqrt(ᾱ_t) ε - sqrt(1 - ᾱ_t) x_0   [v sec. 4]
+
+    The "velocity": the rate of change of x_t as the noise level turns. A network that predicts
+    v stays well behaved at both ends of the schedule, where predicting ε or x_0 is ill-posed.
+    """
+    ab_t = to_f64(ab_t)
+    return per_image(ab_t.sqrt(), x0) * eps - per_image((1 - ab_t).sqrt(), x0) * x0
+
+
+def split_prediction(
+    out: Tensor, x_t: Tensor, ab_t: float | Tensor, prediction: str
+) -> tuple[Tensor, Tensor]:
+    """Read the network's output as (eps_hat, x0_hat), whatever it was trained to predict.
+
+    x_t = sqrt(ᾱ) x_0 + sqrt(1-ᾱ) ε ties the three together, so one guess gives the other. For v:
+    x0_hat = sqrt(ᾱ) x_t - sqrt(1-ᾱ) v  and  eps_hat = sqrt(ᾱ) v + sqrt(1-ᾱ) x_t   [v sec. 4].
+    """
+    if prediction == "eps":
+        return out, x0_from_eps(x_t, out, ab_t)
+    if prediction == "x0":
+        return eps_from_x0(x_t, out, ab_t), out
+    if prediction == "v":
+        ab_t = to_f64(ab_t)
+        a, s = per_image(ab_t.sqrt(), x_t), per_image((1 - ab_t).sqrt(), x_t)
+        return a * out + s * x_t, a * x_t - s * out
+    raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}.")
+
+
+def sample_t(
+    n: int, T: int, t_sampling: str, generator: torch.Generator | None, device: torch.device
+) -> Tensor:
+    """n training timesteps (LongTensor (n,)).
+
+    "uniform": every t equally likely [DDPM algorithm 1].
+    "logit_normal": t = floor(T · sigmoid(u)), u ~ N(0, 1), which favours the middle of the
+    schedule, where the network has the most to learn [SD3 sec. 3.1].
+    """
+    if t_sampling == "uniform":
+        return torch.randint(0, T, (n,), generator=generator, device=device)
+    if t_sampling == "logit_normal":
+        u = torch.randn(n, generator=generator, device=device)
+        return (T * torch.sigmoid(u)).floor().long().clamp(0, T - 1)
+    raise ValueError(f"t_sampling must be one of {T_SAMPLINGS}, got {t_sampling!r}.")
+
+
+def training_loss(
+    denoiser: Callable[[Tensor, Tensor, Tensor], Tensor],
+    x0: Tensor,
+    ids: Tensor,
+    null_ids: Tensor,
+    alpha_bar: Tensor,
+    prediction: str = "v",
+    p_uncond: float = 0.1,
+    t_sampling: str = "uniform",
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Mean squared error between the network's output and its target, for one batch.
+
+    L = E_{t, x_0, ε} || target - denoiser(x_t, t, ids) ||²   [DDPM eq. 14]
+    with target ε ("eps", as in DDPM), x_0 ("x0") or v ("v"), and x_t from q_sample.
+
+    Condition dropout [CFG algorithm 1]: each row of ids (B, L) is replaced by null_ids (the empty
+    prompt, shape (L,) or (1, L)) with probability p_uncond, so the same network also learns the
+    unconditional prediction that guidance needs.
+    """
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}.")
+    if not 0.0 <= p_uncond <= 1.0:
+        raise ValueError(f"p_uncond must be between 0 and 1, got {p_uncond}.")
+    if ids.ndim != 2:
+        raise ValueError(f"ids must have shape (B, L), got {tuple(ids.shape)}.")
+    B, L = ids.shape
+    if x0.shape[0] != B:
+        raise ValueError(f"x0 has {x0.shape[0]} images but ids has {B} rows; they must match.")
+    if tuple(null_ids.shape) not in ((L,), (1, L)):
+        raise ValueError(
+            f"null_ids must have shape ({L},) or (1, {L}), got {tuple(null_ids.shape)}."
+        )
+
+    t = sample_t(B, alpha_bar.shape[0], t_sampling, generator, x0.device)  # (B,)
+    eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    drop = torch.rand(B, generator=generator, device=x0.device) < p_uncond  # (B,)
+    ids = torch.where(drop.to(ids.device)[:, None], null_ids.to(ids.device).reshape(1, L), ids)
+
+    x_t = q_sample(x0, t, alpha_bar, eps)  # (B, C, H, W)
+    out = denoiser(x_t, t, ids)
+    if out.shape != x0.shape:
+        raise ValueError(
+            f"the denoiser returned shape {tuple(out.shape)} but x0 has shape {tuple(x0.shape)}."
+        )
+    if prediction == "eps":
+        target = eps
+    elif prediction == "x0":
+        target = x0
+    else:
+        target = v_from(x0, eps, alpha_bar_at(alpha_bar, t))
+    return F.mse_loss(out, target)
+
+
+def guided_eps(eps_cond: Tensor, eps_uncond: Tensor, guidance_scale: float) -> Tensor:
+    """eps_hat = eps_uncond + s (eps_cond - eps_uncond)   [CFG eq. 6, with s = 1 + w]
+
+    s = 0 ignores the prompt, s = 1 is the plain conditional prediction, s > 1 pushes the guess
+    further away from the unconditional one (or from a negative prompt passed as eps_uncond).
+    Written as s·eps_cond + (1 - s)·eps_uncond so that s = 0 and s = 1 are exact.
+    """
+    if guidance_scale < 0:
+        raise ValueError(f"guidance_scale must be 0 or more, got {guidance_scale}.")
+    return guidance_scale * eps_cond + (1 - guidance_scale) * eps_uncond

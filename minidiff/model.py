@@ -1,0 +1,101 @@
+"""The text-to-image network: a text encoder and a U-Net, and the config that describes both.
+
+`TextToImage(x_t, t, ids)` is the raw network call used in training. At sampling time the prompt is
+encoded once (`encode_text`) and the U-Net is called every step with the cached token vectors.
+The config also records how the network was trained (schedule, number of timesteps, what it
+predicts), because a sampler needs to know that to read the network's output; the network itself
+never looks at those fields.
+"""
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from .text_encoder import TextEncoder, TextEncoderConfig
+from .unet import UNet, UNetConfig
+
+
+@dataclass
+class ModelConfig:
+    text: TextEncoderConfig
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    schedule: str = "cosine"  # name in minidiff.schedules.SCHEDULES
+    T: int = 1000  # number of training timesteps
+    prediction: str = "v"  # what the network outputs: "eps", "x0" or "v"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        try:
+            unet = dict(d["unet"])
+            for key in ("channels", "attention_levels"):
+                unet[key] = tuple(unet[key])
+            rest = {k: v for k, v in d.items() if k not in ("text", "unet")}
+            return cls(text=TextEncoderConfig(**d["text"]), unet=UNetConfig(**unet), **rest)
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"this is not a minidiff model config ({e})") from None
+
+
+class TextToImage(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        if config.unet.context_dim != config.text.width:
+            raise ValueError(f"unet.context_dim ({config.unet.context_dim}) must equal the text "
+                             f"encoder width ({config.text.width})")
+        self.config = config
+        self.text_encoder = TextEncoder(config.text)
+        self.unet = UNet(config.unet)
+
+    def encode_text(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """ids (B, L) -> context (B, L, D), mask (B, L)."""
+        return self.text_encoder(ids)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        context, mask = self.text_encoder(ids)
+        return self.unet(x_t, t, context, mask)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def shape_table(model: TextToImage, batch: int = 1) -> str:
+    """A per-block table of output shapes and parameter counts, from one real forward pass."""
+    rows: list[tuple[str, str, int]] = []
+    hooks = []
+
+    def record(name):
+        def hook(module, args, out):
+            shape = out[0].shape if isinstance(out, tuple) else out.shape
+            rows.append((name, str(tuple(shape)), count_parameters(module)))
+        return hook
+
+    named = [("text_encoder", model.text_encoder)]
+    unet = model.unet
+    named += [("unet.conv_in", unet.conv_in)]
+    named += [(f"unet.down.{i}", m) for i, m in enumerate(unet.down)]
+    named += [(f"unet.downsample.{i}", m) for i, m in enumerate(unet.downsample)
+              if not isinstance(m, nn.Identity)]
+    named += [("unet.mid", unet.mid)]
+    named += [(f"unet.up.{i}", m) for i, m in enumerate(unet.up)]
+    named += [("unet.conv_out", unet.conv_out)]
+    for name, module in named:
+        hooks.append(module.register_forward_hook(record(name)))
+    cfg = model.config
+    device = next(model.parameters()).device
+    x = torch.zeros(batch, cfg.unet.image_channels, cfg.unet.image_size, cfg.unet.image_size,
+                    device=device)
+    ids = torch.ones(batch, cfg.text.max_tokens, dtype=torch.long, device=device)
+    try:
+        with torch.no_grad():
+            model(x, torch.zeros(batch, dtype=torch.long, device=device), ids)
+    finally:
+        for h in hooks:
+            h.remove()
+    lines = [f"{'block':<20} {'output shape':<22} {'parameters':>10}"]
+    lines += [f"{n:<20} {s:<22} {p:>10,}" for n, s, p in rows]
+    lines.append(f"{'total':<20} {'':<22} {count_parameters(model):>10,}")
+    return "\n".join(lines)

@@ -1,0 +1,231 @@
+"""Training: one loop, from scratch, on Shapes-world pictures drawn on the fly.
+
+    minidiff train --preset small --out runs/small          # start
+    minidiff train --preset small --out runs/small --resume # go on after an interruption
+
+Each step draws the next batch of training pictures and captions (batch k is always the same
+pictures), noises them with a generator seeded by (seed, step), and takes one AdamW step on the loss
+of `minidiff.diffusion.training_loss`. An EMA copy of the weights is what gets sampled and shipped.
+Because data and noise depend only on the step number, a run resumed from a checkpoint continues the
+very same loss curve. Checkpoints are written atomically (see `minidiff.checkpoint`); Ctrl-C saves
+one before stopping.
+"""
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from . import world
+from .checkpoint import load_training, save_model, save_training
+from .device import pick_device
+from .diffusion import training_loss
+from .grid import make_grid, save_png
+from .model import ModelConfig, TextToImage
+from .schedules import make_alpha_bar
+from .text_encoder import TextEncoderConfig
+from .tokenizer import MAX_TOKENS, Tokenizer
+from .unet import UNetConfig
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 6000
+    batch_size: int = 64
+    lr: float = 1e-3
+    warmup: int = 200  # linear warm-up steps, then cosine decay to lr / 10
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    p_uncond: float = 0.1  # condition dropout, for classifier-free guidance
+    t_sampling: str = "logit_normal"  # or "uniform"
+    seed: int = 0
+    checkpoint_every: int = 250
+    sample_every: int = 1000
+    snapshot_steps: tuple[int, ...] = ()  # also save EMA weights at these steps
+    log_every: int = 10
+
+
+def _text(width: int, layers: int) -> TextEncoderConfig:
+    return TextEncoderConfig(vocab_size=len(Tokenizer()), max_tokens=MAX_TOKENS, width=width,
+                             layers=layers, heads=4)
+
+
+def preset(name: str) -> tuple[ModelConfig, TrainConfig]:
+    """Named (model, training) configurations. 'tiny' is for tests; 'small' is the shipped model."""
+    if name == "tiny":  # seconds on a CPU; learns nothing useful
+        model = ModelConfig(text=_text(32, 1),
+                            unet=UNetConfig(channels=(16, 32, 32), context_dim=32, heads=2))
+        return model, TrainConfig(steps=20, batch_size=8, warmup=5, checkpoint_every=10,
+                                  sample_every=20, log_every=5, lr=1e-3)
+    if name == "small":  # the shipped model: ~1.5M parameters, ~30 minutes on a 2-core CPU
+        model = ModelConfig(text=_text(128, 2),
+                            unet=UNetConfig(channels=(48, 96, 96), context_dim=128, heads=4))
+        return model, TrainConfig(steps=6000, batch_size=64, lr=1e-3,
+                                  snapshot_steps=(100, 300, 1000, 3000))
+    if name == "base":  # wider, for a GPU
+        model = ModelConfig(text=_text(128, 2),
+                            unet=UNetConfig(channels=(64, 128, 128), context_dim=128, heads=4))
+        return model, TrainConfig(steps=10000, batch_size=128, lr=1e-3)
+    raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+
+
+PRESETS = ("tiny", "small", "base")
+SAMPLE_PROMPTS = ("a large red circle in the center", "a small blue square in the top left",
+                  "a large yellow triangle at the bottom", "a large green star on the right",
+                  "a large purple star", "a small orange circle", "a green triangle",
+                  "a blue star in the bottom right")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss stopped being a finite number."""
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, step: int, decay: float) -> None:
+    """ema <- d * ema + (1 - d) * model, with d warmed up so early averages are not all init."""
+    d = min(decay, (1 + step) / (10 + step))
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1 - d)
+
+
+def step_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
+    return torch.Generator(device).manual_seed(seed * 1_000_003 + step)
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    step: int
+    history: list[dict] = field(default_factory=list)  # one record per logged step
+
+
+def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | Path,
+          resume: bool = False, device: str | None = None, progress: bool = True,
+          stop_at: int | None = None) -> TrainResult:
+    """Train (or resume) a run in `out_dir`; `stop_at` ends early at that step, as an interruption."""
+    cfg = train_config
+    out = Path(out_dir)
+    ckpt = out / "checkpoint.safetensors"
+    if ckpt.exists() and not resume:
+        raise FileExistsError(f"'{out}' already holds a run; pass resume=True (--resume) to "
+                              "continue it, or choose another output folder")
+    if resume and not ckpt.exists():
+        raise FileNotFoundError(f"there is no checkpoint to resume in '{out}'")
+    for name in ("steps", "batch_size", "checkpoint_every", "sample_every", "log_every"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be at least 1, got {getattr(cfg, name)}")
+    if not cfg.lr > 0:
+        raise ValueError(f"lr must be positive, got {cfg.lr}")
+    dev = pick_device(device)
+    torch.manual_seed(cfg.seed)
+    model = TextToImage(model_config).to(dev)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99),
+                                  weight_decay=cfg.weight_decay)
+    start, elapsed = 0, 0.0
+    if resume:
+        start, stored = load_training(ckpt, model, ema, optimizer)
+        stored_cfg = TrainConfig(**{**stored, "snapshot_steps": tuple(stored["snapshot_steps"])})
+        if replace(stored_cfg, steps=cfg.steps) != cfg:
+            raise ValueError(f"'{ckpt}' was made with other training settings; resume with the "
+                             "same preset (only --steps may change)")
+    out.mkdir(parents=True, exist_ok=True)
+    log_path = out / "log.jsonl"
+    history = _read_log(log_path, upto=start)
+    if history:
+        elapsed = history[-1]["elapsed"]
+    _write_log(log_path, history)  # drop records after the checkpoint we resumed from
+
+    tokenizer = Tokenizer()
+    null_ids = tokenizer.encode("")[0].to(dev)
+    alpha_bar = make_alpha_bar(model_config.schedule, model_config.T).to(dev)
+    end = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
+    bar = tqdm(total=cfg.steps, initial=start, desc="training", unit="step", disable=not progress)
+    step, t0 = start, time.perf_counter() - elapsed
+    model.train()
+    try:
+        while step < end:
+            images, captions, _ = world.batch("train", step * cfg.batch_size, cfg.batch_size,
+                                              seed=cfg.seed)
+            x0 = world.to_tensor(images).to(dev)  # (B, 3, 32, 32)
+            ids = tokenizer.encode(captions).to(dev)  # (B, L)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, cfg)
+            loss = training_loss(model, x0, ids, null_ids, alpha_bar, model_config.prediction,
+                                 cfg.p_uncond, cfg.t_sampling,
+                                 generator=step_generator(cfg.seed, step, dev))
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"the loss became {loss.item()} at step {step}; the last good checkpoint is "
+                    f"'{ckpt}' — try a lower learning rate than {cfg.lr}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            ema_update(ema, model, step, cfg.ema_decay)
+            step += 1
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == end:
+                record = {"step": step, "loss": round(loss.item(), 6),
+                          "lr": learning_rate(step - 1, cfg),
+                          "elapsed": round(time.perf_counter() - t0, 3)}
+                history.append(record)
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                bar.set_postfix(loss=f"{record['loss']:.4f}")
+            if step in cfg.snapshot_steps:
+                save_model(ema, out / "snapshots" / f"step-{step:06d}.safetensors",
+                           info={"step": step}, dtype=torch.float16)
+            if step % cfg.sample_every == 0 or step == cfg.steps:
+                _sample_grid(ema, out / "samples" / f"step-{step:06d}.png", dev)
+            if step % cfg.checkpoint_every == 0 or step == end:
+                save_training(ckpt, model, ema, optimizer, step, asdict(cfg))
+    except KeyboardInterrupt:
+        save_training(ckpt, model, ema, optimizer, step, asdict(cfg))
+        bar.close()
+        print(f"stopped at step {step}; checkpoint saved, continue with --resume")
+        raise
+    bar.close()
+    if step == cfg.steps:
+        info = {"step": step, "train_config": asdict(cfg), "elapsed_s": history[-1]["elapsed"]
+                if history else None, "final_loss": history[-1]["loss"] if history else None}
+        save_model(ema, out / "model.safetensors", info=info)
+    return TrainResult(out, step, history)
+
+
+def _sample_grid(ema: TextToImage, path: Path, dev: torch.device) -> None:
+    from .pipeline import Pipeline  # the pipeline sits above training; import it when needed
+
+    was_training = ema.training
+    pipe = Pipeline(ema, dev)
+    images = pipe.generate(list(SAMPLE_PROMPTS), n=4, steps=20, seed=0)  # (32, 32, 32, 3)
+    ema.train(was_training)
+    save_png(make_grid(images.reshape(len(SAMPLE_PROMPTS), 4, 32, 32, 3).transpose(1, 0, 2, 3, 4)
+                       .reshape(-1, 32, 32, 3), ncol=len(SAMPLE_PROMPTS)), path)
+
+
+def _read_log(path: Path, upto: int) -> list[dict]:
+    if not path.exists():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in records if r["step"] <= upto]
+
+
+def _write_log(path: Path, records: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+    tmp.replace(path)

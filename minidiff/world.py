@@ -1,0 +1,334 @@
+"""The Shapes world: the pictures and captions the course's model learns from.
+
+One 32 x 32 picture holds one flat, anti-aliased object on a light background. Four attributes
+describe it (colour, shape, size, position: 6 x 4 x 2 x 9 = 432 combinations) and a caption names
+some of them in plain English. Everything is generated on the fly and is deterministic: picture
+`index` of a split with a given `seed` comes from its own random stream
+`np.random.default_rng([seed, split_id, index])`, so it is the same on every machine and in any
+batch. The pairs in HELD_OUT never appear in the train split (the composition test of the course).
+"""
+
+import json
+import math
+from dataclasses import dataclass
+from itertools import product
+from pathlib import Path
+
+import numpy as np
+
+COLOURS = ("red", "orange", "yellow", "green", "blue", "purple")
+SHAPES = ("circle", "square", "triangle", "star")
+SIZES = ("small", "large")
+POSITIONS = ("top left", "top", "top right", "left", "center", "right",
+             "bottom left", "bottom", "bottom right")
+HELD_OUT = (("purple", "star"), ("green", "triangle"), ("orange", "circle"))
+ATTRIBUTES = {"colour": COLOURS, "shape": SHAPES, "size": SIZES, "position": POSITIONS}
+SPLITS = ("train", "val", "test")
+IMAGE_SIZE = 32
+BACKGROUND = (235, 235, 235)
+PALETTE = {"red": (215, 40, 40), "orange": (240, 120, 20), "yellow": (235, 200, 20),
+           "green": (40, 160, 65), "blue": (40, 95, 215), "purple": (140, 55, 190)}
+WIDTHS = {"small": 10.0, "large": 19.0}  # object width in pixels before jitter; large ~ 2 x small
+POSITION_JITTER = 1.0  # pixels, uniform in [-1, 1] on each axis
+SIZE_JITTER = 0.04  # relative, uniform in [-4 %, +4 %]
+COLOUR_JITTER = 6  # units per channel, uniform in [-6, 6]
+MARGIN = 2.5  # pixels between the canvas edge and an object at an edge position, before jitter
+STAR_INNER = 0.5  # inner / outer radius of the star; a slim pentagram (0.38) blurs at 10 px
+
+# Caption words. One attribute value is always written with the same words (large/big and
+# small/tiny are the only synonyms), so a model can learn what each word means.
+SIZE_WORDS = {"large": ("large", "big"), "small": ("small", "tiny")}
+NOUN_FOR_ANY_SHAPE = "shape"
+PHRASES = {"top left": "in the top left", "top": "at the top", "top right": "in the top right",
+           "left": "on the left", "center": "in the center", "right": "on the right",
+           "bottom left": "in the bottom left", "bottom": "at the bottom",
+           "bottom right": "in the bottom right"}
+TEMPLATES = ("a large red circle in the top left", "red circle, top left, large",
+             "a circle that is red and large in the top left", "in the top left, a large red circle")
+GLUE_WORDS = ("a", "an", "that", "is", "and", "in", "at", "on", "the", ",")
+WORDS = (GLUE_WORDS + COLOURS + SHAPES + (NOUN_FOR_ANY_SHAPE,)
+         + tuple(w for words in SIZE_WORDS.values() for w in words)
+         + ("top", "bottom", "left", "right", "center"))
+OMIT_PROBABILITY = {"colour": 0.15, "shape": 0.15, "size": 0.3, "position": 0.3}
+
+
+@dataclass(frozen=True)
+class Attributes:
+    colour: str
+    shape: str
+    size: str
+    position: str
+
+    def __post_init__(self):
+        for name, allowed in ATTRIBUTES.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(allowed)}")
+
+
+@dataclass
+class Example:
+    image: np.ndarray  # (32, 32, 3) uint8
+    caption: str
+    attrs: Attributes
+    mentioned: tuple[str, ...]  # the attributes the caption names, in ATTRIBUTES order
+
+
+def _check_split(split: str):
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; allowed splits: {', '.join(SPLITS)}")
+
+
+def combinations(split: str) -> tuple[Attributes, ...]:
+    """Every attribute combination a split can show: 378 for train (no HELD_OUT pair), else 432."""
+    _check_split(split)
+    return tuple(Attributes(*c) for c in product(COLOURS, SHAPES, SIZES, POSITIONS)
+                 if split != "train" or (c[0], c[1]) not in HELD_OUT)
+
+
+_COMBINATIONS = {split: combinations(split) for split in SPLITS}
+
+# -- drawing -------------------------------------------------------------------------------------
+# Each shape is an inside test on points (x, y) measured in pixels from the centre of the shape's
+# bounding box, y pointing up; h is half the box width. Anti-aliasing: test 4 x 4 points per pixel
+# and average, so an edge pixel gets the fraction of its area that the shape covers.
+SUPERSAMPLE = 4
+SQRT3 = math.sqrt(3)
+_SAMPLES = (np.arange(IMAGE_SIZE * SUPERSAMPLE, dtype=np.float32) + 0.5) / SUPERSAMPLE
+
+
+def _mirror(x, y, degrees: float):
+    """Reflect points lying clockwise of the mirror line `degrees` clockwise from up onto its other
+    side: p -> p - 2 max(p . n, 0) n, with n the line's unit normal. Plain arithmetic, no trig on
+    arrays, so every machine computes the same bits."""
+    nx, ny = math.cos(math.radians(degrees)), -math.sin(math.radians(degrees))
+    s = 2 * np.maximum(x * nx + y * ny, 0)
+    return x - s * nx, y - s * ny
+
+
+def _inside_star(x, y, h):
+    """Inside a five-pointed star, one tip up, whose bounding box is 2h wide."""
+    outer = h / math.sin(math.radians(72))  # tip radius; the tips beside the top one are widest
+    inner = STAR_INNER * outer  # radius of the inner corners, 36 degrees from the tips
+    y = y + outer * (1 - math.cos(math.radians(36))) / 2  # from the box centre to the star centre
+    # The star has mirror lines every 36 degrees: fold every point into the wedge between the top
+    # tip (0 degrees) and the inner corner beside it (36 degrees), then test one edge.
+    x, y = _mirror(np.abs(x), y, 72)  # angles in [0, 180] -> [-36, 72]
+    x, y = _mirror(np.abs(x), y, 36)  # -> [0, 72] -> [0, 36]
+    tx, ty = 0.0, outer  # the tip
+    cx, cy = inner * math.sin(math.radians(36)), inner * math.cos(math.radians(36))  # the corner
+    return (cx - tx) * (y - ty) - (cy - ty) * (x - tx) <= 0  # on the centre's side of the edge
+
+
+_INSIDE = {
+    "circle": lambda x, y, h: x * x + y * y <= h * h,
+    "square": lambda x, y, h: np.maximum(np.abs(x), np.abs(y)) <= h,
+    # equilateral, tip up: above the base and below both slanted sides (slope sqrt(3))
+    "triangle": lambda x, y, h: (y >= -h * SQRT3 / 2) & (y + SQRT3 * np.abs(x) <= h * SQRT3 / 2),
+    "star": _inside_star,
+}
+HEIGHT_PER_WIDTH = {"circle": 1.0, "square": 1.0, "triangle": SQRT3 / 2,
+                    "star": (1 + math.cos(math.pi / 5)) / (2 * math.sin(2 * math.pi / 5))}
+
+
+def _coverage(shape: str, cx: np.ndarray, cy: np.ndarray, width: np.ndarray,
+              side: int) -> np.ndarray:
+    """Box centres and widths (n,) in pixels from a window's top left corner -> fraction of each
+    pixel of the side x side window that the shape covers, (n, side, side)."""
+    samples = _SAMPLES[: side * SUPERSAMPLE]
+    x = samples[None, None, :] - cx[:, None, None]  # (n, 1, side * 4)
+    y = cy[:, None, None] - samples[None, :, None]  # (n, side * 4, 1), up is positive
+    inside = _INSIDE[shape](x, y, width[:, None, None] / 2)  # (n, side * 4, side * 4)
+    s = SUPERSAMPLE
+    hits = inside.reshape(-1, side, s, side, s).sum(axis=(2, 4), dtype=np.float32)
+    return hits / (s * s)  # (n, side, side)
+
+
+def _layout(attrs: Attributes, u: np.ndarray) -> tuple[float, float, float, np.ndarray]:
+    """Six uniforms u in [0, 1) -> box centre (cx, cy), width and RGB colour of one object."""
+    width = WIDTHS[attrs.size]
+    height = width * HEIGHT_PER_WIDTH[attrs.shape]
+    row, col = divmod(POSITIONS.index(attrs.position), 3)
+    # An edge position puts the box MARGIN pixels from the edge, so jitter never leaves the canvas.
+    cx = MARGIN + width / 2 + col * (IMAGE_SIZE - 2 * MARGIN - width) / 2
+    cy = MARGIN + height / 2 + row * (IMAGE_SIZE - 2 * MARGIN - height) / 2
+    jitter = 2 * u - 1  # (6,) in [-1, 1)
+    cx, cy = cx + POSITION_JITTER * jitter[0], cy + POSITION_JITTER * jitter[1]
+    width = width * (1 + SIZE_JITTER * jitter[2])
+    rgb = np.array(PALETTE[attrs.colour]) + np.round(COLOUR_JITTER * jitter[3:])
+    return cx, cy, width, rgb
+
+
+def _paint(attrs: list[Attributes], layouts: list[tuple]) -> np.ndarray:
+    """Draw n objects at once -> uint8 (n, 32, 32, 3)."""
+    cx, cy, width = (np.array([lay[i] for lay in layouts], dtype=np.float32) for i in range(3))
+    rgb = np.array([lay[3] for lay in layouts], dtype=np.float32)  # (n, 3)
+    alpha = np.zeros((len(attrs), IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)  # (n, 32, 32)
+    kinds = np.array([SHAPES.index(a.shape) * len(SIZES) + SIZES.index(a.size) for a in attrs])
+    for kind, (shape, size) in enumerate(product(SHAPES, SIZES)):
+        rows = np.flatnonzero(kinds == kind)
+        # Only a window around each object is sampled: 3 times less work than the whole canvas.
+        side = math.ceil(WIDTHS[size] * (1 + SIZE_JITTER)) + 2
+        left = np.clip(np.floor(cx[rows] - side / 2), 0, IMAGE_SIZE - side).astype(int)  # (m,)
+        top = np.clip(np.floor(cy[rows] - side / 2), 0, IMAGE_SIZE - side).astype(int)
+        window = _coverage(shape, cx[rows] - left, cy[rows] - top, width[rows], side)
+        steps = np.arange(side)
+        alpha[rows[:, None, None], top[:, None, None] + steps[None, :, None],
+              left[:, None, None] + steps[None, None, :]] = window  # (m, side, side)
+    alpha = alpha[..., None]  # (n, 32, 32, 1)
+    image = (1 - alpha) * np.array(BACKGROUND, dtype=np.float32) + alpha * rgb[:, None, None, :]
+    return np.round(image).astype(np.uint8)
+
+
+def render(attrs: Attributes, rng: np.random.Generator) -> np.ndarray:
+    """One picture of `attrs` with random jitter drawn from rng -> uint8 (32, 32, 3)."""
+    return _paint([attrs], [_layout(attrs, rng.random(6))])[0]
+
+
+# -- captions ------------------------------------------------------------------------------------
+def _random_mention(rng: np.random.Generator) -> tuple[str, ...]:
+    u = rng.random(len(ATTRIBUTES))
+    mention = tuple(n for n, p in zip(ATTRIBUTES, u) if p >= OMIT_PROBABILITY[n])
+    return mention or ("shape",)  # never an empty caption: "" is the unconditional prompt
+
+
+def _with_article(words: list[str]) -> str:
+    return ("an " if words[0][0] in "aeiou" else "a ") + " ".join(words)
+
+
+def caption(attrs: Attributes, rng: np.random.Generator,
+            mention: tuple[str, ...] | None = None) -> str:
+    """A caption naming the attributes in `mention` (random if None) in one of four templates."""
+    if mention is None:
+        mention = _random_mention(rng)
+    unknown = set(mention) - set(ATTRIBUTES)
+    if unknown:
+        raise ValueError(f"mention names unknown attributes {sorted(unknown)}; "
+                         f"allowed: {', '.join(ATTRIBUTES)}")
+    template, synonym = rng.random(2)
+    if not mention:
+        return ""
+    colour = attrs.colour if "colour" in mention else None
+    noun = attrs.shape if "shape" in mention else NOUN_FOR_ANY_SHAPE
+    size = SIZE_WORDS[attrs.size][int(synonym * 2)] if "size" in mention else None
+    position = attrs.position if "position" in mention else None
+    phrase = PHRASES.get(position)
+    noun_phrase = _with_article([w for w in (size, colour, noun) if w])
+    template = int(template * len(TEMPLATES))
+    if template == 0:  # a large red circle in the top left
+        words = [noun_phrase, phrase]
+    elif template == 1:  # red circle, top left, large
+        words = [" ".join(w for w in (colour, noun) if w), position, size]
+        return ", ".join(w for w in words if w)
+    elif template == 2:  # a circle that is red and large in the top left
+        adjectives = " and ".join(w for w in (colour, size) if w)
+        words = [_with_article([noun]), adjectives and "that is " + adjectives, phrase]
+    elif template == 3:  # in the top left, a large red circle
+        return f"{phrase}, {noun_phrase}" if phrase else noun_phrase
+    else:
+        raise AssertionError(f"no template number {template}")
+    return " ".join(w for w in words if w)
+
+
+_MEANINGS = {**{c: ("colour", c) for c in COLOURS}, **{s: ("shape", s) for s in SHAPES},
+             **{w: ("size", size) for size, words in SIZE_WORDS.items() for w in words},
+             "top": ("vertical", "top"), "bottom": ("vertical", "bottom"),
+             "left": ("horizontal", "left"), "right": ("horizontal", "right"),
+             "center": ("center", "center")}  # the words that carry meaning; the rest is glue
+
+
+def parse_prompt(prompt: str) -> dict[str, str]:
+    """The attributes a prompt names, synonyms resolved: "a big red star" -> {"colour": "red",
+    "shape": "star", "size": "large"}. The inverse of caption(); unknown words raise ValueError."""
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a string, got {type(prompt).__name__}")
+    found: dict[str, str] = {}
+    for word in prompt.lower().replace(",", " , ").split():
+        if word not in WORDS:
+            raise ValueError(f"unknown word {word!r} in prompt {prompt!r}")
+        key, value = _MEANINGS.get(word, (None, None))
+        if key is not None and found.setdefault(key, value) != value:
+            raise ValueError(f"prompt {prompt!r} names both {found[key]} and {value}")
+    place = [found.pop(k) for k in ("vertical", "horizontal", "center") if k in found]
+    if "center" in place and len(place) > 1:
+        raise ValueError(f"prompt {prompt!r} mixes center with another position")
+    if place:
+        found["position"] = " ".join(place)  # e.g. "top" + "left" -> "top left"
+    return {k: found[k] for k in ATTRIBUTES if k in found}
+
+
+# -- splits --------------------------------------------------------------------------------------
+def _describe(split: str, index: int, seed: int):
+    """Everything about picture `index` of a split but its pixels: (attrs, layout, caption,
+    mentioned), drawn from the picture's own random stream."""
+    rng = np.random.default_rng([seed, SPLITS.index(split), index])
+    allowed = _COMBINATIONS[split]
+    attrs = allowed[rng.integers(len(allowed))]  # uniform over the split's combinations
+    layout = _layout(attrs, rng.random(6))  # the draws render() makes
+    mention = _random_mention(rng)
+    return attrs, layout, caption(attrs, rng, mention), mention
+
+
+def _generate(split: str, start: int, n: int, seed: int):
+    """Pictures start .. start + n - 1 of a split: (images, captions, attrs, mentioned)."""
+    _check_split(split)
+    if not (isinstance(start, int) and isinstance(n, int) and start >= 0 and n >= 1):
+        raise ValueError(f"need an integer start >= 0 and n >= 1, got start={start!r}, n={n!r}")
+    attrs, layouts, captions, mentioned = zip(*(_describe(split, i, seed)
+                                                for i in range(start, start + n)))
+    return _paint(list(attrs), list(layouts)), list(captions), list(attrs), list(mentioned)
+
+
+def batch(split: str, start: int, n: int, seed: int = 0):
+    """Pictures start .. start + n - 1 of a split -> (uint8 (n, 32, 32, 3), captions, attrs)."""
+    images, captions, attrs, _ = _generate(split, start, n, seed)
+    return images, captions, attrs
+
+
+def example(split: str, index: int, seed: int = 0) -> Example:
+    """Picture `index` of a split: the same as picture `index` of any batch that contains it."""
+    images, captions, attrs, mentioned = _generate(split, index, 1, seed)
+    return Example(images[0], captions[0], attrs[0], mentioned[0])
+
+
+def export_split(split: str, n: int, out_dir, seed: int = 0) -> Path:
+    """Write pictures 0 .. n - 1 of a split as 00000.png ... plus captions.jsonl into out_dir."""
+    from PIL import Image
+
+    _check_split(split)
+    if not isinstance(n, int) or n <= 0:
+        raise ValueError(f"n must be a positive integer number of pictures, got {n!r}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    digits = max(5, len(str(n - 1)))
+    with open(out_dir / "captions.jsonl", "w") as lines:
+        for start in range(0, n, 1000):
+            images, captions, attrs, mentioned = _generate(split, start, min(1000, n - start), seed)
+            for i, image in enumerate(images):
+                file = f"{start + i:0{digits}d}.png"
+                Image.fromarray(image).save(out_dir / file)
+                row = {"file": file, "caption": captions[i], **vars(attrs[i]),
+                       "mentioned": list(mentioned[i])}
+                lines.write(json.dumps(row) + "\n")
+    return out_dir
+
+
+# -- pixels <-> model space ----------------------------------------------------------------------
+def to_tensor(images: np.ndarray):
+    """uint8 (N, H, W, 3) in [0, 255] -> float32 torch tensor (N, 3, H, W) in [-1, 1]."""
+    import torch  # lazy: generating the world needs numpy only
+
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"to_tensor expects uint8 pictures of shape (N, H, W, 3), got "
+                         f"{images.dtype} {images.shape}; for one picture pass image[None]")
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float()  # (N, 3, H, W)
+    return x / 127.5 - 1
+
+
+def to_uint8(x) -> np.ndarray:
+    """Float tensor (N, 3, H, W), nominally in [-1, 1] -> uint8 (N, H, W, 3); clips outside."""
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"to_uint8 expects a tensor of shape (N, 3, H, W), got {tuple(x.shape)}")
+    x = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round()
+    return x.to("cpu").byte().permute(0, 2, 3, 1).numpy()  # (N, H, W, 3)

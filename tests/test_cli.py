@@ -1,0 +1,48 @@
+import json
+
+import pytest
+from PIL import Image
+
+from minidiff.cli import main
+
+
+def test_generate_writes_a_grid_and_single_pictures(tiny_model_file, tmp_path, capsys):
+    grid = tmp_path / "grid.png"
+    main(["generate", "a large red star in the top left", "--n", "4", "--steps", "3",
+          "--weights", str(tiny_model_file), "--out", str(grid), "--out-dir", str(tmp_path / "one"),
+          "--device", "cpu"])
+    assert Image.open(grid).size[0] > 4 * 32
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == [f"00{i}.png" for i in range(4)]
+    assert Image.open(tmp_path / "one" / "000.png").size == (32, 32)
+
+
+def test_generate_reports_a_bad_prompt_in_one_line(tiny_model_file, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["generate", "a pruple star", "--weights", str(tiny_model_file),
+              "--out", str(tmp_path / "g.png")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("minidiff generate: error: unknown word 'pruple'")
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "g.png").exists()
+
+
+def test_dataset_exports_pictures_and_captions(tmp_path):
+    main(["dataset", "--split", "test", "--n", "5", "--out", str(tmp_path)])
+    lines = (tmp_path / "captions.jsonl").read_text().splitlines()
+    assert len(lines) == 5
+    first = json.loads(lines[0])
+    assert {"caption", "colour", "shape", "size", "position"} <= set(first)
+    assert len(list(tmp_path.glob("*.png"))) == 5
+
+
+def test_info_prints_the_shape_table(capsys):
+    main(["info", "--preset", "small"])
+    out = capsys.readouterr().out
+    assert "U-Net:" in out and "unet.mid" in out and "total" in out
+
+
+def test_train_refuses_an_unknown_preset(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--preset", "huge", "--out", str(tmp_path / "run")])
+    assert "unknown preset 'huge'" in capsys.readouterr().err

@@ -1,0 +1,94 @@
+from dataclasses import replace
+
+import pytest
+import torch
+
+from minidiff.checkpoint import CheckpointError, load_model
+from minidiff.train import TrainingDiverged, learning_rate, preset, train
+
+
+@pytest.fixture(scope="module")
+def configs():
+    model_config, train_config = preset("tiny")
+    return model_config, replace(train_config, steps=20, checkpoint_every=5, sample_every=20,
+                                 log_every=1, snapshot_steps=(10,))
+
+
+@pytest.fixture(scope="module")
+def full_run(configs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("full")
+    return train(*configs, out, device="cpu", progress=False)
+
+
+def test_a_run_writes_model_checkpoint_samples_and_snapshots(full_run):
+    out = full_run.out_dir
+    assert full_run.step == 20
+    assert (out / "model.safetensors").exists()
+    assert (out / "checkpoint.safetensors").exists()
+    assert (out / "samples" / "step-000020.png").exists()
+    assert (out / "snapshots" / "step-000010.safetensors").exists()
+    _, info = load_model(out / "model.safetensors")
+    assert info["step"] == 20
+    assert [r["step"] for r in full_run.history] == list(range(1, 21))
+
+
+def test_an_interrupted_run_resumes_on_the_same_loss_curve(configs, full_run, tmp_path):
+    first = train(*configs, tmp_path, device="cpu", progress=False, stop_at=12)
+    assert first.step == 12
+    resumed = train(*configs, tmp_path, resume=True, device="cpu", progress=False)
+    assert resumed.step == 20
+    expected = [r["loss"] for r in full_run.history]
+    got = [r["loss"] for r in resumed.history]
+    assert got == pytest.approx(expected, rel=1e-5, abs=1e-7)
+    a, _ = load_model(full_run.out_dir / "model.safetensors")
+    b, _ = load_model(tmp_path / "model.safetensors")
+    for (k, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_starting_over_an_existing_run_is_refused(configs, full_run):
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        train(*configs, full_run.out_dir, device="cpu", progress=False)
+
+
+def test_resume_needs_a_checkpoint_and_the_same_settings(configs, full_run, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint to resume"):
+        train(*configs, tmp_path, resume=True, device="cpu", progress=False)
+    model_config, train_config = configs
+    with pytest.raises(ValueError, match="other training settings"):
+        train(model_config, replace(train_config, lr=5e-3), full_run.out_dir, resume=True,
+              device="cpu", progress=False)
+    bigger = replace(model_config, unet=replace(model_config.unet, channels=(16, 32, 64)))
+    with pytest.raises(CheckpointError, match="another model config"):
+        train(bigger, train_config, full_run.out_dir, resume=True, device="cpu", progress=False)
+
+
+def test_a_diverging_run_stops_with_a_clear_message(configs, tmp_path, monkeypatch):
+    import minidiff.train as training
+
+    real_loss, calls = training.training_loss, []
+
+    def loss_that_blows_up(*args, **kwargs):
+        calls.append(1)
+        loss = real_loss(*args, **kwargs)
+        return loss * float("nan") if len(calls) > 3 else loss
+
+    monkeypatch.setattr(training, "training_loss", loss_that_blows_up)
+    with pytest.raises(TrainingDiverged, match="loss became nan at step 3; the last good"):
+        train(*configs, tmp_path, device="cpu", progress=False)
+
+
+def test_bad_settings_are_refused(configs, tmp_path):
+    model_config, train_config = configs
+    with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
+        train(model_config, replace(train_config, batch_size=0), tmp_path, progress=False)
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        preset("huge")
+
+
+def test_learning_rate_warms_up_then_decays():
+    _, cfg = preset("small")
+    lrs = [learning_rate(s, cfg) for s in range(cfg.steps)]
+    assert lrs[0] < lrs[cfg.warmup - 1] == pytest.approx(cfg.lr)
+    assert all(a >= b for a, b in zip(lrs[cfg.warmup:], lrs[cfg.warmup + 1:]))
+    assert lrs[-1] == pytest.approx(cfg.lr / 10, rel=1e-3)
