@@ -55,7 +55,8 @@ class Pipeline:
         self.config = model.config
         self.info = info or {}
         self.tokenizer = Tokenizer()
-        self.alpha_bar = make_alpha_bar(self.config.schedule, self.config.T).to(self.device)
+        # alpha_bar stays a float64 CPU tensor (MPS has no float64); samplers cast per step.
+        self.alpha_bar = make_alpha_bar(self.config.schedule, self.config.T)
 
     # -- the guided network call -------------------------------------------------------------
     def _ids(self, prompt: str | list[str] | None, n: int) -> torch.Tensor:

@@ -14,6 +14,8 @@ one before stopping.
 import copy
 import json
 import math
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -151,11 +153,12 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
 
     tokenizer = Tokenizer()
     null_ids = tokenizer.encode("")[0].to(dev)
-    alpha_bar = make_alpha_bar(model_config.schedule, model_config.T).to(dev)
+    alpha_bar = make_alpha_bar(model_config.schedule, model_config.T)  # float64, on the CPU
     end = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
     bar = tqdm(total=cfg.steps, initial=start, desc="training", unit="step", disable=not progress)
     step, t0 = start, time.perf_counter() - elapsed
     model.train()
+    restore_sigterm = _sigterm_as_interrupt()
     try:
         while step < end:
             images, captions, _ = world.batch("train", step * cfg.batch_size, cfg.batch_size,
@@ -198,12 +201,26 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
         bar.close()
         print(f"stopped at step {step}; checkpoint saved, continue with --resume")
         raise
+    finally:
+        restore_sigterm()
     bar.close()
     if step == cfg.steps:
         info = {"step": step, "train_config": asdict(cfg), "elapsed_s": history[-1]["elapsed"]
                 if history else None, "final_loss": history[-1]["loss"] if history else None}
         save_model(ema, out / "model.safetensors", info=info)
     return TrainResult(out, step, history)
+
+
+def _sigterm_as_interrupt():
+    """Let `kill` (SIGTERM) stop a run like Ctrl-C does: save a checkpoint, then stop."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def _sample_grid(ema: TextToImage, path: Path, dev: torch.device) -> None:

@@ -92,3 +92,35 @@ def test_learning_rate_warms_up_then_decays():
     assert lrs[0] < lrs[cfg.warmup - 1] == pytest.approx(cfg.lr)
     assert all(a >= b for a, b in zip(lrs[cfg.warmup:], lrs[cfg.warmup + 1:]))
     assert lrs[-1] == pytest.approx(cfg.lr / 10, rel=1e-3)
+
+
+def test_a_killed_training_process_saves_and_resumes(tmp_path):
+    """`kill` (SIGTERM) on a real `minidiff train` process: checkpoint saved, --resume finishes."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "minidiff.cli", "train", "--preset", "tiny", "--out", str(out),
+           "--steps", "300", "--device", "cpu"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = out / "log.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) >= 4:  # 20 steps logged
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "training finished before it could be interrupted"
+    proc.send_signal(signal.SIGTERM)
+    stdout, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "checkpoint saved, continue with --resume" in stdout
+    stopped = int(stdout.split("stopped at step ")[1].split(";")[0])
+    assert 0 < stopped < 300
+    done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert steps == list(range(5, 301, 5))  # every logged step exactly once, none lost
+    assert (out / "model.safetensors").exists()
