@@ -36,6 +36,7 @@ def _atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], pat
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; weights are ordinary files
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -69,7 +69,7 @@ def preset(name: str) -> tuple[ModelConfig, TrainConfig]:
         model = ModelConfig(text=_text(128, 2),
                             unet=UNetConfig(channels=(48, 96, 96), context_dim=128, heads=4))
         return model, TrainConfig(steps=6000, batch_size=64, lr=1e-3,
-                                  snapshot_steps=(100, 300, 1000, 3000))
+                                  snapshot_steps=(100, 300, 1000, 2000, 3000, 4500))
     if name == "base":  # wider, for a GPU
         model = ModelConfig(text=_text(128, 2),
                             unet=UNetConfig(channels=(64, 128, 128), context_dim=128, heads=4))

@@ -10,6 +10,13 @@ One departure for speed on a laptop: the 32x32 picture is first folded into 2x2 
 (pixel_unshuffle, as in DiT and in the "patched" U-Nets of Simple Diffusion), so the network works at
 16x16 with 12 channels and unfolds its output at the end. On a CPU that is about 4x faster per step.
 
+One addition for prompts that say *where*: convolutions look the same everywhere, so a plain U-Net
+learns absolute position only slowly, from the zero padding at the borders. minidiff gives it two
+coordinate channels at the input (CoordConv, Liu et al. 2018) and a learned position embedding on
+the pixels that ask the prompt questions in cross-attention (as ViT and DiT do for their patches).
+Without them, the first training run placed objects where the prompt said 19% of the time after
+1000 steps, barely above chance (11%).
+
 Shapes are written (B, C, H, W) for pictures and (B, L, D) for token vectors.
 """
 
@@ -31,6 +38,7 @@ class UNetConfig:
     context_dim: int = 128  # width of the text encoder's token vectors
     heads: int = 4
     groups: int = 8  # GroupNorm groups
+    coordinates: bool = True  # coordinate input channels and position embeddings (see above)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -39,6 +47,15 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device) / half)
     angles = t.float()[:, None] * freqs[None, :]  # (B, half)
     return torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
+
+
+def coordinate_grid(x: torch.Tensor) -> torch.Tensor:
+    """Two channels holding each pixel's (row, column) in [-1, 1], shaped like x: (B, 2, H, W)."""
+    B, _, H, W = x.shape
+    rows = torch.linspace(-1, 1, H, device=x.device, dtype=x.dtype)
+    cols = torch.linspace(-1, 1, W, device=x.device, dtype=x.dtype)
+    grid = torch.stack(torch.meshgrid(rows, cols, indexing="ij"))  # (2, H, W)
+    return grid.expand(B, -1, -1, -1)
 
 
 class ResBlock(nn.Module):
@@ -69,12 +86,16 @@ class CrossAttention(nn.Module):
     shape (B, heads, H*W, L): for each pixel, how much it looked at each token.
     """
 
-    def __init__(self, channels: int, context_dim: int, heads: int, groups: int):
+    def __init__(self, channels: int, context_dim: int, heads: int, groups: int,
+                 resolution: int | None = None):
         super().__init__()
         if channels % heads:
             raise ValueError(f"channels ({channels}) must be divisible by heads ({heads})")
         self.heads = heads
         self.norm = nn.GroupNorm(groups, channels)
+        # where each query pixel is, (H*W, C); zero at the start, learned
+        self.position = (nn.Parameter(torch.zeros(resolution * resolution, channels))
+                         if resolution else None)
         self.to_q = nn.Linear(channels, channels, bias=False)
         self.to_k = nn.Linear(context_dim, channels, bias=False)
         self.to_v = nn.Linear(context_dim, channels, bias=False)
@@ -88,6 +109,8 @@ class CrossAttention(nn.Module):
         B, C, H, W = x.shape
         L = context.shape[1]
         h = self.norm(x).flatten(2).transpose(1, 2)  # (B, HW, C)
+        if self.position is not None:
+            h = h + self.position
         q = self.to_q(h).view(B, H * W, self.heads, -1).transpose(1, 2)  # (B, heads, HW, d)
         k = self.to_k(context).view(B, L, self.heads, -1).transpose(1, 2)  # (B, heads, L, d)
         v = self.to_v(context).view(B, L, self.heads, -1).transpose(1, 2)
@@ -106,10 +129,14 @@ class CrossAttention(nn.Module):
 class Level(nn.Module):
     """One resolution level: a ResBlock, then cross-attention if this level has it."""
 
-    def __init__(self, c_in: int, c_out: int, emb_dim: int, cfg: UNetConfig, attend: bool):
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, cfg: UNetConfig, attend: bool,
+                 resolution: int):
         super().__init__()
         self.res = ResBlock(c_in, c_out, emb_dim, cfg.groups)
-        self.attn = CrossAttention(c_out, cfg.context_dim, cfg.heads, cfg.groups) if attend else None
+        self.attn = None
+        if attend:
+            self.attn = CrossAttention(c_out, cfg.context_dim, cfg.heads, cfg.groups,
+                                       resolution if cfg.coordinates else None)
 
     def forward(self, x, emb, context, mask):
         x = self.res(x, emb)
@@ -127,19 +154,22 @@ class UNet(nn.Module):
         # text embedding: a cheap global summary of the prompt for every block.
         self.text_mlp = nn.Linear(cfg.context_dim, emb_dim)
         folded = cfg.image_channels * cfg.patch**2
-        self.conv_in = nn.Conv2d(folded, chs[0], 3, padding=1)
+        size = cfg.image_size // cfg.patch  # side of the finest level
+        self.conv_in = nn.Conv2d(folded + 2 * cfg.coordinates, chs[0], 3, padding=1)
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
         for i, c in enumerate(chs):
-            self.down.append(Level(chs[max(i - 1, 0)], c, emb_dim, cfg, i in cfg.attention_levels))
+            self.down.append(Level(chs[max(i - 1, 0)], c, emb_dim, cfg, i in cfg.attention_levels,
+                                   size >> i))
             last = i == len(chs) - 1
             self.downsample.append(nn.Identity() if last else nn.Conv2d(c, c, 3, stride=2, padding=1))
-        self.mid = Level(chs[-1], chs[-1], emb_dim, cfg, attend=True)
+        self.mid = Level(chs[-1], chs[-1], emb_dim, cfg, True, size >> (len(chs) - 1))
         self.up = nn.ModuleList()
         self.upsample = nn.ModuleList()
         for i in reversed(range(len(chs))):
             c_out = chs[max(i - 1, 0)]
-            self.up.append(Level(chs[i] * 2, c_out, emb_dim, cfg, i in cfg.attention_levels))
+            self.up.append(Level(chs[i] * 2, c_out, emb_dim, cfg, i in cfg.attention_levels,
+                                 size >> i))
             self.upsample.append(nn.Upsample(scale_factor=2) if i > 0 else nn.Identity())
         self.norm_out = nn.GroupNorm(cfg.groups, chs[0])
         self.conv_out = nn.Conv2d(chs[0], folded, 3, padding=1)
@@ -158,7 +188,10 @@ class UNet(nn.Module):
         m = mask.unsqueeze(-1).to(context.dtype)  # (B, L, 1)
         pooled = (context * m).sum(1) / m.sum(1).clamp(min=1)  # (B, D)
         emb = self.time_mlp(timestep_embedding(t, cfg.channels[0])) + self.text_mlp(pooled)
-        h = self.conv_in(F.pixel_unshuffle(x_t, cfg.patch))  # (B, C0, 16, 16)
+        h = F.pixel_unshuffle(x_t, cfg.patch)  # (B, 12, 16, 16)
+        if cfg.coordinates:
+            h = torch.cat([h, coordinate_grid(h)], dim=1)  # (B, 14, 16, 16)
+        h = self.conv_in(h)  # (B, C0, 16, 16)
         skips = []
         for level, down in zip(self.down, self.downsample):
             h = level(h, emb, context, mask)
