@@ -32,7 +32,7 @@ from . import world
 
 GROUPS = ("seen", "held_out")
 COLUMNS = tuple(world.ATTRIBUTES) + ("all",)
-CHUNK = 48  # pictures per pipe.generate call; chunk k is generated with seed + k
+CHUNK = 48  # pictures per pipe.generate call; call k is seeded with 1000 * seed + k
 # Prompts that leave attributes out. Each one's left-out attributes can take every value in
 # training (no held-out pair is possible: an unnamed colour goes with "square", an unnamed shape
 # with red, yellow or blue), so a faithful model spreads them uniformly.
@@ -72,7 +72,9 @@ def prompt_set(quick: bool = False) -> dict[str, list[str]]:
                 for c, s in world.HELD_OUT for z in world.SIZES for p in world.POSITIONS]
     if quick:
         seen = seen[::8]
-        held_out = [held_out[i * len(held_out) // 12] for i in range(12)]  # 4 of each pair
+        held_out = [{"colour": c, "shape": s, "size": world.SIZES[j % 2],
+                     "position": world.POSITIONS[(3 * i + 2 * j) % 9]}
+                    for i, (c, s) in enumerate(world.HELD_OUT) for j in range(4)]
         diversity = [a for a in DIVERSITY[:4] for _ in range(6)]
     else:
         held_out = held_out * 2
@@ -119,6 +121,27 @@ def uniform_entropy_ceiling(n: int, k: int, draws: int = 2000) -> float:
     can get (the plug-in entropy of a small sample is biased low). Fixed seed, so deterministic."""
     rng = np.random.default_rng(0)
     return float(np.mean([normalised_entropy(rng.integers(k, size=n), k) for _ in range(draws)]))
+
+
+def diversity_scores(prompts: list[str], judged: dict[str, np.ndarray]
+                     ) -> tuple[dict[str, float], dict[str, float]]:
+    """Normalised entropy of each left-out attribute over the pictures of each distinct prompt,
+    averaged per attribute and over all (prompt, attribute) ("mean"); and the same averages of
+    uniform_entropy_ceiling for those numbers of pictures. judged: value indices."""
+    scores: dict[str, list[float]] = {name: [] for name in world.ATTRIBUTES}
+    ceilings: dict[str, list[float]] = {name: [] for name in world.ATTRIBUTES}
+    for prompt in dict.fromkeys(prompts):  # distinct prompts, in order
+        mine = np.array([p == prompt for p in prompts])  # (N,) this prompt's pictures
+        for name, values in world.ATTRIBUTES.items():
+            if name not in world.parse_prompt(prompt):
+                scores[name].append(normalised_entropy(judged[name][mine], len(values)))
+                ceilings[name].append(uniform_entropy_ceiling(int(mine.sum()), len(values)))
+    out = []
+    for table in (scores, ceilings):
+        means = {k: float(np.mean(v)) for k, v in table.items() if v}
+        means["mean"] = float(np.mean([x for v in table.values() for x in v]))
+        out.append(means)
+    return out[0], out[1]
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -196,11 +219,13 @@ def print_report(report: EvalReport) -> None:
 
 def _generate(pipe, prompts: list[str], steps: int, guidance_scale: float, seed: int,
               progress: bool) -> np.ndarray:
-    """One picture per prompt, CHUNK prompts per call -> uint8 (N, 32, 32, 3)."""
+    """One picture per prompt, CHUNK prompts per call (call k uses seed 1000 * seed + k)
+    -> uint8 (N, 32, 32, 3)."""
     from tqdm.auto import tqdm
 
     chunks = [prompts[i:i + CHUNK] for i in range(0, len(prompts), CHUNK)]
-    out = [pipe.generate(chunk, n=1, steps=steps, guidance_scale=guidance_scale, seed=seed + k)
+    out = [pipe.generate(chunk, n=1, steps=steps, guidance_scale=guidance_scale,
+                         seed=1000 * seed + k)
            for k, chunk in enumerate(tqdm(chunks, desc="generating", disable=not progress))]
     return np.concatenate(out)
 
@@ -231,30 +256,16 @@ def evaluate(pipe, quick: bool = False, steps: int | None = None,
     ends = np.cumsum([len(parts[g]) for g in ("seen", "held_out", "diversity")])
     rows = dict(zip(("seen", "held_out", "diversity"), np.split(np.arange(len(prompts)), ends)))
     per_group = {g: {k: v[rows[g]] for k, v in judged.items()} for g in rows}
-    result = {g: adherence(parts[g], per_group[g]) for g in GROUPS}
+    adherence_ = {g: adherence(parts[g], per_group[g]) for g in GROUPS}
     all_right = hits(parts["held_out"], per_group["held_out"])["all"]
     pairs = {f"{c} {s}": float(all_right[[f"{c} {s}" in p for p in parts["held_out"]]].mean())
              for c, s in world.HELD_OUT}
 
-    # Diversity: one entropy per (distinct prompt, left-out attribute), averaged per attribute.
-    prompts_d, judged_d = parts["diversity"], per_group["diversity"]
-    scores: dict[str, list[float]] = {name: [] for name in world.ATTRIBUTES}
-    ceilings: dict[str, list[float]] = {name: [] for name in world.ATTRIBUTES}
-    for prompt in dict.fromkeys(prompts_d):  # distinct prompts, in order
-        mine = np.array([p == prompt for p in prompts_d])
-        for name, values in world.ATTRIBUTES.items():
-            if name not in world.parse_prompt(prompt):
-                scores[name].append(normalised_entropy(judged_d[name][mine], len(values)))
-                ceilings[name].append(uniform_entropy_ceiling(int(mine.sum()), len(values)))
-    diversity = {k: float(np.mean(v)) for k, v in scores.items() if v}
-    ceiling = {k: float(np.mean(v)) for k, v in ceilings.items() if v}
-    diversity["mean"] = float(np.mean([x for v in scores.values() for x in v]))
-    ceiling["mean"] = float(np.mean([x for v in ceilings.values() for x in v]))
-
+    diversity, ceiling = diversity_scores(parts["diversity"], per_group["diversity"])
     real = judge.embed_pictures(render_prompts(prompts, seed=[seed, 1]))
     fd = frechet_distance(judge.embed_pictures(images), real)
     floor = frechet_distance(judge.embed_pictures(render_prompts(prompts, seed=[seed, 2])), real)
     settings = {"steps": steps, "guidance_scale": guidance_scale, "seed": seed, "quick": quick,
                 "seconds": round(time.time() - start, 1)}
-    return EvalReport(result, pairs, diversity, ceiling, fd, floor,
+    return EvalReport(adherence_, pairs, diversity, ceiling, fd, floor,
                       {g: len(parts[g]) for g in parts}, settings)

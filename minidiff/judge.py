@@ -67,6 +67,7 @@ class Judge(nn.Module):
     def __init__(self, config: JudgeConfig | None = None):
         super().__init__()
         self.config = config = config or JudgeConfig()
+        self.info: dict = {}  # how it was trained and its test accuracy, from the weights file
         layers, c_in = [], 3
         for i, c in enumerate(config.channels):
             layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU()]
