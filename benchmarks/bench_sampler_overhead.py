@@ -1,0 +1,124 @@
+"""minidiff's DDIM loop against diffusers' DDIMScheduler, driving the same model from the same x_T.
+
+    python benchmarks/bench_sampler_overhead.py                  # shipped weights, 20 steps
+    python benchmarks/bench_sampler_overhead.py --steps 50 --repeats 20
+
+Both loops sample 8 pictures of one prompt with classifier-free guidance, from the same starting
+noise x_T, for the same number of steps:
+
+- minidiff: `minidiff.samplers.sample` with the pipeline's guided `eps_fn` (what `generate` runs);
+- diffusers: `DDIMScheduler` configured by `minidiff.diffusers_bridge.diffusers_scheduler` (same
+  alphas_cumprod, prediction_type, "trailing" timesteps, set_alpha_to_one, clip_sample), stepping
+  the guided raw network output in diffusers' usual loop (`diffusers_loop`).
+
+Reported: the median time of each loop, the time of the network calls alone (so the rest is the
+sampler's own bookkeeping and math), the same two loops with a stand-in network that costs almost
+nothing (the per-step overhead of each sampler, isolated), and the largest absolute difference
+between the two loops' final pictures in 0-255 pixel values. The runs alternate between the two
+loops so that a slow spell of the machine hits both.
+"""
+
+import argparse
+import time
+
+import report
+import torch
+
+import minidiff
+from minidiff import samplers, world
+from minidiff.checkpoint import CheckpointError
+from minidiff.diffusers_bridge import diffusers_loop, diffusers_scheduler, model_output_fn
+from minidiff.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
+
+
+def timed(run, device) -> float:
+    start = time.perf_counter()
+    run()
+    report.sync(device)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", default=None,
+                        help="model file or training checkpoint (default: the shipped weights)")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
+    parser.add_argument("--n", type=int, default=8, help="pictures per run")
+    parser.add_argument("--repeats", type=int, default=10, help="timed runs of each, after warm-up")
+    parser.add_argument("--prompt", default="a large red star in the top left")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true", help="3 repeats, 10 steps: a quick check")
+    report.add_common_options(parser)
+    args = parser.parse_args()
+    if args.smoke:
+        args.repeats, args.steps = 3, 10
+    if args.repeats < 1:
+        raise SystemExit(f"--repeats must be at least 1, got {args.repeats}")
+    report.apply_threads(args.threads)
+
+    try:
+        pipe = minidiff.load_pretrained(args.weights, device=args.device)
+    except CheckpointError as e:
+        raise SystemExit(str(e)) from None
+    T, dev = pipe.config.T, pipe.device
+    ids = pipe.tokenizer.encode([args.prompt]).repeat_interleave(args.n, dim=0).to(dev)  # (n, L)
+    eps_fn = pipe.eps_fn(ids, args.guidance, None)  # minidiff: guided eps_hat(x_t, t)
+    output_fn = model_output_fn(pipe, args.prompt, args.n, args.guidance)  # diffusers: raw, guided
+    timesteps = samplers.make_timesteps(args.steps, T)
+    scheduler = diffusers_scheduler(pipe.config, "ddim")
+    generator = torch.Generator(dev).manual_seed(args.seed)
+    x_T = torch.randn((args.n, 3, world.IMAGE_SIZE, world.IMAGE_SIZE), generator=generator,
+                      device=dev)
+
+    def stand_in(x_t, t):  # a "network" that costs next to nothing: the samplers' cost alone
+        return 0.1 * x_t
+
+    runs = {
+        ("minidiff samplers.sample", "model"):
+            lambda: samplers.sample(eps_fn, x_T, pipe.alpha_bar, timesteps, "ddim")[0],
+        ("diffusers DDIMScheduler", "model"):
+            lambda: diffusers_loop(scheduler, output_fn, x_T, args.steps),
+        ("network calls alone", "model"):
+            lambda: [output_fn(x_T, t) for t, _ in timesteps][-1],
+        ("minidiff samplers.sample", "stand-in"):
+            lambda: samplers.sample(stand_in, x_T, pipe.alpha_bar, timesteps, "ddim")[0],
+        ("diffusers DDIMScheduler", "stand-in"):
+            lambda: diffusers_loop(scheduler, stand_in, x_T, args.steps),
+    }
+    with torch.no_grad():
+        x0_minidiff = runs[("minidiff samplers.sample", "model")]()  # also the warm-ups
+        x0_diffusers = runs[("diffusers DDIMScheduler", "model")]()
+        for run in runs.values():
+            run()
+        seconds = {key: [] for key in runs}
+        for _ in range(args.repeats):
+            for key, run in runs.items():  # interleaved
+                seconds[key].append(timed(run, dev))
+    stats = {key: report.timing(s) for key, s in seconds.items()}
+    diff = int((torch.from_numpy(world.to_uint8(x0_minidiff)).int()
+                - torch.from_numpy(world.to_uint8(x0_diffusers)).int()).abs().max())
+
+    columns = ["loop", "network", "median ms", "min ms", "max ms", "ms/step"]
+    rows = [[loop, net, 1000 * s["median_s"], 1000 * s["min_s"], 1000 * s["max_s"],
+             1000 * s["median_s"] / args.steps] for (loop, net), s in stats.items()]
+    network = stats[("network calls alone", "model")]["median_s"]
+    notes = [f"\nlargest pixel difference between the two loops' pictures: {diff} (0-255)"]
+    for loop in ("minidiff samplers.sample", "diffusers DDIMScheduler"):
+        alone = stats[(loop, "stand-in")]["median_s"] / args.steps
+        notes.append(f"{loop}: {1e6 * alone:.0f} us/step of its own work (stand-in network), "
+                     f"{100 * alone / (network / args.steps):.1f}% of one guided network call")
+    if T % args.steps:
+        notes.append(f"note: {args.steps} does not divide T = {T}; diffusers' DDIMScheduler then "
+                     "takes t_prev = t - T // steps, not the next listed timestep, so the "
+                     "pictures differ by more than rounding")
+    title = (f"sampler overhead: DDIM, {args.steps} steps, {args.n} pictures, guidance "
+             f"{args.guidance}, median of {args.repeats} runs")
+    record = {"device": str(dev), "max_pixel_difference": diff,
+              "timings": {f"{loop} / {net}": s for (loop, net), s in stats.items()},
+              "notes": notes}
+    report.finish(title, columns, rows, record, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""How every benchmark reports: the machine it ran on, timing statistics, a table, a JSON file.
+
+Each bench_*.py script imports this file (it sits beside them, so `python benchmarks/bench_x.py`
+finds it) and ends with `finish(title, columns, rows, extra, args)`.
+"""
+
+import datetime
+import json
+import os
+import platform
+import statistics
+from pathlib import Path
+
+import torch
+
+
+def add_common_options(parser) -> None:
+    """--device, --threads and --json, the same in every benchmark."""
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda or mps (default: the best available, as minidiff picks)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's own choice)")
+    parser.add_argument("--json", metavar="OUT", default=None, help="also write the figures here")
+
+
+def apply_threads(threads: int | None) -> None:
+    if threads is not None:
+        if threads < 1:
+            raise SystemExit(f"--threads must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(device) -> dict:
+    """What the figures depend on: CPU, cores this process may use, torch threads, device, date."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    info = {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "usable_cpus": usable,
+            "torch_threads": torch.get_num_threads(), "device": str(device),
+            "torch": torch.__version__, "python": platform.python_version(),
+            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+    if str(device).startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return info
+
+
+def timing(seconds: list[float]) -> dict:
+    """Median, min and max of repeated timings (the median is the figure to quote)."""
+    if not seconds:
+        raise ValueError("no timings to summarise")
+    return {"median_s": statistics.median(seconds), "min_s": min(seconds), "max_s": max(seconds),
+            "repeats": len(seconds)}
+
+
+def sync(device) -> None:
+    """Wait for queued GPU work, so that a timer measures it."""
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+    elif str(device).startswith("mps"):
+        torch.mps.synchronize()
+
+
+def table(columns: list[str], rows: list[list]) -> str:
+    """Rows of numbers and words as aligned text; floats get 3 significant decimals."""
+    def cell(v):
+        if isinstance(v, float):
+            return f"{v:.3f}" if abs(v) < 1000 else f"{v:,.0f}"
+        if isinstance(v, int):
+            return f"{v:,}"
+        return str(v)
+
+    cells = [[cell(v) for v in row] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(columns, widths, strict=True)))]
+    lines.append("  ".join("-" * w for w in widths))
+    for r in cells:
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+    return "\n".join(lines)
+
+
+def finish(title: str, columns: list[str], rows: list[list], extra: dict, args) -> None:
+    """Print the machine, the table and any notes; write everything to --json if asked."""
+    m = machine(extra.get("device", "cpu"))
+    print(f"\n{title}")
+    print(f"machine: {m['cpu']}, {m['usable_cpus']} of {m['logical_cpus']} CPUs usable, "
+          f"{m['torch_threads']} torch threads, device {m['device']}, torch {m['torch']}, "
+          f"{m['date']}")
+    if getattr(args, "smoke", False):
+        print("SMOKE RUN: small sizes and short times, to check the script; not results.")
+    print()
+    print(table(columns, rows))
+    for note in extra.get("notes", []):
+        print(note)
+    if args.json:
+        record = {"title": title, "machine": m, "columns": columns, "rows": rows,
+                  "smoke": bool(getattr(args, "smoke", False)), "args": vars(args),
+                  **{k: v for k, v in extra.items() if k != "notes"},
+                  "notes": extra.get("notes", [])}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(record, indent=2, default=str) + "\n")
+        print(f"wrote {args.json}")

@@ -1,0 +1,125 @@
+"""Let diffusers' schedulers drive a minidiff model: the same network, diffusers' sampling loop.
+
+    from minidiff.diffusers_bridge import diffusers_scheduler, sample_with_diffusers
+    scheduler = diffusers_scheduler(pipe.config, kind="ddim")      # a diffusers DDIMScheduler
+    pictures = sample_with_diffusers(pipe, "a red star", n=8, steps=20, guidance_scale=3.0, seed=0)
+
+A minidiff ModelConfig says everything a diffusers scheduler needs to know about the network:
+
+    minidiff ModelConfig         diffusers scheduler config
+    -------------------------    -------------------------------------------------------------
+    T                            num_train_timesteps
+    schedule "linear"            beta_schedule "linear"             (alphas_cumprod == alpha_bar)
+    schedule "cosine"            beta_schedule "squaredcos_cap_v2"  (alphas_cumprod == alpha_bar)
+    prediction "eps"/"x0"/"v"    prediction_type "epsilon"/"sample"/"v_prediction"
+    make_timesteps "trailing"    timestep_spacing "trailing"
+    alpha_bar at t_prev = -1: 1  set_alpha_to_one=True, steps_offset=0
+    sample(clip_x0=True)         clip_sample=True, and step(..., use_clipped_model_output=True)
+
+"ddim" and "ddpm" are the two samplers minidiff itself has, so their pictures match
+`Pipeline.generate` on the same seed (to float rounding). One caveat: diffusers' DDIMScheduler
+finds the previous timestep as t - T // steps inside step(), so it agrees with minidiff's list only
+when steps divides T (10, 20, 50 do; 30 does not). "euler" and "dpm" are diffusers' other solvers
+(EulerDiscreteScheduler, DPMSolverMultistepScheduler), here to try, with no minidiff twin.
+
+diffusers is imported inside the functions (minidiff itself needs only torch and numpy).
+"""
+
+import numpy as np
+import torch
+
+from . import diffusion, world
+from .pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
+
+BETA_SCHEDULES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}  # minidiff -> diffusers
+PREDICTION_TYPES = {"eps": "epsilon", "x0": "sample", "v": "v_prediction"}
+KINDS = ("ddim", "ddpm", "euler", "dpm")
+
+
+def diffusers_scheduler(config, kind: str = "ddim"):
+    """A new diffusers scheduler with the schedule, T and prediction of `config`, a ModelConfig."""
+    import diffusers
+
+    if config.schedule not in BETA_SCHEDULES:
+        raise ValueError(f"diffusers has no schedule matching {config.schedule!r}; "
+                         f"known: {', '.join(BETA_SCHEDULES)}")
+    if config.prediction not in PREDICTION_TYPES:
+        raise ValueError(f"diffusers has no prediction_type matching {config.prediction!r}; "
+                         f"known: {', '.join(PREDICTION_TYPES)}")
+    common = {"num_train_timesteps": config.T, "beta_schedule": BETA_SCHEDULES[config.schedule],
+              "prediction_type": PREDICTION_TYPES[config.prediction],
+              "timestep_spacing": "trailing"}
+    if kind == "ddim":
+        return diffusers.DDIMScheduler(**common, clip_sample=True, set_alpha_to_one=True,
+                                       steps_offset=0)
+    if kind == "ddpm":
+        return diffusers.DDPMScheduler(**common, clip_sample=True, variance_type="fixed_small")
+    if kind == "euler":
+        return diffusers.EulerDiscreteScheduler(**common)
+    if kind == "dpm":
+        return diffusers.DPMSolverMultistepScheduler(**common)
+    raise ValueError(f"unknown scheduler kind {kind!r}; choose one of {', '.join(KINDS)}")
+
+
+def model_output_fn(pipe, prompt: str, n: int, guidance_scale: float):
+    """The guided network call as diffusers' loop wants it: (x_t, t) -> model_output (n, 3, 32, 32).
+
+    This is the raw output (eps, x0 or v, whatever the model predicts), guided as
+    out_uncond + s (out_cond - out_uncond)   [CFG eq. 6]. eps, x0 and v are each an affine
+    function of the others at a fixed x_t, so guiding the raw output is the same as guiding eps_hat,
+    which is what `Pipeline.eps_fn` does.
+    """
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError(f"the prompt must be a non-empty string, got {prompt!r}")
+    ids = pipe.tokenizer.encode([prompt]).repeat_interleave(n, dim=0)  # (n, L)
+    null = pipe.tokenizer.encode([""]).expand(n, -1)  # (n, L): the empty prompt
+    with torch.no_grad():
+        context, mask = pipe.model.encode_text(torch.cat([ids, null]).to(pipe.device))  # (2n, L, D)
+
+    def output(x_t: torch.Tensor, t: int) -> torch.Tensor:
+        t_in = torch.full((2 * n,), t, dtype=torch.long, device=x_t.device)
+        with torch.no_grad():
+            out = pipe.model.unet(torch.cat([x_t, x_t]), t_in, context, mask)  # (2n, 3, 32, 32)
+        out_cond, out_uncond = out.chunk(2)
+        return diffusion.guided_eps(out_cond, out_uncond, guidance_scale)
+
+    return output
+
+
+@torch.no_grad()
+def diffusers_loop(scheduler, model_output, x_T: torch.Tensor, steps: int,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """diffusers' usual sampling loop from x_T (B, 3, 32, 32) -> x0 (B, 3, 32, 32).
+
+    scheduler.timesteps and each previous timestep live inside the scheduler, which keeps count of
+    its own steps; compare minidiff's `samplers.sample`, which walks an explicit (t, t_prev) list.
+    """
+    import diffusers
+
+    step_options = {"generator": generator}
+    if isinstance(scheduler, diffusers.DDIMScheduler):
+        # minidiff re-derives eps_hat from the clipped x0_hat; diffusers only does when asked
+        step_options["use_clipped_model_output"] = True
+    scheduler.set_timesteps(steps, device=x_T.device)
+    x = x_T * scheduler.init_noise_sigma  # 1 for DDIM/DDPM; Euler works in a rescaled x
+    for t in scheduler.timesteps:
+        x_in = scheduler.scale_model_input(x, t)  # back to x_t for the network (a no-op in DDIM)
+        out = model_output(x_in, round(float(t)))  # Euler's timesteps are whole floats
+        x = scheduler.step(out, t, x, **step_options).prev_sample
+    return x
+
+
+def sample_with_diffusers(pipe, prompt: str, n: int = 8, steps: int = DEFAULT_STEPS,
+                          guidance_scale: float = DEFAULT_GUIDANCE, seed: int = 0,
+                          kind: str = "ddim") -> np.ndarray:
+    """Like `pipe.generate(prompt, n, steps, guidance_scale, seed=seed)`, but sampled by a diffusers
+    scheduler -> uint8 (n, 32, 32, 3). Same seed, same starting noise x_T as the pipeline."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive whole number of pictures, got {n!r}")
+    scheduler = diffusers_scheduler(pipe.config, kind)
+    generator = torch.Generator(pipe.device).manual_seed(seed)
+    shape = (n, 3, world.IMAGE_SIZE, world.IMAGE_SIZE)
+    x_T = torch.randn(shape, generator=generator, device=pipe.device)  # as Pipeline.trace draws it
+    x0 = diffusers_loop(scheduler, model_output_fn(pipe, prompt, n, guidance_scale), x_T, steps,
+                        generator)
+    return world.to_uint8(x0)
