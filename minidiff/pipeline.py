@@ -25,7 +25,7 @@ from .tokenizer import Tokenizer
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "minidiff-shapes.safetensors"
 DEFAULT_STEPS = 20
-DEFAULT_GUIDANCE = 3.0
+DEFAULT_GUIDANCE = 1.5  # chosen by measurement: see minidiff/weights/MODEL_CARD.md
 SAMPLERS = ("ddim", "ddpm")
 
 
@@ -75,11 +75,22 @@ class Pipeline:
 
     def eps_fn(self, ids: torch.Tensor, guidance_scale: float, negative_ids: torch.Tensor | None):
         """eps_hat(x_t, t) for a batch of prompts, guided   [Ho & Salimans 2022, eq. 6]."""
-        cfg = self.config
         null = negative_ids if negative_ids is not None else self._ids(None, ids.shape[0])
         guided = guidance_scale != 1.0
         with torch.no_grad():
             context, mask = self.model.encode_text(torch.cat([ids, null]) if guided else ids)
+        return self.eps_fn_from_context(context, mask, guidance_scale)
+
+    def eps_fn_from_context(self, context: torch.Tensor, mask: torch.Tensor,
+                            guidance_scale: float):
+        """eps_hat(x_t, t) for prompts already encoded: context (R, L, D), mask (R, L).
+
+        Without guidance (scale 1) the R rows are the B prompts of x_t. With guidance they are the
+        B prompts followed by their B null (or negative) prompts, R = 2B. Edited prompt vectors,
+        such as a mix of two prompts (minidiff.probe.interpolate_prompts), enter here.
+        """
+        cfg = self.config
+        guided = guidance_scale != 1.0
 
         def eps_hat(x_t: torch.Tensor, t: int) -> torch.Tensor:
             x_in = torch.cat([x_t, x_t]) if guided else x_t
