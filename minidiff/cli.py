@@ -95,6 +95,15 @@ def _train_judge(args) -> None:
           f"pictures: {accuracy}")
 
 
+def _figures(args) -> None:
+    from .figures import make_figures
+    from .pipeline import load_pretrained
+
+    pipe = load_pretrained(args.weights, device=args.device) if args.weights else None
+    written = make_figures(args.out, pipe=pipe, only=args.only)
+    print(f"wrote {len(written)} figures to {args.out}/: {', '.join(p.name for p in written)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minidiff", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -150,6 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--seed", type=int, default=0)
     j.add_argument("--batch-size", type=int, default=128)
     j.set_defaults(func=_train_judge)
+
+    f = sub.add_parser("figures", help="regenerate every figure and animation of the course")
+    f.add_argument("--out", default="figures", help="output folder (default figures/)")
+    f.add_argument("--only", nargs="+", default=None, help="just these figures (names: "
+                   "hero prompt_box schedules denoiser training sampling words guidance)")
+    f.add_argument("--weights", default=None,
+                   help="a model file (default: the shipped model, or $MINIDIFF_WEIGHTS)")
+    f.add_argument("--device", default=None)
+    f.set_defaults(func=_figures)
     return parser
 
 

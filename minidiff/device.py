@@ -5,8 +5,10 @@ import os
 import torch
 
 
-def pick_device(requested: str | None = None) -> torch.device:
+def pick_device(requested: str | torch.device | None = None) -> torch.device:
     """The best available device, or `requested` (or $MINIDIFF_DEVICE) if given and available."""
+    if isinstance(requested, torch.device):
+        requested = str(requested)
     requested = requested or os.environ.get("MINIDIFF_DEVICE") or None
     if requested is None:
         if torch.cuda.is_available():

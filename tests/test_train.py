@@ -119,7 +119,8 @@ def test_a_killed_training_process_saves_and_resumes(tmp_path):
     assert "checkpoint saved, continue with --resume" in stdout
     stopped = int(stdout.split("stopped at step ")[1].split(";")[0])
     assert 0 < stopped < 300
-    done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300,
+                          check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
     assert steps == list(range(5, 301, 5))  # every logged step exactly once, none lost

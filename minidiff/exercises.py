@@ -1,0 +1,253 @@
+"""Check functions for the course's exercises: your function against the package's own.
+
+    from minidiff import exercises
+    exercises.check_q_sample(my_q_sample)     # prints ✓, or a hint about what went wrong
+
+Each check calls your function and minidiff's own on the same random inputs and compares the
+answers. It prints one friendly line (and a hint if they differ) and returns True or False, so a
+notebook never stops on a wrong answer; the hints name the most common slips.
+"""
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from . import diffusion, samplers, world
+from .schedules import make_alpha_bar
+from .tokenizer import MAX_TOKENS, Tokenizer
+
+ATOL = 1e-4
+
+
+def _inputs(seed: int, b: int = 4) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x0 = torch.rand(b, 3, 32, 32, generator=g) * 2 - 1  # (B, 3, 32, 32) pictures in [-1, 1]
+    eps = torch.randn(b, 3, 32, 32, generator=g)
+    t = torch.randint(0, 1000, (b,), generator=g)  # (B,) timesteps
+    return x0, eps, t
+
+
+def _close(a, b) -> bool:
+    a = torch.as_tensor(a, dtype=torch.float64)
+    b = torch.as_tensor(b, dtype=torch.float64)
+    return a.shape == b.shape and torch.allclose(a, b, atol=ATOL, rtol=1e-4)
+
+
+def _verdict(ok: bool, what: str, hint: str = "") -> bool:
+    if ok:
+        print(f"✓ {what}: matches minidiff's own answer. Well done!")
+    else:
+        print(f"✗ {what}: not yet. {hint}")
+    return ok
+
+
+def _call(fn: Callable, what: str, *args):
+    """fn(*args), or None after printing the error and a hint in one line."""
+    try:
+        return fn(*args)
+    except Exception as e:  # noqa: BLE001 -- the learner's code: report any error, never stop
+        hint = ""
+        if "size of tensor" in str(e) or "broadcast" in str(e):
+            hint = (" Hint: one number per picture must have shape (B, 1, 1, 1) to multiply "
+                    "a (B, 3, 32, 32) batch, e.g. alpha_bar[t].reshape(-1, 1, 1, 1).")
+        print(f"✗ {what}: your function raised {type(e).__name__}: {e}.{hint}")
+        return None
+
+
+def _mismatch(out, expected: torch.Tensor, slips: dict[str, torch.Tensor],
+              general: str) -> str | None:
+    """None when out equals expected, else the hint to print: a named slip or the general one."""
+    if not isinstance(out, torch.Tensor):
+        return f"It should return a torch tensor, it returned {type(out).__name__}."
+    if out.shape != expected.shape:
+        return (f"It returned shape {tuple(out.shape)}, expected {tuple(expected.shape)}. "
+                "One number per picture needs shape (B, 1, 1, 1) to multiply every pixel.")
+    if _close(out, expected):
+        return None
+    for slip_hint, slip in slips.items():
+        if _close(out, slip):
+            return slip_hint
+    return general
+
+
+# -- 01 noise ------------------------------------------------------------------------------------
+def check_q_sample(fn: Callable) -> bool:
+    """fn(x0, t, alpha_bar, eps) -> x_t, for pictures x0 (B, 3, 32, 32) and timesteps t (B,)."""
+    alpha_bar = make_alpha_bar("cosine", 1000)
+    x0, eps, t = _inputs(1)
+    what = "q_sample"
+    out = _call(fn, what, x0, t, alpha_bar, eps)
+    if out is None:
+        return False
+    ab = alpha_bar[t].float()[:, None, None, None]  # (B, 1, 1, 1)
+    slips = {
+        "Both coefficients need a square root: sqrt(ᾱ_t) and sqrt(1 - ᾱ_t).":
+            ab * x0 + (1 - ab) * eps,
+        "The noise gets sqrt(1 - ᾱ_t), not sqrt(ᾱ_t) again: check the second term.":
+            ab.sqrt() * x0 + ab.sqrt() * eps,
+        "The noise term needs its square root too: sqrt(1 - ᾱ_t) · eps.":
+            ab.sqrt() * x0 + (1 - ab) * eps,
+        "The two coefficients are swapped: the picture gets sqrt(ᾱ_t), the noise sqrt(1 - ᾱ_t).":
+            (1 - ab).sqrt() * x0 + ab.sqrt() * eps,
+    }
+    hint = _mismatch(out, diffusion.q_sample(x0, t, alpha_bar, eps), slips,
+                     "x_t = sqrt(ᾱ_t) · x0 + sqrt(1 - ᾱ_t) · eps, with ᾱ_t = alpha_bar[t] "
+                     "reshaped to (B, 1, 1, 1).")
+    return _verdict(hint is None, what, hint or "")
+
+
+# -- 02 the denoiser -----------------------------------------------------------------------------
+def check_x0_from_eps(fn: Callable) -> bool:
+    """fn(x_t, eps_hat, ab_t) -> x0_hat, for one float ab_t = ᾱ_t."""
+    what = "x0_from_eps"
+    for seed, ab_t in ((2, 0.9), (3, 0.3), (4, 0.02)):
+        x_t, eps_hat, _ = _inputs(seed)
+        out = _call(fn, what, x_t, eps_hat, ab_t)
+        if out is None:
+            return False
+        expected = diffusion.x0_from_eps(x_t, eps_hat, ab_t)
+        a, s = ab_t ** 0.5, (1 - ab_t) ** 0.5
+        slips = {
+            "Subtract the noise, do not add it: x_t - sqrt(1 - ᾱ_t) · eps_hat.":
+                (x_t + s * eps_hat) / a,
+            "Divide by sqrt(ᾱ_t) at the end: x_t was made from sqrt(ᾱ_t) · x0.": x_t - s * eps_hat,
+            "Use square roots: x_t holds sqrt(1 - ᾱ_t) · eps and sqrt(ᾱ_t) · x0.":
+                (x_t - (1 - ab_t) * eps_hat) / ab_t,
+        }
+        hint = _mismatch(out, expected, slips,
+                         "Solve x_t = sqrt(ᾱ_t) x0 + sqrt(1 - ᾱ_t) eps for x0.")
+        if hint:
+            return _verdict(False, f"{what} at ᾱ_t = {ab_t}", hint)
+    return _verdict(True, what)
+
+
+# -- 03 training ---------------------------------------------------------------------------------
+def check_v_from(fn: Callable) -> bool:
+    """fn(x0, eps, ab_t) -> v, the training target of the shipped model, for one float ab_t."""
+    what = "v_from"
+    x0, eps, _ = _inputs(5)
+    for ab_t in (0.95, 0.5, 0.05):
+        out = _call(fn, what, x0, eps, ab_t)
+        if out is None:
+            return False
+        a, s = ab_t ** 0.5, (1 - ab_t) ** 0.5
+        slips = {
+            "The signs are the wrong way round: v = sqrt(ᾱ_t) · eps - sqrt(1 - ᾱ_t) · x0.":
+                s * x0 - a * eps,
+            "Each term needs a square root: sqrt(ᾱ_t) and sqrt(1 - ᾱ_t).":
+                ab_t * eps - (1 - ab_t) * x0,
+            "The coefficients are swapped: eps goes with sqrt(ᾱ_t), x0 with sqrt(1 - ᾱ_t).":
+                s * eps - a * x0,
+        }
+        hint = _mismatch(out, diffusion.v_from(x0, eps, ab_t), slips,
+                         "v = sqrt(ᾱ_t) · eps - sqrt(1 - ᾱ_t) · x0.")
+        if hint:
+            return _verdict(False, f"{what} at ᾱ_t = {ab_t}", hint)
+    return _verdict(True, what)
+
+
+# -- 04 sampling ---------------------------------------------------------------------------------
+def check_ddim_step(fn: Callable) -> bool:
+    """fn(x_t, eps_hat, ab_t, ab_prev) -> x_prev, one deterministic DDIM step (eta = 0)."""
+    what = "ddim_step"
+    for seed, ab_t, ab_prev in ((6, 0.1, 0.4), (7, 0.6, 0.9), (8, 0.95, 1.0)):
+        x_t, eps_hat, _ = _inputs(seed)
+        out = _call(fn, what, x_t, eps_hat, ab_t, ab_prev)
+        if out is None:
+            return False
+        expected, x0_hat = samplers.ddim_step(x_t, eps_hat, ab_t, ab_prev)
+        slips = {
+            "That is x0_hat itself; the step should land at ᾱ_prev: "
+            "sqrt(ᾱ_prev) · x0_hat + sqrt(1 - ᾱ_prev) · eps_hat.": x0_hat,
+            "Re-noise with the *new* noise level: sqrt(1 - ᾱ_prev), not sqrt(1 - ᾱ_t).":
+                ab_prev ** 0.5 * x0_hat + (1 - ab_t) ** 0.5 * eps_hat,
+            "Square roots, please: sqrt(ᾱ_prev) and sqrt(1 - ᾱ_prev).":
+                ab_prev * x0_hat + (1 - ab_prev) * eps_hat,
+        }
+        hint = _mismatch(out, expected, slips,
+                         "First x0_hat = (x_t - sqrt(1 - ᾱ_t) eps_hat) / sqrt(ᾱ_t), then "
+                         "x_prev = sqrt(ᾱ_prev) x0_hat + sqrt(1 - ᾱ_prev) eps_hat.")
+        if hint:
+            return _verdict(False, f"{what} from ᾱ = {ab_t} to {ab_prev}", hint)
+    return _verdict(True, what)
+
+
+# -- 05 words to vectors -------------------------------------------------------------------------
+def check_tokenize(fn: Callable) -> bool:
+    """fn(prompt) -> a list of MAX_TOKENS ints: <start>, one id per word, then <pad> ids."""
+    what = "tokenize"
+    tokenizer = Tokenizer()
+    prompts = ["a red circle", "a big blue star in the top left", "square, top, tiny"]
+    prompts += [world.example("train", i).caption for i in range(5)]
+    for prompt in prompts:
+        out = _call(fn, what, prompt)
+        if out is None:
+            return False
+        expected = tokenizer.encode(prompt)[0].tolist()
+        got = [int(i) for i in (out.tolist() if hasattr(out, "tolist") else out)]
+        if got == expected:
+            continue
+        words = [tokenizer.ids[w] for w in tokenizer.words(prompt)]
+        if got[:len(words)] == words:
+            hint = "Every row starts with the <start> token (id 1) before the words."
+        elif got == expected[:len(got)]:
+            hint = f"Pad the row with <pad> (id 0) up to {MAX_TOKENS} tokens."
+        elif len(got) != MAX_TOKENS:
+            hint = f"The row should be exactly {MAX_TOKENS} ids long, it is {len(got)}."
+        else:
+            hint = ("Split with tokenizer.words(prompt) (it keeps commas as words) and look "
+                    "each word up in tokenizer.ids.")
+        return _verdict(False, f"{what}({prompt!r})", f"got {got}, expected {expected}. {hint}")
+    return _verdict(True, what)
+
+
+# -- 06 guidance ---------------------------------------------------------------------------------
+def check_guidance(fn: Callable) -> bool:
+    """fn(eps_cond, eps_uncond, guidance_scale) -> the guided noise guess."""
+    what = "guidance"
+    eps_cond, eps_uncond, _ = _inputs(9)
+    for scale in (0.0, 1.0, 3.0, 7.5):
+        out = _call(fn, what, eps_cond, eps_uncond, scale)
+        if out is None:
+            return False
+        slips = {
+            "Start from the *unconditional* guess and move towards the conditional one: "
+            "eps_uncond + s · (eps_cond - eps_uncond).":
+                eps_cond + scale * (eps_uncond - eps_cond),
+            "Scale the *difference* (eps_cond - eps_uncond), not the conditional guess alone.":
+                eps_uncond + scale * eps_cond,
+        }
+        hint = _mismatch(out, diffusion.guided_eps(eps_cond, eps_uncond, scale), slips,
+                         "eps_hat = eps_uncond + s · (eps_cond - eps_uncond).")
+        if hint:
+            return _verdict(False, f"{what} at scale {scale}", hint)
+    return _verdict(True, what)
+
+
+# -- 00 start here -------------------------------------------------------------------------------
+def check_describe(fn: Callable) -> bool:
+    """fn(colour, shape, size, position) -> a prompt the model reads as exactly those four."""
+    what = "describe"
+    tokenizer = Tokenizer()
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        attrs = {name: str(values[rng.integers(len(values))])
+                 for name, values in world.ATTRIBUTES.items()}
+        prompt = _call(fn, what, *attrs.values())
+        if prompt is None:
+            return False
+        if not isinstance(prompt, str):
+            return _verdict(False, what, f"return a string, got {type(prompt).__name__}")
+        try:
+            ids = tokenizer.encode(prompt)
+            read = world.parse_prompt(prompt)
+        except ValueError as e:
+            return _verdict(False, what, str(e))
+        if read != attrs:
+            return _verdict(False, what, f"{prompt!r} reads as {read}, wanted {attrs}. "
+                            "Position words: 'in the top left', 'at the top', 'on the left', "
+                            "'in the center'...")
+        if int((ids != 0).sum()) >= MAX_TOKENS:
+            return _verdict(False, what, f"{prompt!r} is too long for {MAX_TOKENS} tokens")
+    return _verdict(True, what)

@@ -1,0 +1,419 @@
+"""The course's explorers: sliders over pictures the model has already made.
+
+    from minidiff import widgets
+    widgets.step_scrubber(pipe, "a large red circle in the center")   # shows itself in Jupyter
+
+Every explorer computes all its frames when it is built (with minidiff.probe, or pipe.trace), so
+moving a slider only picks a frame; anything that runs the model again waits for a button. Each is
+an ipywidgets.VBox with the same parts, so it can be driven from Python as well as by hand:
+`.slider` (the main control), `.image` (the current frame, PNG, pictures enlarged with crisp
+pixels), `.label` (what the frame shows, e.g. "step 7 of 20 · t = 649") and `.static_figure`
+(its static twin under figures/, written by `save_static`, for GitHub, PDFs and a dead kernel).
+"""
+
+import html
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+
+from . import probe, world
+from .evaluate import render_prompts
+from .grid import make_grid
+
+try:
+    import ipywidgets as W
+except ImportError:  # pragma: no cover - depends on the environment
+    raise ImportError("minidiff.widgets needs ipywidgets: pip install 'minidiff[course]'") from None
+
+SCALE = 6  # screen pixels per picture pixel: 32 x 32 pictures show as 192 x 192
+PROMPT = "a large red circle in the center"
+
+
+def png(picture: np.ndarray) -> bytes:
+    """uint8 (H, W, 3) -> PNG bytes."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, format="png", compress_level=1)
+    return buffer.getvalue()
+
+
+def slider_values(slider) -> list:
+    """Every value a slider can take, in order."""
+    if isinstance(slider, W.SelectionSlider):
+        return [value for _, value in slider.options]
+    return list(range(slider.min, slider.max + 1, slider.step))
+
+
+def t_values(T: int = 1000, n: int = 51) -> list[int]:
+    """The n timesteps a t slider offers, 0 to T-1 evenly spaced (0, 20, 40, ..., 999)."""
+    return [int(t) for t in np.linspace(0, T - 1, n).round()]
+
+
+def _slider(values: list, value, description: str) -> W.SelectionSlider:
+    return W.SelectionSlider(options=[(f"{v:g}", v) for v in values], value=value,
+                             description=description, layout=W.Layout(width="600px"))
+
+
+def _text(value: str, description: str, placeholder: str = "") -> W.Text:
+    return W.Text(value=value, description=description, placeholder=placeholder,
+                  layout=W.Layout(width="520px"))
+
+
+class Explorer(W.VBox):
+    """A slider over precomputed frames: self.frames[key] = (picture uint8 (H, W, 3), label)."""
+
+    static_figure = ""  # set by each explorer
+
+    def __init__(self, slider, caption: str, controls=(), below=(), slider_box=None):
+        self.slider = slider
+        self.image = W.Image(format="png")
+        self.label = W.HTML()
+        self.caption = W.HTML(caption)
+        self.frames: dict = {}
+        self._png: dict = {}
+        super().__init__([*controls, self.caption, slider_box or slider, self.label, self.image,
+                          *below])
+        slider.observe(lambda change: self._show(), names="value")
+
+    def key(self):
+        """Which frame the controls point at: the slider's value (or more, see PromptExplorer)."""
+        return self.slider.value
+
+    def compute(self) -> None:
+        """Run the model and make every frame (explorers with a Generate button)."""
+        raise NotImplementedError
+
+    def _set_frames(self, frames: dict) -> None:
+        """Keep new frames, each encoded as PNG once, and show the one the controls point at."""
+        self._png = {k: png(picture) for k, (picture, _) in frames.items()}
+        self.frames = frames
+        width = next(iter(frames.values()))[0].shape[1]
+        self.image.layout.width = f"{width}px"  # as drawn: a notebook would stretch it to fit
+        if self.key() in frames:  # a prompt explorer points at its new words only after this
+            self._show()
+
+    def _show(self) -> None:
+        key = self.key()
+        self.image.value = self._png[key]
+        self.label.value = self.frames[key][1]
+
+    def _generate_button(self) -> W.Button:
+        """A button that runs compute(); a mistake in a prompt is shown in the label."""
+        button = W.Button(description="Generate", button_style="primary")
+
+        def click(_):
+            button.disabled, button.description = True, "computing..."
+            try:
+                self.compute()
+            except ValueError as e:  # an unknown word, a wrong setting: say so where one looks
+                self.label.value = f"<span style='color:#b00020'>{html.escape(str(e), quote=False)}</span>"
+            finally:
+                button.disabled, button.description = False, "Generate"
+
+        button.on_click(click)
+        return button
+
+    def save_static(self, path=None, max_frames: int = 12) -> Path:
+        """Write up to max_frames frames along the main slider, each under its label, as an
+        animated GIF at `path` (default: static_figure, relative to the current folder)."""
+        from matplotlib import font_manager
+        from PIL import Image, ImageDraw, ImageFont
+
+        font = ImageFont.truetype(font_manager.findfont("DejaVu Sans"), 13)
+        keep, values = self.slider.value, slider_values(self.slider)
+        picks = np.linspace(0, len(values) - 1, min(max_frames, len(values))).round()
+        pages = []
+        for i in dict.fromkeys(int(i) for i in picks):
+            self.slider.value = values[i]
+            picture, label = self.frames[self.key()]
+            page = Image.new("RGB", (picture.shape[1], picture.shape[0] + 22), "white")
+            page.paste(Image.fromarray(picture), (0, 22))
+            text = html.unescape(re.sub("<[^>]+>", "", label))
+            ImageDraw.Draw(page).text((4, 3), text, fill="black", font=font)
+            pages.append(page)
+        self.slider.value = keep
+        path = Path(path or self.static_figure)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pages[0].save(path, save_all=True, append_images=pages[1:], duration=500, loop=0)
+        return path
+
+
+def _side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8) -> np.ndarray:
+    height = max(left.shape[0], right.shape[0])
+    out = np.full((height, left.shape[1] + gap + right.shape[1], 3), 255, np.uint8)
+    out[:left.shape[0], :left.shape[1]] = left
+    out[:right.shape[0], left.shape[1] + gap:] = right
+    return out
+
+
+# -- 01: noise ------------------------------------------------------------------------------------
+class ScheduleExplorer(Explorer):
+    static_figure = "figures/01_schedule_explorer.gif"
+
+    def __init__(self, image=None, schedules=("linear", "cosine"), seed: int = 0):
+        from .schedules import make_alpha_bar, snr
+
+        image = render_prompts([PROMPT], seed)[0] if image is None else image
+        ts = t_values()
+        super().__init__(_slider(ts, ts[len(ts) // 2], "t"), caption=(
+            f"the same picture and noise under each schedule (left to right: "
+            f"{', '.join(schedules)}), and how much of the picture is left at t"))
+        noised = np.stack([probe.noised_pictures(image, s, ts, seed) for s in schedules])
+        alpha_bar = {s: make_alpha_bar(s).numpy() for s in schedules}  # (T,) each
+        log_snr = {s: np.log(snr(make_alpha_bar(s)).numpy()) for s in schedules}
+        plot, marked = _schedule_plot({"ᾱ_t (signal left)": alpha_bar, "log SNR": log_snr})
+        frames = {}
+        for i, t in enumerate(ts):
+            pictures = make_grid(noised[:, i], ncol=len(schedules), scale=SCALE)
+            numbers = " · ".join(f"{s}: ᾱ_t = {alpha_bar[s][t]:.3f}, log SNR = "
+                                 f"{log_snr[s][t]:.1f}" for s in schedules)
+            frames[t] = (_side_by_side(pictures, marked(plot, t)), f"t = {t} · {numbers}")
+        self._set_frames(frames)
+
+
+def _schedule_plot(curves: dict[str, dict[str, np.ndarray]]):
+    """Curves {panel title: {schedule: (T,) values}} drawn once by matplotlib into an RGB array,
+    and marked(plot, t), which marks t on a copy by hand: a frame costs no matplotlib call."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import to_rgb
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 2.45), dpi=80, layout="constrained")
+    canvas = FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(curves))
+    colour = {}
+    for ax, (title, series) in zip(axes, curves.items()):
+        for name, y in series.items():
+            line, = ax.plot(np.arange(len(y)), y, label=name)
+            colour[name] = (np.array(to_rgb(line.get_color())) * 255).astype(np.uint8)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("t", fontsize=9)
+        ax.tick_params(labelsize=8)
+    axes[0].legend(fontsize=8)
+    canvas.draw()
+    plot = np.asarray(canvas.buffer_rgba())[..., :3].copy()  # (H, W, 3)
+    height = plot.shape[0]
+
+    def marked(plot: np.ndarray, t: int) -> np.ndarray:
+        out = plot.copy()
+        for ax, series in zip(axes, curves.values()):
+            _, y_bottom, _, y_top = ax.bbox.extents  # display coordinates: origin bottom left
+            x = round(ax.transData.transform((t, 0))[0])
+            out[height - int(y_top):height - int(y_bottom), x] = 150  # a grey line at t
+            for name, y in series.items():
+                px, py = ax.transData.transform((t, y[t]))
+                r, c = height - round(py), round(px)
+                out[max(r - 3, 0):r + 4, max(c - 3, 0):c + 4] = colour[name]  # a dot on the curve
+        return out
+
+    return plot, marked
+
+
+def schedule_explorer(image=None, schedules=("linear", "cosine"), seed: int = 0):
+    """Slider over t: one picture noised under each schedule, beside ᾱ_t and log SNR."""
+    return ScheduleExplorer(image, schedules, seed)
+
+
+# -- 02: the denoiser ------------------------------------------------------------------------------
+class DenoiserExplorer(Explorer):
+    static_figure = "figures/02_denoiser_explorer.gif"
+
+    def __init__(self, pipe, prompt: str = PROMPT, seed: int = 0, image=None):
+        self.pipe, self.seed, self.picture = pipe, seed, image
+        self.prompt = _text(prompt, "prompt")
+        self.button = self._generate_button()
+        self.ts = t_values(pipe.config.T)
+        super().__init__(_slider(self.ts, self.ts[len(self.ts) // 2], "t"),
+                         controls=[W.HBox([self.prompt, self.button])],
+                         caption="left to right: x_t (what the network is shown) · ε (the noise "
+                         "that was added) · ε̂ (the network's guess of it) · x̂0 (the clean "
+                         "picture that guess implies)")
+        self.compute()
+
+    def compute(self) -> None:
+        prompt = self.prompt.value
+        image = render_prompts([prompt], self.seed)[0] if self.picture is None else self.picture
+        d = probe.denoiser_predictions(self.pipe, image, prompt, self.ts, self.seed)
+        alpha_bar = self.pipe.alpha_bar.numpy()
+        frames = {}
+        for i, t in enumerate(self.ts):
+            row = np.stack([d["x_t"][i], d["eps"][i], d["eps_hat"][i], d["x0_hat"][i]])
+            label = (f"t = {t} · ᾱ_t = {alpha_bar[t]:.3f} · error of the noise guess (mean "
+                     f"squared) = {d['eps_error'][i]:.3f}")
+            frames[t] = (make_grid(row, ncol=4, scale=SCALE), label)
+        self._set_frames(frames)
+
+
+def denoiser_explorer(pipe, prompt: str = PROMPT, seed: int = 0, image=None):
+    """Slider over t: x_t, the true noise, the predicted noise and the predicted clean picture
+    (image: the clean picture, uint8 (32, 32, 3); default: a rendered picture of the prompt)."""
+    return DenoiserExplorer(pipe, prompt, seed, image)
+
+
+# -- 04: sampling ----------------------------------------------------------------------------------
+class StepScrubber(Explorer):
+    static_figure = "figures/04_step_scrubber.gif"
+
+    def __init__(self, pipe, prompt: str = PROMPT, steps: int = 20, seed: int = 0):
+        self.pipe, self.steps, self.seed = pipe, steps, seed
+        self.prompt = _text(prompt, "prompt")
+        self.button = self._generate_button()
+        slider = W.IntSlider(value=1, min=1, max=steps, description="step",
+                             layout=W.Layout(width="540px"))
+        self.play = W.Play(value=1, min=1, max=steps, interval=300, description="play")
+        W.jslink((self.play, "value"), (slider, "value"))  # playing moves the slider in the page
+        super().__init__(slider, controls=[W.HBox([self.prompt, self.button])],
+                         slider_box=W.HBox([self.play, slider]),
+                         caption="top row DDPM, bottom row DDIM, from the same starting noise · "
+                         "left: x_t, the picture the sampler holds · right: x̂0, its guess of the "
+                         "finished picture (at the last step, the finished picture)")
+        self.compute()
+
+    def compute(self) -> None:
+        runs = [self.pipe.trace(self.prompt.value, n=1, steps=self.steps, seed=self.seed,
+                                sampler=sampler) for sampler in ("ddpm", "ddim")]
+        x_t = [run.frames("x_t")[:, 0] for run in runs]  # (S, 32, 32, 3) each
+        x0_hat = [run.frames("x0_hat")[:, 0] for run in runs]
+        frames = {}
+        for k, t in enumerate(runs[0].timesteps):
+            cells = np.stack([x_t[0][k], x0_hat[0][k], x_t[1][k], x0_hat[1][k]])
+            frames[k + 1] = (make_grid(cells, ncol=2, scale=SCALE),
+                             f"step {k + 1} of {self.steps} · t = {t}")
+        self._set_frames(frames)
+
+
+def step_scrubber(pipe, prompt: str = PROMPT, steps: int = 20, seed: int = 0):
+    """Slider and Play over a real sampling run: x_t and x̂0, DDPM above DDIM, same noise."""
+    return StepScrubber(pipe, prompt, steps, seed)
+
+
+# -- 05: words to vectors --------------------------------------------------------------------------
+OTHER_PROMPT = "a small blue square in the center"  # as many tokens as PROMPT: exact mix ends
+MIX_WEIGHTS = [float(w) for w in np.linspace(0, 1, 9)]
+
+
+def _heat(values: np.ndarray) -> np.ndarray:
+    """(H, W) numbers in [0, 1] -> uint8 (H, W, 3) colours of matplotlib's 'magma' map."""
+    from matplotlib import colormaps
+
+    return (colormaps["magma"](values)[..., :3] * 255).astype(np.uint8)
+
+
+class PromptExplorer(Explorer):
+    static_figure = "figures/05_prompt_explorer.gif"
+
+    def __init__(self, pipe, prompt: str = PROMPT, other_prompt: str = OTHER_PROMPT,
+                 seed: int = 0, steps: int = 20):
+        self.pipe, self.seed, self.steps = pipe, seed, steps
+        self.prompt, self.other_prompt = _text(prompt, "prompt"), _text(other_prompt, "other")
+        self.button = self._generate_button()
+        self.tokens, self.word = W.HTML(), W.Dropdown(description="word")
+        slider = W.IntSlider(value=steps, min=1, max=steps, description="step",
+                             layout=W.Layout(width="600px"))
+        self.mix_slider = _slider(MIX_WEIGHTS, 0.5, "mix")
+        self.mix_image, self.mix_label = W.Image(format="png"), W.HTML()
+        mix_caption = W.HTML("<b>Mixing the two prompts' vectors</b>, from the same noise: "
+                             "mix 0 is the first prompt, 1 the other")
+        super().__init__(slider, controls=[self.prompt, self.other_prompt, self.button,
+                                           self.tokens, self.word],
+                         caption="<b>Cross-attention</b>: the picture · how strongly each of its "
+                         "pixels looks at the word (bright: strongly) · both together",
+                         below=[mix_caption, self.mix_slider, self.mix_label, self.mix_image])
+        self.word.observe(lambda change: self._show(), names="value")
+        self.mix_slider.observe(lambda change: self._show_mix(), names="value")
+        self.compute()
+
+    def key(self):
+        return (self.word.value, self.slider.value)
+
+    def compute(self) -> None:
+        prompt, other = self.prompt.value, self.other_prompt.value
+        tokens, ids = probe.prompt_tokens(self.pipe, prompt)
+        self.tokens.value = ("<table><tr><th>token</th>" + "".join(
+            f"<td>{html.escape(tok)}</td>" for tok in tokens) + "</tr><tr><th>id</th>"
+            + "".join(f"<td>{i}</td>" for i in ids) + "</tr></table>")
+        tokens, picture, maps = probe.attention_maps(self.pipe, prompt, self.steps, self.seed)
+        frames = {}
+        for w, token in enumerate(tokens):
+            for s in range(self.steps):
+                m = maps[s, w]  # (32, 32), attention weights in [0, 1]
+                heat = _heat(m / max(m.max(), 1e-12))
+                cells = np.stack([picture, heat, (0.4 * picture + 0.6 * heat).astype(np.uint8)])
+                label = (f"step {s + 1} of {self.steps} · '{html.escape(token)}' gets "
+                         f"{m.mean():.0%} of the attention, on average over pixels")
+                frames[(w, s + 1)] = (make_grid(cells, ncol=3, scale=SCALE), label)
+        mixed = probe.interpolate_prompts(self.pipe, prompt, other, MIX_WEIGHTS, self.seed,
+                                          self.steps)
+        self.mix_frames = {w: png(mixed[i].repeat(SCALE, 0).repeat(SCALE, 1))
+                           for i, w in enumerate(MIX_WEIGHTS)}
+        self.mix_image.layout.width = f"{world.IMAGE_SIZE * SCALE}px"
+        self._set_frames(frames)
+        colour = [i for i, tok in enumerate(tokens) if tok in world.COLOURS]
+        self.word.options = [(tok, i) for i, tok in enumerate(tokens)]  # shows frames (0, step)
+        self.word.value = colour[0] if colour else 0
+        self._show_mix()
+
+    def _show_mix(self) -> None:
+        w = self.mix_slider.value
+        self.mix_image.value = self.mix_frames[w]
+        self.mix_label.value = (f"mix {w:g}: {1 - w:.0%} '{html.escape(self.prompt.value)}' + "
+                                f"{w:.0%} '{html.escape(self.other_prompt.value)}'")
+
+
+def prompt_explorer(pipe, prompt: str = PROMPT, other_prompt: str = OTHER_PROMPT, seed: int = 0,
+                    steps: int = 20):
+    """Tokens and ids; each word's cross-attention map at every step; a mix of two prompts."""
+    return PromptExplorer(pipe, prompt, other_prompt, seed, steps)
+
+
+# -- 06: guidance ----------------------------------------------------------------------------------
+class GuidanceExplorer(Explorer):
+    static_figure = "figures/06_guidance_explorer.gif"
+
+    def __init__(self, pipe, prompt: str = "a red star", scales=(0, 1, 2, 3, 5, 8),
+                 negative_prompt: str | None = None, n: int = 8, seed: int = 0,
+                 steps: int = 20, judge=None):
+        from .judge import load_judge
+
+        self.pipe, self.scales, self.n, self.seed, self.steps = pipe, scales, n, seed, steps
+        self.judge = judge if judge is not None else load_judge()
+        self.prompt = _text(prompt, "prompt")
+        self.negative = _text(negative_prompt or "", "negative", "e.g. a large shape")
+        self.button = self._generate_button()
+        self.table = W.HTML()
+        super().__init__(_slider(list(scales), scales[0], "guidance"),
+                         controls=[self.prompt, self.negative, self.button], below=[self.table],
+                         caption=f"{n} pictures from the same {n} noises at each guidance scale")
+        self.compute()
+
+    def compute(self) -> None:
+        prompt, negative = self.prompt.value, self.negative.value.strip() or None
+        pictures = probe.guidance_sweep(self.pipe, prompt, self.scales, self.n, self.seed,
+                                        self.steps, negative)  # (K, n, 32, 32, 3)
+        frames, rows = {}, []
+        for s, group in zip(self.scales, pictures):
+            score = probe.adherence_and_diversity(self.judge, prompt, group)
+            hits = round(score["adherence"] * self.n)
+            diversity = "n/a" if np.isnan(score["diversity"]) else f"{score['diversity']:.2f}"
+            label = (f"guidance scale {s:g} · adherence {score['adherence']:.0%} ({hits} of "
+                     f"{self.n} pictures judged as asked) · diversity {diversity}")
+            frames[s] = (make_grid(group, ncol=min(self.n, 4), scale=SCALE), label)
+            rows.append(f"<tr><td>{s:g}</td><td>{score['adherence']:.0%}</td>"
+                        f"<td>{diversity}</td></tr>")
+        self.table.value = (
+            "<table><tr><th>guidance scale</th><th>adherence</th><th>diversity</th></tr>"
+            + "".join(rows) + "</table><small>adherence: share of pictures in which the judge "
+            "reads every attribute the prompt names as asked · diversity: normalised entropy of "
+            "the attributes the prompt leaves out (1: all values equally common)</small>")
+        self._set_frames(frames)
+
+
+def guidance_explorer(pipe, prompt: str = "a red star", scales=(0, 1, 2, 3, 5, 8),
+                      negative_prompt: str | None = None, n: int = 8, seed: int = 0,
+                      steps: int = 20, judge=None):
+    """Slider over guidance scales: n pictures from the same noises, with measured adherence and
+    diversity (judge: default the shipped one); Generate recomputes with a negative prompt."""
+    return GuidanceExplorer(pipe, prompt, scales, negative_prompt, n, seed, steps, judge)
