@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from minidiff.device import cpu_name
+
 
 def add_common_options(parser) -> None:
     """--device, --threads and --json, the same in every benchmark."""
@@ -30,20 +32,10 @@ def apply_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine(device) -> dict:
     """What the figures depend on: CPU, cores this process may use, torch threads, device, date."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    info = {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "usable_cpus": usable,
+    info = {"cpu": cpu_name(), "logical_cpus": os.cpu_count(), "usable_cpus": usable,
             "torch_threads": torch.get_num_threads(), "device": str(device),
             "torch": torch.__version__, "python": platform.python_version(),
             "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}

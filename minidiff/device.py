@@ -1,6 +1,8 @@
 """Where the model runs: CUDA if there is an NVIDIA GPU, Apple's MPS on a Mac, else the CPU."""
 
 import os
+import platform
+from pathlib import Path
 
 import torch
 
@@ -25,3 +27,14 @@ def pick_device(requested: str | torch.device | None = None) -> torch.device:
         raise ValueError(f"device '{requested}' is not available on this machine; "
                          f"available: {', '.join(k for k, ok in available.items() if ok)}")
     return torch.device(requested)
+
+
+def cpu_name() -> str:
+    """The processor's model name, for benchmark reports and model cards."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

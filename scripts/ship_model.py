@@ -11,7 +11,6 @@ log, the model file's metadata and the saved output of `minidiff evaluate`.
 import argparse
 import json
 import os
-import platform
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,19 +18,10 @@ from pathlib import Path
 import torch
 
 from minidiff.checkpoint import load_model, save_model
+from minidiff.device import cpu_name
 from minidiff.model import count_parameters
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "minidiff" / "weights"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:
