@@ -78,8 +78,8 @@ def lab(tmp_path):
         pytest.skip(reason)
     root = tmp_path / "course"
     shutil.copytree(NOTEBOOK.parent, root / "notebooks")  # the browser's autosave stays here
-    if (REPO / "figures").exists():
-        (root / "figures").symlink_to(REPO / "figures")
+    # the static twins, copied: Jupyter's file server refuses links that lead outside its root
+    shutil.copytree(REPO / "figures", root / "figures")
     settings = tmp_path / "settings" / "@jupyterlab"
     for extension, name, value in (  # no news pop-up; every cell in the page, not only those in view
             ("apputils-extension", "notification", '{"fetchNews": "false"}'),
