@@ -136,13 +136,22 @@ def _tracebacks(page) -> list[str]:
 
 def _run_all_cells(page) -> None:
     """Run all cells from the Run menu and wait until none is queued or running any more
-    (Run All stops at a failing cell)."""
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Run$")).click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Run All Cells$")).click()
+    (Run All stops at a failing cell). A click that lands before the notebook is ready to take
+    the command is tried again, up to three times."""
+    started = page.locator(".jp-InputArea-prompt", has_text=re.compile(r"\[(\*|\d+)\]"))
+    for _ in range(3):
+        page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})  # focus the notebook
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Run$")).click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Run All Cells$")).click()
+        start_by = time.monotonic() + 15
+        while not started.count() and time.monotonic() < start_by:
+            page.wait_for_timeout(100)
+        if started.count():
+            break
+    else:
+        page.screenshot(path=ARTIFACTS / "browser-04-failed.png")
+        pytest.fail(f"Run All Cells did not start {NOTEBOOK.name} after three tries")
     waiting = page.locator(".jp-InputArea-prompt", has_text="[*]")  # queued or running cells
-    expect_waiting_by = time.monotonic() + 10
-    while not waiting.count() and time.monotonic() < expect_waiting_by:
-        page.wait_for_timeout(100)  # until the cells are queued
     deadline = time.monotonic() + RUN_SECONDS
     while waiting.count():
         if time.monotonic() > deadline:
