@@ -4,9 +4,9 @@
     pipe = minidiff.load_pretrained()
     pictures = pipe.generate("a large red star in the top left", n=8, seed=0)
 
-Modules, in the order a learner meets them (each depends only on those before it):
-world, tokenizer -> schedules -> diffusion -> samplers -> text_encoder, unet, model -> checkpoint
--> train -> pipeline -> judge, evaluate -> widgets, diffusers_bridge.
+The library is flat (`from minidiff import diffusion, samplers`); what exists only for the course
+notebooks (explorers, probes, exercises, figures) lives above it in `minidiff.course`, which the
+library never imports. The order of the layers is stated once, as a test: tests/test_layers.py.
 """
 
 __version__ = "0.1.0"

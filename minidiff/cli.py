@@ -96,7 +96,7 @@ def _train_judge(args) -> None:
 
 
 def _figures(args) -> None:
-    from .figures import make_figures
+    from .course.figures import make_figures
     from .pipeline import load_pretrained
 
     pipe = load_pretrained(args.weights, device=args.device) if args.weights else None

@@ -43,19 +43,6 @@ DIVERSITY = ({"colour": "red", "shape": "circle"}, {"size": "large", "shape": "s
              {"colour": "green", "shape": "square", "position": "bottom"})
 
 
-def canonical_prompt(named: dict[str, str]) -> str:
-    """{attribute: value} -> the world's first caption template: "a large red circle in the top
-    left"; an unnamed shape is called "shape", an unnamed position is not mentioned."""
-    words = [named.get("size"), named.get("colour"), named.get("shape", world.NOUN_FOR_ANY_SHAPE)]
-    words = [w for w in words if w]
-    article = "an" if words[0][0] in "aeiou" else "a"
-    phrase = world.PHRASES[named["position"]] if "position" in named else None
-    prompt = " ".join(w for w in [article, *words, phrase] if w)
-    if world.parse_prompt(prompt) != {k: named[k] for k in world.ATTRIBUTES if k in named}:
-        raise AssertionError(f"the prompt {prompt!r} does not read back as {named}")
-    return prompt
-
-
 def prompt_set(quick: bool = False) -> dict[str, list[str]]:
     """The fixed prompts of each part, one entry per picture: {"seen", "held_out", "diversity"}.
 
@@ -79,7 +66,7 @@ def prompt_set(quick: bool = False) -> dict[str, list[str]]:
     else:
         held_out = held_out * 2
         diversity = [a for a in DIVERSITY for _ in range(24)]
-    return {group: [canonical_prompt(a) for a in named]
+    return {group: [world.canonical_prompt(a) for a in named]
             for group, named in (("seen", seen), ("held_out", held_out), ("diversity", diversity))}
 
 
@@ -159,18 +146,6 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     middle = np.linalg.eigvalsh(root_a @ s_b @ root_a)  # eigenvalues of S_a^1/2 S_b S_a^1/2
     trace_root = np.sqrt(np.clip(middle, 0, None)).sum()  # tr((S_a^1/2 S_b S_a^1/2)^1/2)
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * trace_root)
-
-
-def render_prompts(prompts: list[str], seed: int | list[int]) -> np.ndarray:
-    """Real pictures of prompts, one each, left-out attributes uniform -> uint8 (N, 32, 32, 3)."""
-    rng = np.random.default_rng(seed)
-    pictures = []
-    for prompt in prompts:
-        named = world.parse_prompt(prompt)
-        attrs = {k: named.get(k) or values[rng.integers(len(values))]
-                 for k, values in world.ATTRIBUTES.items()}
-        pictures.append(world.render(world.Attributes(**attrs), rng))
-    return np.stack(pictures)
 
 
 # -- the report ------------------------------------------------------------------------------------
@@ -262,9 +237,9 @@ def evaluate(pipe, quick: bool = False, steps: int | None = None,
              for c, s in world.HELD_OUT}
 
     diversity, ceiling = diversity_scores(parts["diversity"], per_group["diversity"])
-    real = judge.embed_pictures(render_prompts(prompts, seed=[seed, 1]))
+    real = judge.embed_pictures(world.render_prompts(prompts, seed=[seed, 1]))
     fd = frechet_distance(judge.embed_pictures(images), real)
-    floor = frechet_distance(judge.embed_pictures(render_prompts(prompts, seed=[seed, 2])), real)
+    floor = frechet_distance(judge.embed_pictures(world.render_prompts(prompts, seed=[seed, 2])), real)
     settings = {"steps": steps, "guidance_scale": guidance_scale, "seed": seed, "quick": quick,
                 "seconds": round(time.time() - start, 1)}
     return EvalReport(adherence_, pairs, diversity, ceiling, fd, floor,

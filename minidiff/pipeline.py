@@ -87,7 +87,7 @@ class Pipeline:
 
         Without guidance (scale 1) the R rows are the B prompts of x_t. With guidance they are the
         B prompts followed by their B null (or negative) prompts, R = 2B. Edited prompt vectors,
-        such as a mix of two prompts (minidiff.probe.interpolate_prompts), enter here.
+        such as a mix of two prompts (minidiff.course.probe.interpolate_prompts), enter here.
         """
         cfg = self.config
         guided = guidance_scale != 1.0

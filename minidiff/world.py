@@ -291,6 +291,31 @@ def example(split: str, index: int, seed: int = 0) -> Example:
     return Example(images[0], captions[0], attrs[0], mentioned[0])
 
 
+def canonical_prompt(named: dict[str, str]) -> str:
+    """{attribute: value} -> the world's first caption template: "a large red circle in the top
+    left"; an unnamed shape is called "shape", an unnamed position is not mentioned."""
+    words = [named.get("size"), named.get("colour"), named.get("shape", NOUN_FOR_ANY_SHAPE)]
+    words = [w for w in words if w]
+    article = "an" if words[0][0] in "aeiou" else "a"
+    phrase = PHRASES[named["position"]] if "position" in named else None
+    prompt = " ".join(w for w in [article, *words, phrase] if w)
+    if parse_prompt(prompt) != {k: named[k] for k in ATTRIBUTES if k in named}:
+        raise AssertionError(f"the prompt {prompt!r} does not read back as {named}")
+    return prompt
+
+
+def render_prompts(prompts: list[str], seed: int | list[int]) -> np.ndarray:
+    """Real pictures of prompts, one each, left-out attributes uniform -> uint8 (N, 32, 32, 3)."""
+    rng = np.random.default_rng(seed)
+    pictures = []
+    for prompt in prompts:
+        named = parse_prompt(prompt)
+        attrs = {k: named.get(k) or values[rng.integers(len(values))]
+                 for k, values in ATTRIBUTES.items()}
+        pictures.append(render(Attributes(**attrs), rng))
+    return np.stack(pictures)
+
+
 def export_split(split: str, n: int, out_dir, seed: int = 0) -> Path:
     """Write pictures 0 .. n - 1 of a split as 00000.png ... plus captions.jsonl into out_dir."""
     from PIL import Image

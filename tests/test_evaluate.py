@@ -7,16 +7,15 @@ import pytest
 from minidiff import world
 from minidiff.evaluate import (
     EvalReport,
-    canonical_prompt,
     evaluate,
     frechet_distance,
     normalised_entropy,
     prompt_set,
-    render_prompts,
     uniform_entropy_ceiling,
 )
 from minidiff.judge import load_judge
 from minidiff.tokenizer import Tokenizer
+from minidiff.world import canonical_prompt, render_prompts
 
 
 @pytest.fixture(scope="module")

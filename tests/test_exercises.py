@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from minidiff import diffusion, exercises, samplers, world
+from minidiff import diffusion, samplers, world
+from minidiff.course import exercises
 from minidiff.tokenizer import Tokenizer
 
 

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minidiff import course, figures
+from minidiff import course
 from minidiff.cli import main
+from minidiff.course import figures, widgets
 
 
 def test_figures_are_written_as_images(tiny_pipe, tmp_path):
@@ -52,7 +53,7 @@ def test_show_checks_its_labels():
 def test_snapshot_explorer_picks_a_grid_per_step():
     pictures = {100: np.zeros((4, 32, 32, 3), np.uint8), 300: np.full((4, 32, 32, 3), 255,
                                                                         np.uint8)}
-    explorer = course.snapshot_explorer(pictures, ncol=4)
+    explorer = widgets.snapshot_explorer(pictures, ncol=4)
     explorer.slider.value = 100
     first = explorer.image.value
     explorer.slider.value = 300

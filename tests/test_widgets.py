@@ -1,4 +1,4 @@
-"""The explorers of minidiff.widgets and the measurements of minidiff.probe behind them.
+"""The explorers of minidiff.course.widgets and the probes behind them (minidiff.course.probe).
 
 All on an untrained tiny model, so nothing here depends on the shipped weights.
 """
@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from minidiff import probe, widgets, world
+from minidiff import world
+from minidiff.course import explorer as base
+from minidiff.course import probe, widgets
 from minidiff.judge import Judge
 from minidiff.pipeline import load_pretrained
 from minidiff.samplers import make_timesteps
@@ -165,7 +167,7 @@ def test_moving_the_slider_picks_a_frame_at_once(pipe, name):
     assert isinstance(explorer, ipywidgets.VBox)
     assert isinstance(explorer.image, ipywidgets.Image) and explorer.image.format == "png"
     assert explorer.static_figure.startswith("figures/")
-    values = widgets.slider_values(explorer.slider)
+    values = base.slider_values(explorer.slider)
     assert len(values) >= 3
     seen, seconds = set(), []
     for value in values[::-1] + values:
@@ -186,12 +188,12 @@ def test_step_scrubber_labels_and_same_starting_noise(pipe):
     t = make_timesteps(5, pipe.config.T)[1][0]
     assert scrubber.label.value == f"step 2 of 5 · t = {t}"
     first, _ = scrubber.frames[1]  # 2 x 2 cells: DDPM above DDIM, x_t left
-    cell = 32 * widgets.SCALE
+    cell = 32 * base.SCALE
     top_left, bottom_left = first[2:2 + cell, 2:2 + cell], first[4 + cell:4 + 2 * cell, 2:2 + cell]
     assert np.array_equal(top_left, bottom_left)
     ddim = pipe.trace(PROMPT, n=1, steps=5, seed=4, sampler="ddim")
     last, _ = scrubber.frames[5]
-    final = last[4 + cell:4 + 2 * cell, 4 + cell:4 + 2 * cell][::widgets.SCALE, ::widgets.SCALE]
+    final = last[4 + cell:4 + 2 * cell, 4 + cell:4 + 2 * cell][::base.SCALE, ::base.SCALE]
     assert np.array_equal(final, ddim.images[0])  # DDIM's last x0_hat is its picture
 
 

@@ -1,152 +1,31 @@
-"""The course's explorers: sliders over pictures the model has already made.
+"""The course's explorers, one or two per notebook: sliders over pictures the model already made.
 
-    from minidiff import widgets
+    from minidiff.course import widgets
     widgets.step_scrubber(pipe, "a large red circle in the center")   # shows itself in Jupyter
 
-Every explorer computes all its frames when it is built (with minidiff.probe, or pipe.trace), so
-moving a slider only picks a frame; anything that runs the model again waits for a button. Each is
-an ipywidgets.VBox with the same parts, so it can be driven from Python as well as by hand:
-`.slider` (the main control), `.image` (the current frame, PNG, pictures enlarged with crisp
-pixels), `.label` (what the frame shows, e.g. "step 7 of 20 · t = 649") and `.static_figure`
-(its static twin under figures/, written by `save_static`, for GitHub, PDFs and a dead kernel).
+Each is a minidiff.course.explorer.Explorer: frames are computed with minidiff.course.probe or
+pipe.trace when it is built, and a slider only picks one.
 """
 
 import html
-import io
-import re
-from pathlib import Path
 
 import numpy as np
 
-from . import probe, world
-from .evaluate import render_prompts
-from .grid import make_grid
+from minidiff import world
+from minidiff.course import probe
+from minidiff.course.explorer import (
+    SCALE,
+    Explorer,
+    W,
+    png,
+    selection_slider,
+    side_by_side,
+    t_values,
+    text_box,
+)
+from minidiff.grid import make_grid
 
-try:
-    import ipywidgets as W
-except ImportError:  # pragma: no cover - depends on the environment
-    raise ImportError("minidiff.widgets needs ipywidgets: pip install 'minidiff[course]'") from None
-
-SCALE = 6  # screen pixels per picture pixel: 32 x 32 pictures show as 192 x 192
 PROMPT = "a large red circle in the center"
-
-
-def png(picture: np.ndarray) -> bytes:
-    """uint8 (H, W, 3) -> PNG bytes."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(picture).save(buffer, format="png", compress_level=1)
-    return buffer.getvalue()
-
-
-def slider_values(slider) -> list:
-    """Every value a slider can take, in order."""
-    if isinstance(slider, W.SelectionSlider):
-        return [value for _, value in slider.options]
-    return list(range(slider.min, slider.max + 1, slider.step))
-
-
-def t_values(T: int = 1000, n: int = 51) -> list[int]:
-    """The n timesteps a t slider offers, 0 to T-1 evenly spaced (0, 20, 40, ..., 999)."""
-    return [int(t) for t in np.linspace(0, T - 1, n).round()]
-
-
-def _slider(values: list, value, description: str) -> W.SelectionSlider:
-    return W.SelectionSlider(options=[(f"{v:g}", v) for v in values], value=value,
-                             description=description, layout=W.Layout(width="600px"))
-
-
-def _text(value: str, description: str, placeholder: str = "") -> W.Text:
-    return W.Text(value=value, description=description, placeholder=placeholder,
-                  layout=W.Layout(width="520px"))
-
-
-class Explorer(W.VBox):
-    """A slider over precomputed frames: self.frames[key] = (picture uint8 (H, W, 3), label)."""
-
-    static_figure = ""  # set by each explorer
-
-    def __init__(self, slider, caption: str, controls=(), below=(), slider_box=None):
-        self.slider = slider
-        self.image = W.Image(format="png")
-        self.label = W.HTML()
-        self.caption = W.HTML(caption)
-        self.frames: dict = {}
-        self._png: dict = {}
-        super().__init__([*controls, self.caption, slider_box or slider, self.label, self.image,
-                          *below])
-        slider.observe(lambda change: self._show(), names="value")
-
-    def key(self):
-        """Which frame the controls point at: the slider's value (or more, see PromptExplorer)."""
-        return self.slider.value
-
-    def compute(self) -> None:
-        """Run the model and make every frame (explorers with a Generate button)."""
-        raise NotImplementedError
-
-    def _set_frames(self, frames: dict) -> None:
-        """Keep new frames, each encoded as PNG once, and show the one the controls point at."""
-        self._png = {k: png(picture) for k, (picture, _) in frames.items()}
-        self.frames = frames
-        width = next(iter(frames.values()))[0].shape[1]
-        self.image.layout.width = f"{width}px"  # as drawn: a notebook would stretch it to fit
-        if self.key() in frames:  # a prompt explorer points at its new words only after this
-            self._show()
-
-    def _show(self) -> None:
-        key = self.key()
-        self.image.value = self._png[key]
-        self.label.value = self.frames[key][1]
-
-    def _generate_button(self) -> W.Button:
-        """A button that runs compute(); a mistake in a prompt is shown in the label."""
-        button = W.Button(description="Generate", button_style="primary")
-
-        def click(_):
-            button.disabled, button.description = True, "computing..."
-            try:
-                self.compute()
-            except ValueError as e:  # an unknown word, a wrong setting: say so where one looks
-                self.label.value = f"<span style='color:#b00020'>{html.escape(str(e), quote=False)}</span>"
-            finally:
-                button.disabled, button.description = False, "Generate"
-
-        button.on_click(click)
-        return button
-
-    def save_static(self, path=None, max_frames: int = 12) -> Path:
-        """Write up to max_frames frames along the main slider, each under its label, as an
-        animated GIF at `path` (default: static_figure, relative to the current folder)."""
-        from matplotlib import font_manager
-        from PIL import Image, ImageDraw, ImageFont
-
-        font = ImageFont.truetype(font_manager.findfont("DejaVu Sans"), 13)
-        keep, values = self.slider.value, slider_values(self.slider)
-        picks = np.linspace(0, len(values) - 1, min(max_frames, len(values))).round()
-        pages = []
-        for i in dict.fromkeys(int(i) for i in picks):
-            self.slider.value = values[i]
-            picture, label = self.frames[self.key()]
-            page = Image.new("RGB", (picture.shape[1], picture.shape[0] + 22), "white")
-            page.paste(Image.fromarray(picture), (0, 22))
-            text = html.unescape(re.sub("<[^>]+>", "", label))
-            ImageDraw.Draw(page).text((4, 3), text, fill="black", font=font)
-            pages.append(page)
-        self.slider.value = keep
-        path = Path(path or self.static_figure)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pages[0].save(path, save_all=True, append_images=pages[1:], duration=500, loop=0)
-        return path
-
-
-def _side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8) -> np.ndarray:
-    height = max(left.shape[0], right.shape[0])
-    out = np.full((height, left.shape[1] + gap + right.shape[1], 3), 255, np.uint8)
-    out[:left.shape[0], :left.shape[1]] = left
-    out[:right.shape[0], left.shape[1] + gap:] = right
-    return out
 
 
 # -- 01: noise ------------------------------------------------------------------------------------
@@ -154,11 +33,11 @@ class ScheduleExplorer(Explorer):
     static_figure = "figures/01_schedule_explorer.gif"
 
     def __init__(self, image=None, schedules=("linear", "cosine"), seed: int = 0):
-        from .schedules import make_alpha_bar, snr
+        from minidiff.schedules import make_alpha_bar, snr
 
-        image = render_prompts([PROMPT], seed)[0] if image is None else image
+        image = world.render_prompts([PROMPT], seed)[0] if image is None else image
         ts = t_values()
-        super().__init__(_slider(ts, ts[len(ts) // 2], "t"), caption=(
+        super().__init__(selection_slider(ts, ts[len(ts) // 2], "t"), caption=(
             f"the same picture and noise under each schedule (left to right: "
             f"{', '.join(schedules)}), and how much of the picture is left at t"))
         noised = np.stack([probe.noised_pictures(image, s, ts, seed) for s in schedules])
@@ -170,7 +49,7 @@ class ScheduleExplorer(Explorer):
             pictures = make_grid(noised[:, i], ncol=len(schedules), scale=SCALE)
             numbers = " · ".join(f"{s}: ᾱ_t = {alpha_bar[s][t]:.3f}, log SNR = "
                                  f"{log_snr[s][t]:.1f}" for s in schedules)
-            frames[t] = (_side_by_side(pictures, marked(plot, t)), f"t = {t} · {numbers}")
+            frames[t] = (side_by_side(pictures, marked(plot, t)), f"t = {t} · {numbers}")
         self._set_frames(frames)
 
 
@@ -223,10 +102,10 @@ class DenoiserExplorer(Explorer):
 
     def __init__(self, pipe, prompt: str = PROMPT, seed: int = 0, image=None):
         self.pipe, self.seed, self.picture = pipe, seed, image
-        self.prompt = _text(prompt, "prompt")
+        self.prompt = text_box(prompt, "prompt")
         self.button = self._generate_button()
         self.ts = t_values(pipe.config.T)
-        super().__init__(_slider(self.ts, self.ts[len(self.ts) // 2], "t"),
+        super().__init__(selection_slider(self.ts, self.ts[len(self.ts) // 2], "t"),
                          controls=[W.HBox([self.prompt, self.button])],
                          caption="left to right: x_t (what the network is shown) · ε (the noise "
                          "that was added) · ε̂ (the network's guess of it) · x̂0 (the clean "
@@ -235,7 +114,7 @@ class DenoiserExplorer(Explorer):
 
     def compute(self) -> None:
         prompt = self.prompt.value
-        image = render_prompts([prompt], self.seed)[0] if self.picture is None else self.picture
+        image = world.render_prompts([prompt], self.seed)[0] if self.picture is None else self.picture
         d = probe.denoiser_predictions(self.pipe, image, prompt, self.ts, self.seed)
         alpha_bar = self.pipe.alpha_bar.numpy()
         frames = {}
@@ -259,7 +138,7 @@ class StepScrubber(Explorer):
 
     def __init__(self, pipe, prompt: str = PROMPT, steps: int = 20, seed: int = 0):
         self.pipe, self.steps, self.seed = pipe, steps, seed
-        self.prompt = _text(prompt, "prompt")
+        self.prompt = text_box(prompt, "prompt")
         self.button = self._generate_button()
         slider = W.IntSlider(value=1, min=1, max=steps, description="step",
                              layout=W.Layout(width="540px"))
@@ -308,12 +187,12 @@ class PromptExplorer(Explorer):
     def __init__(self, pipe, prompt: str = PROMPT, other_prompt: str = OTHER_PROMPT,
                  seed: int = 0, steps: int = 20):
         self.pipe, self.seed, self.steps = pipe, seed, steps
-        self.prompt, self.other_prompt = _text(prompt, "prompt"), _text(other_prompt, "other")
+        self.prompt, self.other_prompt = text_box(prompt, "prompt"), text_box(other_prompt, "other")
         self.button = self._generate_button()
         self.tokens, self.word = W.HTML(), W.Dropdown(description="word")
         slider = W.IntSlider(value=steps, min=1, max=steps, description="step",
                              layout=W.Layout(width="600px"))
-        self.mix_slider = _slider(MIX_WEIGHTS, 0.5, "mix")
+        self.mix_slider = selection_slider(MIX_WEIGHTS, 0.5, "mix")
         self.mix_image, self.mix_label = W.Image(format="png"), W.HTML()
         mix_caption = W.HTML("<b>Mixing the two prompts' vectors</b>, from the same noise: "
                              "mix 0 is the first prompt, 1 the other")
@@ -376,15 +255,15 @@ class GuidanceExplorer(Explorer):
     def __init__(self, pipe, prompt: str = "a red star", scales=(0, 1, 2, 3, 5, 8),
                  negative_prompt: str | None = None, n: int = 8, seed: int = 0,
                  steps: int = 20, judge=None):
-        from .judge import load_judge
+        from minidiff.judge import load_judge
 
         self.pipe, self.scales, self.n, self.seed, self.steps = pipe, scales, n, seed, steps
         self.judge = judge if judge is not None else load_judge()
-        self.prompt = _text(prompt, "prompt")
-        self.negative = _text(negative_prompt or "", "negative", "e.g. a large shape")
+        self.prompt = text_box(prompt, "prompt")
+        self.negative = text_box(negative_prompt or "", "negative", "e.g. a large shape")
         self.button = self._generate_button()
         self.table = W.HTML()
-        super().__init__(_slider(list(scales), scales[0], "guidance"),
+        super().__init__(selection_slider(list(scales), scales[0], "guidance"),
                          controls=[self.prompt, self.negative, self.button], below=[self.table],
                          caption=f"{n} pictures from the same {n} noises at each guidance scale")
         self.compute()
@@ -417,3 +296,61 @@ def guidance_explorer(pipe, prompt: str = "a red star", scales=(0, 1, 2, 3, 5, 8
     """Slider over guidance scales: n pictures from the same noises, with measured adherence and
     diversity (judge: default the shipped one); Generate recomputes with a negative prompt."""
     return GuidanceExplorer(pipe, prompt, scales, negative_prompt, n, seed, steps, judge)
+
+
+# -- 00: the prompt box; 03: training snapshots ------------------------------------------------
+def prompt_box(pipe, prompt: str = "a small blue circle on the left", n: int = 8, seed: int = 0):
+    """A prompt, a Generate button and the grid of pictures it draws (notebook 00).
+
+    Nothing runs until the button is pressed, except one grid for the starting prompt. Errors
+    (an unknown word, a too long prompt) are shown under the box in the learner's words.
+    """
+    import warnings
+
+    text = W.Text(value=prompt, description="prompt", layout=W.Layout(width="460px"))
+    count = W.IntSlider(value=n, min=1, max=16, description="pictures")
+    seed_box = W.IntText(value=seed, description="seed", layout=W.Layout(width="160px"))
+    button = W.Button(description="Generate", button_style="primary")
+    message = W.HTML()
+    image = W.Image(format="png")
+
+    def draw(_=None):
+        button.disabled, button.description = True, "drawing..."
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                pictures = pipe.generate(text.value, n=count.value, seed=int(seed_box.value))
+            image.value = png(make_grid(pictures, ncol=min(8, count.value), scale=5))
+            message.value = "<br>".join(f"⚠ {w.message}" for w in caught)
+        except ValueError as e:  # unknown words, empty prompt: say so, keep the last grid
+            message.value = f"<b>✗</b> {e}"
+        finally:
+            button.disabled, button.description = False, "Generate"
+
+    button.on_click(draw)
+    draw()
+    box = W.VBox([W.HBox([text, button]), W.HBox([count, seed_box]), message, image])
+    box.static_figure = "figures/00_prompt_box.png"
+    return box
+
+
+def snapshot_explorer(pictures: dict, ncol: int = 8):
+    """Slider over training steps, showing the pictures each snapshot drew (notebook 03).
+
+    pictures: {training step: uint8 (N, 32, 32, 3)}, the same prompts and seed for every step,
+    drawn beforehand, so that moving the slider only picks a grid.
+    """
+    class SnapshotExplorer(Explorer):
+        static_figure = "figures/03_training_snapshots.gif"
+
+        def __init__(self):
+            options = [(f"{step:,}", step) for step in pictures]
+            slider = W.SelectionSlider(options=options, value=options[-1][1],
+                                       description="step", layout=W.Layout(width="600px"))
+            super().__init__(slider, caption="the same prompts and the same noise, drawn by the "
+                             "model after each number of training steps")
+            self._set_frames({step: (make_grid(images, ncol=ncol, scale=SCALE // 2),
+                                     f"after {step:,} training steps")
+                              for step, images in pictures.items()})
+
+    return SnapshotExplorer()

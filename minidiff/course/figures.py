@@ -4,7 +4,7 @@
     minidiff figures --only hero      # just one
 
 Each figure is one function below, registered in FIGURES under the file name it writes. The
-explorers of `minidiff.widgets` write their own animated twins (`save_static`); the rest are
+explorers of `minidiff.course.widgets` write their own animated twins (`save_static`); the rest are
 labelled grids and plots drawn with matplotlib's object API (no pyplot, so no display is needed).
 Everything is drawn with fixed seeds, so the same weights always give the same figures.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import world
+from minidiff import world
 
 HERO_PROMPTS = ("a large red circle in the center", "a small blue square in the top left",
                 "a large yellow triangle at the bottom", "a green star on the right",
@@ -83,8 +83,9 @@ def schedules(pipe, out: Path) -> list[Path]:
     import torch
     from matplotlib.figure import Figure
 
-    from . import diffusion, widgets
-    from .schedules import make_alpha_bar, snr
+    from minidiff import diffusion
+    from minidiff.course import widgets
+    from minidiff.schedules import make_alpha_bar, snr
 
     image = world.example(*EXAMPLE).image
     x0 = world.to_tensor(image[None])  # (1, 3, 32, 32)
@@ -116,7 +117,7 @@ def schedules(pipe, out: Path) -> list[Path]:
 
 def denoiser(pipe, out: Path) -> list[Path]:
     """02: x_t, eps, eps_hat, x0_hat at five noise levels; the denoiser explorer's animation."""
-    from . import probe, widgets
+    from minidiff.course import probe, widgets
 
     image = world.render(world.Attributes("red", "circle", "large", "center"),
                          np.random.default_rng(0))
@@ -134,9 +135,10 @@ def denoiser(pipe, out: Path) -> list[Path]:
 
 def training(pipe, out: Path) -> list[Path]:
     """03: the shipped training snapshots drawing the same prompts (PNG and animation)."""
-    from . import course
-    from .pipeline import load_pretrained
-    from .train import SAMPLE_PROMPTS
+    from minidiff import course
+    from minidiff.course import widgets
+    from minidiff.pipeline import load_pretrained
+    from minidiff.train import SAMPLE_PROMPTS
 
     try:
         paths = course.snapshot_paths()
@@ -149,7 +151,7 @@ def training(pipe, out: Path) -> list[Path]:
     path = out / "03_training_snapshots.png"
     labelled_grid(np.stack(list(pictures.values())), path,
                   row_labels=[f"after {step:,} steps" for step in pictures])
-    explorer = course.snapshot_explorer(pictures)
+    explorer = widgets.snapshot_explorer(pictures)
     gif = out / Path(explorer.static_figure).name
     explorer.save_static(gif)
     return [path, gif]
@@ -157,7 +159,7 @@ def training(pipe, out: Path) -> list[Path]:
 
 def sampling(pipe, out: Path) -> list[Path]:
     """04: one sampling run, x_t and x0_hat at every other step; the step scrubber's animation."""
-    from . import widgets
+    from minidiff.course import widgets
 
     run = pipe.trace(PROMPT, n=1, steps=20, seed=0)
     every = list(range(0, 20, 2)) + [19]
@@ -175,7 +177,7 @@ def words(pipe, out: Path) -> list[Path]:
     """05: each word's attention map over the first steps; the prompt explorer's animation."""
     from matplotlib.figure import Figure
 
-    from . import probe, widgets
+    from minidiff.course import probe, widgets
 
     tokens, picture, maps = probe.attention_maps(pipe, ATTENTION_PROMPT, steps=20)
     fig = Figure(figsize=(1.3 * (len(tokens) + 1), 1.7), layout="constrained")
@@ -197,7 +199,7 @@ def words(pipe, out: Path) -> list[Path]:
 
 def guidance(pipe, out: Path) -> list[Path]:
     """06: the same noise at five guidance scales; the guidance explorer's animation."""
-    from . import probe, widgets
+    from minidiff.course import probe, widgets
 
     scales = [0, 1, 1.5, 3, 8]
     rows = probe.guidance_sweep(pipe, "a red star", scales, n=8, seed=0)
@@ -225,7 +227,7 @@ def make_figures(out: str | os.PathLike = "figures", pipe=None,
     import matplotlib
     from tqdm.auto import tqdm
 
-    from . import course
+    from minidiff import course
 
     names = list(FIGURES) if not only else list(only)
     unknown = [n for n in names if n not in FIGURES]

@@ -1,6 +1,6 @@
 """Check functions for the course's exercises: your function against the package's own.
 
-    from minidiff import exercises
+    from minidiff.course import exercises
     exercises.check_q_sample(my_q_sample)     # prints ✓, or a hint about what went wrong
 
 Each check calls your function and minidiff's own on the same random inputs and compares the
@@ -13,9 +13,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from . import diffusion, samplers, world
-from .schedules import make_alpha_bar
-from .tokenizer import MAX_TOKENS, Tokenizer
+from minidiff import diffusion, samplers, world
+from minidiff.schedules import make_alpha_bar
+from minidiff.tokenizer import MAX_TOKENS, Tokenizer
 
 ATOL = 1e-4
 

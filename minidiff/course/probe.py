@@ -1,4 +1,4 @@
-"""Looking inside the model: the measurements behind the course's explorers (minidiff.widgets).
+"""Looking inside the model: the measurements behind the course's explorers (minidiff.course.widgets).
 
 Each function runs the model once, batched, and returns plain numpy arrays that a widget only has
 to pick frames from:
@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import diffusion, samplers, world
-from .pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS, Pipeline
-from .schedules import make_alpha_bar
+from minidiff import diffusion, samplers, world
+from minidiff.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS, Pipeline
+from minidiff.schedules import make_alpha_bar
 
 EPS_RANGE = 3.0  # eps = ±3 is shown as black / white: 99.7 % of standard normal noise fits
 
@@ -237,7 +237,7 @@ def adherence_and_diversity(judge, prompt: str, images: np.ndarray) -> dict[str,
     values equally common, 0: always the same; nan when the prompt names every attribute).
     Both are minidiff.evaluate's measures, applied to these pictures.
     """
-    from . import evaluate
+    from minidiff import evaluate
 
     prompts = [prompt] * len(images)
     judged = judge.predict(images)

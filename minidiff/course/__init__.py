@@ -22,7 +22,7 @@ FIGURES = Path(__file__).resolve().parent.parent / "figures"  # the repository's
 
 def pipe(device: str | None = None):
     """The shipped text-to-image model as a Pipeline, or the file named by $MINIDIFF_WEIGHTS."""
-    from . import load_pretrained
+    from minidiff import load_pretrained
 
     return load_pretrained(os.environ.get("MINIDIFF_WEIGHTS") or None,
                            device=device or os.environ.get("MINIDIFF_DEVICE") or None)
@@ -88,69 +88,3 @@ def show(images: np.ndarray, ncol: int | None = None, titles: list[str] | None =
 def figure(name: str) -> Path:
     """The path of a static figure in the repository's figures/ folder (see `minidiff figures`)."""
     return FIGURES / name
-
-
-# -- live parts not in minidiff.widgets: the prompt box (00), the training snapshots (03) ---------
-def prompt_box(pipe, prompt: str = "a small blue circle on the left", n: int = 8, seed: int = 0):
-    """A prompt, a Generate button and the grid of pictures it draws (notebook 00).
-
-    Nothing runs until the button is pressed, except one grid for the starting prompt. Errors
-    (an unknown word, a too long prompt) are shown under the box in the learner's words.
-    """
-    import warnings
-
-    import ipywidgets as W
-
-    from .grid import make_grid
-    from .widgets import png
-
-    text = W.Text(value=prompt, description="prompt", layout=W.Layout(width="460px"))
-    count = W.IntSlider(value=n, min=1, max=16, description="pictures")
-    seed_box = W.IntText(value=seed, description="seed", layout=W.Layout(width="160px"))
-    button = W.Button(description="Generate", button_style="primary")
-    message = W.HTML()
-    image = W.Image(format="png")
-
-    def draw(_=None):
-        button.disabled, button.description = True, "drawing..."
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                pictures = pipe.generate(text.value, n=count.value, seed=int(seed_box.value))
-            image.value = png(make_grid(pictures, ncol=min(8, count.value), scale=5))
-            message.value = "<br>".join(f"⚠ {w.message}" for w in caught)
-        except ValueError as e:  # unknown words, empty prompt: say so, keep the last grid
-            message.value = f"<b>✗</b> {e}"
-        finally:
-            button.disabled, button.description = False, "Generate"
-
-    button.on_click(draw)
-    draw()
-    box = W.VBox([W.HBox([text, button]), W.HBox([count, seed_box]), message, image])
-    box.static_figure = "figures/00_prompt_box.png"
-    return box
-
-
-def snapshot_explorer(pictures: dict, ncol: int = 8):
-    """Slider over training steps, showing the pictures each snapshot drew (notebook 03).
-
-    pictures: {training step: uint8 (N, 32, 32, 3)}, the same prompts and seed for every step,
-    drawn beforehand, so that moving the slider only picks a grid.
-    """
-    from .grid import make_grid
-    from .widgets import SCALE, Explorer, W
-
-    class SnapshotExplorer(Explorer):
-        static_figure = "figures/03_training_snapshots.gif"
-
-        def __init__(self):
-            options = [(f"{step:,}", step) for step in pictures]
-            slider = W.SelectionSlider(options=options, value=options[-1][1],
-                                       description="step", layout=W.Layout(width="600px"))
-            super().__init__(slider, caption="the same prompts and the same noise, drawn by the "
-                             "model after each number of training steps")
-            self._set_frames({step: (make_grid(images, ncol=ncol, scale=SCALE // 2),
-                                     f"after {step:,} training steps")
-                              for step, images in pictures.items()})
-
-    return SnapshotExplorer()
