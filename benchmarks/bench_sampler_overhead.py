@@ -9,7 +9,7 @@ noise x_T, for the same number of steps:
 - minidiff: `minidiff.samplers.sample` with the pipeline's guided `eps_fn` (what `generate` runs);
 - diffusers: `DDIMScheduler` configured by `minidiff.diffusers_bridge.diffusers_scheduler` (same
   alphas_cumprod, prediction_type, "trailing" timesteps, set_alpha_to_one, clip_sample), stepping
-  the guided raw network output in diffusers' usual loop (`diffusers_loop`).
+  the same guided eps_hat in diffusers' usual loop (`diffusers_loop`).
 
 Reported: the median time of each loop, the time of the network calls alone (so the rest is the
 sampler's own bookkeeping and math), the same two loops with a stand-in network that costs almost
@@ -62,27 +62,24 @@ def main() -> None:
     except CheckpointError as e:
         raise SystemExit(str(e)) from None
     T, dev = pipe.config.T, pipe.device
-    ids = pipe.tokenizer.encode([args.prompt]).repeat_interleave(args.n, dim=0).to(dev)  # (n, L)
-    eps_fn = pipe.eps_fn(ids, args.guidance, None)  # minidiff: guided eps_hat(x_t, t)
-    output_fn = model_output_fn(pipe, args.prompt, args.n, args.guidance)  # diffusers: raw, guided
+    eps_fn = model_output_fn(pipe, args.prompt, args.n, args.guidance)  # the guided eps_hat(x_t, t)
+    output_fn = eps_fn  # both loops call the very same guided network call
     timesteps = samplers.make_timesteps(args.steps, T)
-    scheduler = diffusers_scheduler(pipe.config, "ddim")
-    generator = torch.Generator(dev).manual_seed(args.seed)
-    x_T = torch.randn((args.n, 3, world.IMAGE_SIZE, world.IMAGE_SIZE), generator=generator,
-                      device=dev)
+    scheduler = diffusers_scheduler(pipe.config, "ddim", prediction="eps")
+    x_T, _ = samplers.seeded_noise(args.seed, (args.n, 3, world.IMAGE_SIZE, world.IMAGE_SIZE), dev)
 
     def stand_in(x_t, t):  # a "network" that costs next to nothing: the samplers' cost alone
         return 0.1 * x_t
 
     runs = {
         ("minidiff samplers.sample", "model"):
-            lambda: samplers.sample(eps_fn, x_T, pipe.alpha_bar, timesteps, "ddim")[0],
+            lambda: samplers.sample(eps_fn, x_T, pipe.alpha_bar, timesteps)[0],
         ("diffusers DDIMScheduler", "model"):
             lambda: diffusers_loop(scheduler, output_fn, x_T, args.steps),
         ("network calls alone", "model"):
             lambda: [output_fn(x_T, t) for t, _ in timesteps][-1],
         ("minidiff samplers.sample", "stand-in"):
-            lambda: samplers.sample(stand_in, x_T, pipe.alpha_bar, timesteps, "ddim")[0],
+            lambda: samplers.sample(stand_in, x_T, pipe.alpha_bar, timesteps)[0],
         ("diffusers DDIMScheduler", "stand-in"):
             lambda: diffusers_loop(scheduler, stand_in, x_T, args.steps),
     }

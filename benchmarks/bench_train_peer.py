@@ -5,10 +5,10 @@
     python benchmarks/bench_train_peer.py --smoke           # tiny preset, 20 s each: a quick check
 
 Everything but the U-Net is the same in both runs, and the same as `minidiff train`: the text
-encoder (architecture and config of the preset), the data stream `world.batch("train", ...)`, the
-noise and timesteps drawn from `train.step_generator(seed, step)`, the loss
-`minidiff.diffusion.training_loss`, AdamW with the preset's learning-rate schedule, gradient
-clipping, the EMA copy, the batch size, and the wall-clock budget `--minutes`.
+encoder (architecture and config of the preset), and every optimizer step, which is
+`minidiff.train.train_step` itself (the data stream, the noise and timesteps, the loss, AdamW with
+the preset's learning-rate schedule and betas, gradient clipping, the EMA copy), the batch size,
+and the wall-clock budget `--minutes`.
 
 The diffusers U-Net is configured to minidiff's layout (see `diffusers_unet_kwargs`): one level per
 entry of minidiff's `channels`, CrossAttnDownBlock2D / CrossAttnUpBlock2D where minidiff has
@@ -38,16 +38,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minidiff import world
 from minidiff.device import pick_device
-from minidiff.diffusion import training_loss
 from minidiff.evaluate import evaluate
 from minidiff.model import ModelConfig, TextToImage, count_parameters
 from minidiff.pipeline import DEFAULT_STEPS, Pipeline
 from minidiff.schedules import make_alpha_bar
 from minidiff.text_encoder import TextEncoder
-from minidiff.tokenizer import Tokenizer
-from minidiff.train import TrainConfig, ema_update, learning_rate, preset, step_generator
+from minidiff.train import TrainConfig, TrainingDiverged, make_optimizer, preset, train_step
 from minidiff.unet import UNet, coordinate_grid
 
 TOLERANCE = 0.10  # the two U-Nets' parameter counts may differ by this fraction at most
@@ -167,10 +164,7 @@ def train_for(model: nn.Module, cfg: TrainConfig, seconds: float, device: torch.
     """Train `model` (and an EMA copy) for `seconds`; returns the EMA copy and per-step figures."""
     model_cfg = model.config
     ema = copy.deepcopy(model).requires_grad_(False)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99),
-                                  weight_decay=cfg.weight_decay)
-    tokenizer = Tokenizer()
-    null_ids = tokenizer.encode("")[0].to(device)
+    optimizer = make_optimizer(model, cfg)
     alpha_bar = make_alpha_bar(model_cfg.schedule, model_cfg.T)  # float64, on the CPU
     step_seconds, losses = [], []
     model.train()
@@ -178,24 +172,11 @@ def train_for(model: nn.Module, cfg: TrainConfig, seconds: float, device: torch.
     while time.perf_counter() - start < seconds:
         step = len(losses)
         t0 = time.perf_counter()
-        images, captions, _ = world.batch("train", step * cfg.batch_size, cfg.batch_size,
-                                          seed=cfg.seed)
-        x0 = world.to_tensor(images).to(device)  # (B, 3, 32, 32)
-        ids = tokenizer.encode(captions).to(device)  # (B, L)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, cfg)
-        loss = training_loss(model, x0, ids, null_ids, alpha_bar, model_cfg.prediction,
-                             cfg.p_uncond, cfg.t_sampling,
-                             generator=step_generator(cfg.seed, step, device))
-        if not torch.isfinite(loss):
-            raise SystemExit(f"{label}: the loss became {loss.item()} at step {step}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        ema_update(ema, model, step, cfg.ema_decay)
-        losses.append(loss.item())  # also waits for the device
-        step_seconds.append(time.perf_counter() - t0)
+        try:  # the very step minidiff.train.train takes: same data, noise, loss, AdamW and EMA
+            losses.append(train_step(model, ema, optimizer, step, cfg, alpha_bar))
+        except TrainingDiverged as e:
+            raise SystemExit(f"{label}: {e}") from None
+        step_seconds.append(time.perf_counter() - t0)  # .item() in train_step waited for the device
     model.eval()
     warm = min(len(step_seconds) - 1, max(5, len(step_seconds) // 10))  # skip warm-up steps
     tail = losses[-max(1, len(losses) // 10):]

@@ -31,8 +31,14 @@ def _generate(args) -> None:
 
 def _train(args) -> None:
     from dataclasses import replace
+    from pathlib import Path
 
+    from .grid import save_png
+    from .pipeline import sample_grid
     from .train import preset, train
+
+    def write_samples(ema, step: int) -> None:
+        save_png(sample_grid(ema), Path(args.out) / "samples" / f"step-{step:06d}.png")
 
     model_config, train_config = preset(args.preset)
     if args.steps is not None:
@@ -41,7 +47,7 @@ def _train(args) -> None:
         train_config = replace(train_config, seed=args.seed)
     try:
         result = train(model_config, train_config, args.out, resume=args.resume,
-                       device=args.device)
+                       device=args.device, on_sample=write_samples)
     except KeyboardInterrupt:
         sys.exit(130)
     print(f"trained to step {result.step}; model written to {result.out_dir / 'model.safetensors'}")

@@ -12,6 +12,7 @@ A minidiff ModelConfig says everything a diffusers scheduler needs to know about
     schedule "linear"            beta_schedule "linear"             (alphas_cumprod == alpha_bar)
     schedule "cosine"            beta_schedule "squaredcos_cap_v2"  (alphas_cumprod == alpha_bar)
     prediction "eps"/"x0"/"v"    prediction_type "epsilon"/"sample"/"v_prediction"
+                                 (the bridge hands diffusers the guided eps_hat, so "epsilon")
     make_timesteps "trailing"    timestep_spacing "trailing"
     alpha_bar at t_prev = -1: 1  set_alpha_to_one=True, steps_offset=0
     sample(clip_x0=True)         clip_sample=True, and step(..., use_clipped_model_output=True)
@@ -28,7 +29,7 @@ diffusers is imported inside the functions (minidiff itself needs only torch and
 import numpy as np
 import torch
 
-from . import diffusion, world
+from . import samplers, world
 from .pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
 BETA_SCHEDULES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}  # minidiff -> diffusers
@@ -36,18 +37,20 @@ PREDICTION_TYPES = {"eps": "epsilon", "x0": "sample", "v": "v_prediction"}
 KINDS = ("ddim", "ddpm", "euler", "dpm")
 
 
-def diffusers_scheduler(config, kind: str = "ddim"):
-    """A new diffusers scheduler with the schedule, T and prediction of `config`, a ModelConfig."""
+def diffusers_scheduler(config, kind: str = "ddim", prediction: str | None = None):
+    """A new diffusers scheduler with the schedule, T and prediction of `config`, a ModelConfig
+    (or the prediction given, such as "eps" for a network call already read as eps_hat)."""
     import diffusers
 
     if config.schedule not in BETA_SCHEDULES:
         raise ValueError(f"diffusers has no schedule matching {config.schedule!r}; "
                          f"known: {', '.join(BETA_SCHEDULES)}")
-    if config.prediction not in PREDICTION_TYPES:
-        raise ValueError(f"diffusers has no prediction_type matching {config.prediction!r}; "
+    prediction = prediction or config.prediction
+    if prediction not in PREDICTION_TYPES:
+        raise ValueError(f"diffusers has no prediction_type matching {prediction!r}; "
                          f"known: {', '.join(PREDICTION_TYPES)}")
     common = {"num_train_timesteps": config.T, "beta_schedule": BETA_SCHEDULES[config.schedule],
-              "prediction_type": PREDICTION_TYPES[config.prediction],
+              "prediction_type": PREDICTION_TYPES[prediction],
               "timestep_spacing": "trailing"}
     if kind == "ddim":
         return diffusers.DDIMScheduler(**common, clip_sample=True, set_alpha_to_one=True,
@@ -62,28 +65,17 @@ def diffusers_scheduler(config, kind: str = "ddim"):
 
 
 def model_output_fn(pipe, prompt: str, n: int, guidance_scale: float):
-    """The guided network call as diffusers' loop wants it: (x_t, t) -> model_output (n, 3, 32, 32).
+    """The guided network call as diffusers' loop wants it: (x_t, t) -> eps_hat (n, 3, 32, 32).
 
-    This is the raw output (eps, x0 or v, whatever the model predicts), guided as
-    out_uncond + s (out_cond - out_uncond)   [CFG eq. 6]. eps, x0 and v are each an affine
-    function of the others at a fixed x_t, so guiding the raw output is the same as guiding eps_hat,
-    which is what `Pipeline.eps_fn` does.
+    It is the pipeline's own guided call (`Pipeline.encode` and `Pipeline.eps_fn`), so the
+    schedulers below are made with prediction_type "epsilon" whatever the network predicts:
+    split_prediction has already turned its output into eps_hat.
     """
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError(f"the prompt must be a non-empty string, got {prompt!r}")
-    ids = pipe.tokenizer.encode([prompt]).repeat_interleave(n, dim=0)  # (n, L)
-    null = pipe.tokenizer.encode([""]).expand(n, -1)  # (n, L): the empty prompt
-    with torch.no_grad():
-        context, mask = pipe.model.encode_text(torch.cat([ids, null]).to(pipe.device))  # (2n, L, D)
-
-    def output(x_t: torch.Tensor, t: int) -> torch.Tensor:
-        t_in = torch.full((2 * n,), t, dtype=torch.long, device=x_t.device)
-        with torch.no_grad():
-            out = pipe.model.unet(torch.cat([x_t, x_t]), t_in, context, mask)  # (2n, 3, 32, 32)
-        out_cond, out_uncond = out.chunk(2)
-        return diffusion.guided_eps(out_cond, out_uncond, guidance_scale)
-
-    return output
+    guided = guidance_scale != 1.0
+    context, mask = pipe.encode(prompt, n, guided=guided)  # (2n or n, L, D)
+    return pipe.eps_fn(context, mask, guidance_scale)
 
 
 @torch.no_grad()
@@ -116,10 +108,9 @@ def sample_with_diffusers(pipe, prompt: str, n: int = 8, steps: int = DEFAULT_ST
     scheduler -> uint8 (n, 32, 32, 3). Same seed, same starting noise x_T as the pipeline."""
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive whole number of pictures, got {n!r}")
-    scheduler = diffusers_scheduler(pipe.config, kind)
-    generator = torch.Generator(pipe.device).manual_seed(seed)
-    shape = (n, 3, world.IMAGE_SIZE, world.IMAGE_SIZE)
-    x_T = torch.randn(shape, generator=generator, device=pipe.device)  # as Pipeline.trace draws it
+    scheduler = diffusers_scheduler(pipe.config, kind, prediction="eps")
+    x_T, generator = samplers.seeded_noise(seed, (n, 3, world.IMAGE_SIZE, world.IMAGE_SIZE),
+                                           pipe.device)  # as Pipeline.trace draws it
     x0 = diffusers_loop(scheduler, model_output_fn(pipe, prompt, n, guidance_scale), x_T, steps,
                         generator)
     return world.to_uint8(x0)

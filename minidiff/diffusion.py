@@ -34,12 +34,18 @@ def to_f64(ab: float | Tensor) -> Tensor:
 
 
 def alpha_bar_at(alpha_bar: Tensor, t: int | Tensor) -> Tensor:
-    """ᾱ_t for an int t, or for one timestep per image (LongTensor (B,)); float64."""
+    """ᾱ_t for an int t, or for one timestep per image (LongTensor (B,)); float64.
+
+    t = -1 means "before the first step of a sampler": the clean picture, where ᾱ = 1. This is
+    the one place that is written down.
+    """
     T = alpha_bar.shape[0]
     t = torch.as_tensor(t).to(alpha_bar.device)
-    if t.is_floating_point() or int(t.min()) < 0 or int(t.max()) >= T:
-        raise ValueError(f"timesteps must be integers in 0..{T - 1}, got {t.tolist()}.")
-    return alpha_bar[t]
+    if t.is_floating_point() or int(t.min()) < -1 or int(t.max()) >= T:
+        raise ValueError(f"timesteps must be integers in 0..{T - 1} (or -1 for the clean "
+                         f"picture), got {t.tolist()}.")
+    clean = torch.ones((), dtype=alpha_bar.dtype, device=alpha_bar.device)
+    return torch.where(t == -1, clean, alpha_bar[t.clamp(min=0)])
 
 
 def q_sample(x0: Tensor, t: int | Tensor, alpha_bar: Tensor, eps: Tensor) -> Tensor:
@@ -164,13 +170,61 @@ def training_loss(
     return F.mse_loss(out, target)
 
 
-def guided_eps(eps_cond: Tensor, eps_uncond: Tensor, guidance_scale: float) -> Tensor:
+def check_guidance_scale(guidance_scale: float | Tensor) -> None:
+    """Refuse a guidance scale that is not a finite number >= 0 (one, or one per picture)."""
+    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float, Tensor)):
+        raise ValueError(f"guidance_scale must be a number >= 0, got {guidance_scale!r}.")
+    s = torch.as_tensor(guidance_scale, dtype=torch.float64)
+    if not bool(torch.isfinite(s).all()) or bool((s < 0).any()):
+        shown = guidance_scale if s.ndim == 0 else s.tolist()
+        raise ValueError(f"guidance_scale must be a finite number >= 0, got {shown}.")
+
+
+def guided_eps(eps_cond: Tensor, eps_uncond: Tensor, guidance_scale: float | Tensor) -> Tensor:
     """eps_hat = eps_uncond + s (eps_cond - eps_uncond)   [CFG eq. 6, with s = 1 + w]
 
     s = 0 ignores the prompt, s = 1 is the plain conditional prediction, s > 1 pushes the guess
     further away from the unconditional one (or from a negative prompt passed as eps_uncond).
-    Written as s·eps_cond + (1 - s)·eps_uncond so that s = 0 and s = 1 are exact.
+    s is one number or one per picture (B,). Written as s·eps_cond + (1 - s)·eps_uncond so that
+    s = 0 and s = 1 are exact.
     """
-    if guidance_scale < 0:
-        raise ValueError(f"guidance_scale must be 0 or more, got {guidance_scale}.")
-    return guidance_scale * eps_cond + (1 - guidance_scale) * eps_uncond
+    check_guidance_scale(guidance_scale)
+    s = per_image(guidance_scale, eps_cond)
+    return s * eps_cond + (1 - s) * eps_uncond
+
+
+def guided_eps_fn(
+    unet: Callable[[Tensor, Tensor, Tensor, Tensor], Tensor],
+    context: Tensor,
+    mask: Tensor,
+    alpha_bar: Tensor,
+    prediction: str,
+    guidance_scale: float | Tensor,
+) -> Callable[[Tensor, int], Tensor]:
+    """The guided network call: eps_hat(x_t, t) for B pictures, what every sampler loop calls.
+
+    unet(x_t, t, context, mask) -> out is the network on text already encoded. context (R, L, D)
+    and mask (R, L) hold one row per picture: with guidance, R = 2B, the B prompts followed by
+    their B null (or negative) prompts, and one network call on the doubled batch gives both
+    predictions, guided with guided_eps; at scale 1 (a plain number) R = B and nothing is doubled.
+    guidance_scale is one number or one per picture (B,). The output, whatever the network
+    predicts (see split_prediction), is read as eps_hat.
+    """
+    check_guidance_scale(guidance_scale)
+    guided = isinstance(guidance_scale, Tensor) or guidance_scale != 1.0
+
+    @torch.no_grad()
+    def eps_hat(x_t: Tensor, t: int) -> Tensor:
+        x_in = torch.cat([x_t, x_t]) if guided else x_t  # (R, C, H, W)
+        if x_in.shape[0] != context.shape[0]:
+            raise ValueError(f"{x_t.shape[0]} pictures need {x_in.shape[0]} rows of encoded "
+                             f"prompts, got {context.shape[0]}.")
+        t_in = torch.full((x_in.shape[0],), t, device=x_t.device, dtype=torch.long)
+        out = unet(x_in, t_in, context, mask)
+        eps, _ = split_prediction(out, x_in, alpha_bar_at(alpha_bar, t), prediction)
+        if not guided:
+            return eps
+        eps_cond, eps_uncond = eps.chunk(2)
+        return guided_eps(eps_cond, eps_uncond, guidance_scale)
+
+    return eps_hat

@@ -3,9 +3,10 @@
     pipe = minidiff.load_pretrained()
     images = pipe.generate("a large red star in the top left", n=8, seed=0)   # (8, 32, 32, 3) uint8
 
-`generate` encodes the prompt once, builds a guided eps_fn (classifier-free guidance, with the
-negative prompt standing in for the empty one if given), draws the starting noise from `seed` and runs
-the sampler loop of `minidiff.samplers`. `trace` returns every step of the same run for watching.
+`generate` encodes the prompt rows once (the prompt batch, then its null or negative batch:
+`encode`), builds the guided eps_fn (classifier-free guidance, `diffusion.guided_eps_fn`), draws
+the starting noise from `seed` (`samplers.seeded_noise`) and runs the sampler loop of
+`minidiff.samplers`. `trace` returns every step of the same run for watching.
 """
 
 import os
@@ -27,6 +28,10 @@ DEFAULT_WEIGHTS = WEIGHTS_DIR / "minidiff-shapes.safetensors"
 DEFAULT_STEPS = 20
 DEFAULT_GUIDANCE = 1.5  # chosen by measurement: see minidiff/weights/MODEL_CARD.md
 SAMPLERS = ("ddim", "ddpm")
+SAMPLE_PROMPTS = ("a large red circle in the center", "a small blue square in the top left",
+                  "a large yellow triangle at the bottom", "a large green star on the right",
+                  "a large purple star", "a small orange circle", "a green triangle",
+                  "a blue star in the bottom right")
 
 
 @dataclass
@@ -58,72 +63,55 @@ class Pipeline:
         # alpha_bar stays a float64 CPU tensor (MPS has no float64); samplers cast per step.
         self.alpha_bar = make_alpha_bar(self.config.schedule, self.config.T)
 
-    # -- the guided network call -------------------------------------------------------------
-    def _ids(self, prompt: str | list[str] | None, n: int) -> torch.Tensor:
-        if prompt is None:
+    # -- the prompt rows and the guided network call -------------------------------------------
+    def encode(self, prompts: str | list[str] | None, n: int = 1,
+               negative_prompt: str | None = None, guided: bool = True
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoded prompt rows the guided network call reads: (context (R, L, D), mask (R, L)).
+
+        Each prompt is repeated n times (P*n rows); with guidance, as many rows of the negative
+        prompt, or of the empty prompt "" when there is none, follow them, so R = 2*P*n; without,
+        R = P*n. prompts=None is the empty prompt: sampling without a condition.
+        """
+        if prompts is None:
             prompts = [""]
         else:
-            prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+            prompts = [prompts] if isinstance(prompts, str) else list(prompts)
             for p in prompts:
                 if not isinstance(p, str):
                     raise TypeError(f"a prompt must be a string, got {type(p).__name__}")
                 if not p.strip():
                     raise ValueError("the prompt is empty; describe a picture such as "
                                      "'a red circle', or pass prompt=None to sample unconditionally")
-        ids = self.tokenizer.encode(prompts)  # (P, L)
-        return ids.repeat_interleave(n, dim=0).to(self.device)  # (P*n, L)
-
-    def eps_fn(self, ids: torch.Tensor, guidance_scale: float, negative_ids: torch.Tensor | None):
-        """eps_hat(x_t, t) for a batch of prompts, guided   [Ho & Salimans 2022, eq. 6]."""
-        null = negative_ids if negative_ids is not None else self._ids(None, ids.shape[0])
-        guided = guidance_scale != 1.0
-        with torch.no_grad():
-            context, mask = self.model.encode_text(torch.cat([ids, null]) if guided else ids)
-        return self.eps_fn_from_context(context, mask, guidance_scale)
-
-    def eps_fn_from_context(self, context: torch.Tensor, mask: torch.Tensor,
-                            guidance_scale: float):
-        """eps_hat(x_t, t) for prompts already encoded: context (R, L, D), mask (R, L).
-
-        Without guidance (scale 1) the R rows are the B prompts of x_t. With guidance they are the
-        B prompts followed by their B null (or negative) prompts, R = 2B. Edited prompt vectors,
-        such as a mix of two prompts (minidiff.course.probe.interpolate_prompts), enter here.
-        """
-        cfg = self.config
-        guided = guidance_scale != 1.0
-
-        def eps_hat(x_t: torch.Tensor, t: int) -> torch.Tensor:
-            x_in = torch.cat([x_t, x_t]) if guided else x_t
-            t_in = torch.full((x_in.shape[0],), t, device=x_t.device, dtype=torch.long)
-            ab_t = self.alpha_bar[t]
-            with torch.no_grad():
-                out = self.model.unet(x_in, t_in, context, mask)
-            eps, _ = diffusion.split_prediction(out, x_in, ab_t, cfg.prediction)
-            if not guided:
-                return eps
-            eps_cond, eps_uncond = eps.chunk(2)
-            return diffusion.guided_eps(eps_cond, eps_uncond, guidance_scale)
-
-        return eps_hat
-
-    def _setup(self, prompt, n, guidance_scale, negative_prompt, sampler, seed):
-        if not isinstance(n, int) or n < 1:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive whole number of pictures, got {n!r}")
-        if not isinstance(guidance_scale, (int, float)) or guidance_scale < 0:
-            raise ValueError(f"guidance_scale must be a number >= 0, got {guidance_scale!r}")
-        if sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-        if not isinstance(seed, int):
-            raise TypeError(f"seed must be a whole number, got {seed!r}")
-        ids = self._ids(prompt, n)
-        negative = None
-        if negative_prompt:
-            neg = self.tokenizer.encode(negative_prompt).to(self.device)
-            negative = neg.expand(ids.shape[0], -1)
-        eps_fn = self.eps_fn(ids, float(guidance_scale), negative)
-        generator = torch.Generator(self.device).manual_seed(seed)
-        shape = (ids.shape[0], 3, world.IMAGE_SIZE, world.IMAGE_SIZE)
-        return eps_fn, generator, shape
+        ids = self.tokenizer.encode(prompts).repeat_interleave(n, dim=0)  # (P*n, L)
+        if guided:
+            null = self.tokenizer.encode(negative_prompt or "")  # (1, L)
+            ids = torch.cat([ids, null.expand(ids.shape[0], -1)])  # (2*P*n, L)
+        with torch.no_grad():
+            return self.model.encode_text(ids.to(self.device))
+
+    def eps_fn(self, context: torch.Tensor, mask: torch.Tensor,
+               guidance_scale: float | torch.Tensor):
+        """eps_hat(x_t, t) for prompt rows made by `encode` (or edited after it, as the mix of two
+        prompts in minidiff.course.probe.interpolate_prompts): diffusion.guided_eps_fn on this
+        model."""
+        return diffusion.guided_eps_fn(self.model.unet, context, mask, self.alpha_bar,
+                                       self.config.prediction, guidance_scale)
+
+    def _setup(self, prompt, n, guidance_scale, negative_prompt, seed):
+        """The guided eps_fn, and the starting noise and generator of `seed`."""
+        diffusion.check_guidance_scale(guidance_scale)
+        guided = float(guidance_scale) != 1.0
+        context, mask = self.encode(prompt, n, negative_prompt, guided)
+        rows = context.shape[0] // 2 if guided else context.shape[0]
+        x_T, generator = samplers.seeded_noise(
+            seed, (rows, 3, world.IMAGE_SIZE, world.IMAGE_SIZE), self.device)
+        return self.eps_fn(context, mask, float(guidance_scale)), x_T, generator
+
+    def _timesteps(self, steps: int) -> list[tuple[int, int]]:
+        return samplers.make_timesteps(steps, self.config.T)
 
     # -- public API ------------------------------------------------------------------------------
     def generate(self, prompt: str | list[str] | None, n: int = 8, steps: int = DEFAULT_STEPS,
@@ -138,10 +126,10 @@ class Pipeline:
               seed: int = 0, sampler: str = "ddim", eta: float = 0.0,
               keep_trajectory: bool = True) -> Trajectory:
         """Like `generate`, but also returns every step (t, x_t, x0_hat, eps_hat) of the run."""
-        eps_fn, generator, shape = self._setup(prompt, n, guidance_scale, negative_prompt,
-                                               sampler, seed)
-        timesteps = samplers.make_timesteps(steps, self.config.T)
-        x_T = torch.randn(shape, generator=generator, device=self.device)
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        timesteps = self._timesteps(steps)
+        eps_fn, x_T, generator = self._setup(prompt, n, guidance_scale, negative_prompt, seed)
         x0, trajectory = samplers.sample(eps_fn, x_T, self.alpha_bar, timesteps, sampler=sampler,
                                          eta=eta, generator=generator,
                                          keep_trajectory=keep_trajectory)
@@ -152,9 +140,10 @@ class Pipeline:
                 steps: int = DEFAULT_STEPS, guidance_scale: float = DEFAULT_GUIDANCE,
                 negative_prompt: str | None = None, seed: int = 0) -> np.ndarray:
         """Redraw `image` ((32, 32, 3) uint8) towards `prompt`; strength 1 ignores the image."""
-        x_init = self._picture(image, "image").expand(n, -1, -1, -1)
-        eps_fn, generator, _ = self._setup(prompt, n, guidance_scale, negative_prompt, "ddim", seed)
-        x0, _ = samplers.img2img(eps_fn, x_init, strength, self.alpha_bar, steps,
+        x_init = world.picture_to_tensor(image).to(self.device).expand(n, -1, -1, -1)
+        timesteps = self._timesteps(steps)
+        eps_fn, _, generator = self._setup(prompt, n, guidance_scale, negative_prompt, seed)
+        x0, _ = samplers.img2img(eps_fn, x_init, strength, self.alpha_bar, timesteps,
                                  generator=generator)
         return world.to_uint8(x0)
 
@@ -162,25 +151,32 @@ class Pipeline:
                 steps: int = DEFAULT_STEPS, guidance_scale: float = DEFAULT_GUIDANCE,
                 negative_prompt: str | None = None, seed: int = 0) -> np.ndarray:
         """Redraw where `mask` ((32, 32), True = redraw) is set; keep the rest of `image`."""
-        known = self._picture(image, "image").expand(n, -1, -1, -1)
+        known = world.picture_to_tensor(image).to(self.device).expand(n, -1, -1, -1)
         mask = np.asarray(mask)
         if mask.shape != (world.IMAGE_SIZE, world.IMAGE_SIZE):
             raise ValueError(f"mask must have shape ({world.IMAGE_SIZE}, {world.IMAGE_SIZE}), "
                              f"got {mask.shape}")
         keep = torch.as_tensor(~mask.astype(bool), device=self.device).float()[None, None]
-        eps_fn, generator, _ = self._setup(prompt, n, guidance_scale, negative_prompt, "ddim", seed)
-        timesteps = samplers.make_timesteps(steps, self.config.T)
+        timesteps = self._timesteps(steps)
+        eps_fn, _, generator = self._setup(prompt, n, guidance_scale, negative_prompt, seed)
         x0, _ = samplers.inpaint(eps_fn, known, keep, self.alpha_bar, timesteps,
                                  generator=generator)
         return world.to_uint8(x0)
 
-    def _picture(self, image: np.ndarray, name: str) -> torch.Tensor:
-        image = np.asarray(image)
-        expected = (world.IMAGE_SIZE, world.IMAGE_SIZE, 3)
-        if image.shape != expected or image.dtype != np.uint8:
-            raise ValueError(f"{name} must be a uint8 array of shape {expected}, "
-                             f"got {image.dtype} {image.shape}")
-        return world.to_tensor(image[None]).to(self.device)  # (1, 3, 32, 32)
+
+
+def sample_grid(model: TextToImage, prompts: tuple[str, ...] = SAMPLE_PROMPTS, n: int = 4,
+                seed: int = 0) -> np.ndarray:
+    """One uint8 picture: a column per prompt, n pictures each, drawn by `model` at the defaults.
+
+    What a training run shows as it learns (`minidiff train` writes one every sample_every steps).
+    """
+    from .grid import make_grid
+
+    device = next(model.parameters()).device
+    images = Pipeline(model, device).generate(list(prompts), n=n, seed=seed)  # (P*n, 32, 32, 3)
+    by_column = images.reshape(len(prompts), n, *images.shape[1:]).transpose(1, 0, 2, 3, 4)
+    return make_grid(by_column.reshape(-1, *images.shape[1:]), ncol=len(prompts))
 
 
 def load_pretrained(path: str | os.PathLike | None = None,

@@ -2,8 +2,9 @@
 
 A sampler builds its list of (t, t_prev) pairs once (make_timesteps) and walks it; each step
 only looks at the two ᾱ values of its pair, so skipping steps needs no special case. t_prev = -1
-means "before the first step": the clean picture, where ᾱ = 1 (see ab_at, the one place this is
-written). The loop is written once, in sample(); img2img and inpaint reuse it. Names follow the
+means "before the first step": the clean picture, where ᾱ = 1 (see diffusion.alpha_bar_at, the one
+place this is written). The loop is written once, in sample(); img2img and inpaint reuse it,
+and all three take an explicit timestep list and the same keyword-only options. Names follow the
 glossary in `minidiff.schedules`; eps_fn(x_t, t) -> eps_hat is the (possibly guided) network.
 """
 
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from minidiff.diffusion import eps_from_x0, per_image, q_sample, to_f64, x0_from_eps
+from minidiff.diffusion import alpha_bar_at, eps_from_x0, per_image, q_sample, to_f64, x0_from_eps
 
 SPACINGS = ("trailing", "leading", "linspace")
 SAMPLERS = ("ddim", "ddpm")
@@ -51,11 +52,6 @@ def make_timesteps(n_steps: int, T: int = 1000, spacing: str = "trailing") -> li
         raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}.")
     ts = [int(t) for t in ts]
     return list(zip(ts, ts[1:] + [-1], strict=True))
-
-
-def ab_at(alpha_bar: Tensor, t: int) -> float:
-    """ᾱ_t for one int t; t = -1 ("before the first step", the clean picture) gives ᾱ = 1."""
-    return 1.0 if t == -1 else float(alpha_bar[t])
 
 
 def beta_tilde(ab_t: float | Tensor, ab_prev: float | Tensor) -> Tensor:
@@ -159,6 +155,20 @@ def _check_timesteps(timesteps: list[tuple[int, int]], T: int) -> None:
             raise ValueError(f"pair {(t, t_prev)} does not start where the pair before it ended.")
 
 
+def seeded_noise(seed: int, shape: tuple[int, ...], device: torch.device | str = "cpu"
+                 ) -> tuple[Tensor, torch.Generator]:
+    """(x_T, generator): starting noise x_T ~ N(0, I) of `shape`, drawn first from a generator
+    seeded with `seed`, and that generator, from which the loop draws any later noise.
+
+    The one rule behind "the same seed gives the same picture": the pipeline, the probes, the
+    diffusers bridge and the benchmarks all start from this.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be a whole number, got {seed!r}.")
+    generator = torch.Generator(device).manual_seed(seed)
+    return torch.randn(shape, generator=generator, device=device), generator
+
+
 def _randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
     return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
@@ -169,6 +179,7 @@ def sample(
     x_T: Tensor,
     alpha_bar: Tensor,
     timesteps: list[tuple[int, int]],
+    *,
     sampler: str = "ddim",
     eta: float = 0.0,
     generator: torch.Generator | None = None,
@@ -192,7 +203,7 @@ def sample(
     _check_timesteps(timesteps, alpha_bar.shape[0])
     x_t, trajectory = x_T, []
     for t, t_prev in timesteps:
-        ab_t, ab_prev = ab_at(alpha_bar, t), ab_at(alpha_bar, t_prev)
+        ab_t, ab_prev = alpha_bar_at(alpha_bar, t), alpha_bar_at(alpha_bar, t_prev)
         eps_hat = eps_fn(x_t, t)
         if eps_hat.shape != x_t.shape:
             raise ValueError(
@@ -220,8 +231,7 @@ def img2img(
     x_init: Tensor,
     strength: float,
     alpha_bar: Tensor,
-    n_steps: int,
-    spacing: str = "trailing",
+    timesteps: list[tuple[int, int]],
     *,
     sampler: str = "ddim",
     eta: float = 0.0,
@@ -232,17 +242,18 @@ def img2img(
 ) -> tuple[Tensor, list[Step]]:
     """Redraw the picture x_init (B, C, H, W): noise it part of the way, then denoise [SDEdit].
 
-    strength in (0, 1] is the share of the n_steps schedule that is run: the last
-    ceil(strength · n_steps) pairs. x_init is noised to the first kept t with q_sample, so a small
-    strength keeps most of the picture and strength 1 starts from (almost) pure noise.
+    strength in (0, 1] is the share of the timestep list that is run: its last
+    ceil(strength · len(timesteps)) pairs. x_init is noised to the first kept t with q_sample, so
+    a small strength keeps most of the picture and strength 1 starts from (almost) pure noise.
     """
     if x_init.ndim != 4:
         raise ValueError(f"x_init must have shape (B, C, H, W), got {tuple(x_init.shape)}.")
-    if not 0.0 < strength <= 1.0:
-        raise ValueError(f"strength must be in (0, 1], got {strength}.")
-    timesteps = make_timesteps(n_steps, alpha_bar.shape[0], spacing)
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) \
+            or not 0.0 < strength <= 1.0:
+        raise ValueError(f"strength must be a number in (0, 1], got {strength!r}.")
+    _check_timesteps(timesteps, alpha_bar.shape[0])
     # the 1e-9 keeps float noise (0.3 * 10 = 3.0000000000000004) from adding a step
-    n_kept = max(1, math.ceil(strength * n_steps - 1e-9))
+    n_kept = max(1, math.ceil(strength * len(timesteps) - 1e-9))
     timesteps = timesteps[-n_kept:]
     x_t = q_sample(x_init, timesteps[0][0], alpha_bar, _randn_like(x_init, generator))
     return sample(eps_fn, x_t, alpha_bar, timesteps, sampler=sampler, eta=eta, generator=generator,

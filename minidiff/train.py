@@ -17,6 +17,7 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -27,7 +28,6 @@ from . import world
 from .checkpoint import load_training, save_model, save_training
 from .device import pick_device
 from .diffusion import training_loss
-from .grid import make_grid, save_png
 from .model import ModelConfig, TextToImage
 from .schedules import make_alpha_bar
 from .text_encoder import TextEncoderConfig
@@ -41,6 +41,7 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 1e-3
     warmup: int = 200  # linear warm-up steps, then cosine decay to lr / 10
+    betas: tuple[float, float] = (0.9, 0.99)  # AdamW's moment decays
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     ema_decay: float = 0.999
@@ -78,14 +79,11 @@ def preset(name: str) -> tuple[ModelConfig, TrainConfig]:
 
 
 PRESETS = ("tiny", "small", "base")
-SAMPLE_PROMPTS = ("a large red circle in the center", "a small blue square in the top left",
-                  "a large yellow triangle at the bottom", "a large green star on the right",
-                  "a large purple star", "a small orange circle", "a green triangle",
-                  "a blue star in the bottom right")
-
-
 class TrainingDiverged(RuntimeError):
     """The loss stopped being a finite number."""
+
+
+_TOKENIZER = Tokenizer()
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
@@ -107,6 +105,41 @@ def step_generator(seed: int, step: int, device: torch.device) -> torch.Generato
     return torch.Generator(device).manual_seed(seed * 1_000_003 + step)
 
 
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas,
+                             weight_decay=cfg.weight_decay)
+
+
+def train_step(model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               step: int, cfg: TrainConfig, alpha_bar: torch.Tensor) -> float:
+    """One optimizer step on training batch number `step`; returns its loss.
+
+    Draws the batch (the same pictures and captions for the same step and seed), noises it with a
+    generator seeded by (seed, step), and takes one AdamW step on diffusion.training_loss (with
+    condition dropout) at the scheduled learning rate, clipping the gradient norm; then moves the
+    EMA copy. `model` is anything with `.config` (a ModelConfig) that maps (x_t, t, ids) -> out.
+    """
+    dev = next(model.parameters()).device
+    images, captions, _ = world.batch("train", step * cfg.batch_size, cfg.batch_size,
+                                      seed=cfg.seed)
+    x0 = world.to_tensor(images).to(dev)  # (B, 3, 32, 32)
+    ids = _TOKENIZER.encode(captions).to(dev)  # (B, L)
+    null_ids = _TOKENIZER.encode("")[0].to(dev)  # (L,) the empty prompt
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(step, cfg)
+    generator = step_generator(cfg.seed, step, dev)
+    loss = training_loss(model, x0, ids, null_ids, alpha_bar, model.config.prediction,
+                         cfg.p_uncond, cfg.t_sampling, generator=generator)
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(f"the loss became {loss.item()} at step {step}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    ema_update(ema, model, step, cfg.ema_decay)
+    return loss.item()
+
+
 @dataclass
 class TrainResult:
     out_dir: Path
@@ -116,8 +149,14 @@ class TrainResult:
 
 def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | Path,
           resume: bool = False, device: str | None = None, progress: bool = True,
-          stop_at: int | None = None) -> TrainResult:
-    """Train (or resume) a run in `out_dir`; `stop_at` ends early at that step, as an interruption."""
+          stop_at: int | None = None,
+          on_sample: Callable[[TextToImage, int], None] | None = None) -> TrainResult:
+    """Train (or resume) a run in `out_dir`; `stop_at` ends early at that step, as an interruption.
+
+    on_sample(ema, step), if given, is called every `sample_every` steps and at the end, to draw
+    from the EMA weights (the command line writes a grid of pictures; see
+    minidiff.pipeline.sample_grid). Training itself knows nothing about sampling.
+    """
     cfg = train_config
     out = Path(out_dir)
     ckpt = out / "checkpoint.safetensors"
@@ -135,12 +174,12 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
     torch.manual_seed(cfg.seed)
     model = TextToImage(model_config).to(dev)
     ema = copy.deepcopy(model).requires_grad_(False)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99),
-                                  weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(model, cfg)
     start, elapsed = 0, 0.0
     if resume:
         start, stored = load_training(ckpt, model, ema, optimizer)
-        stored_cfg = TrainConfig(**{**stored, "snapshot_steps": tuple(stored["snapshot_steps"])})
+        stored_cfg = TrainConfig(**{**stored, **{k: tuple(v) for k, v in stored.items()
+                                                  if isinstance(v, list)}})
         if replace(stored_cfg, steps=cfg.steps) != cfg:
             raise ValueError(f"'{ckpt}' was made with other training settings; resume with the "
                              "same preset (only --steps may change)")
@@ -151,8 +190,6 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
         elapsed = history[-1]["elapsed"]
     _write_log(log_path, history)  # drop records after the checkpoint we resumed from
 
-    tokenizer = Tokenizer()
-    null_ids = tokenizer.encode("")[0].to(dev)
     alpha_bar = make_alpha_bar(model_config.schedule, model_config.T)  # float64, on the CPU
     end = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
     bar = tqdm(total=cfg.steps, initial=start, desc="training", unit="step", disable=not progress)
@@ -161,28 +198,15 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
     restore_sigterm = _sigterm_as_interrupt()
     try:
         while step < end:
-            images, captions, _ = world.batch("train", step * cfg.batch_size, cfg.batch_size,
-                                              seed=cfg.seed)
-            x0 = world.to_tensor(images).to(dev)  # (B, 3, 32, 32)
-            ids = tokenizer.encode(captions).to(dev)  # (B, L)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, cfg)
-            loss = training_loss(model, x0, ids, null_ids, alpha_bar, model_config.prediction,
-                                 cfg.p_uncond, cfg.t_sampling,
-                                 generator=step_generator(cfg.seed, step, dev))
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"the loss became {loss.item()} at step {step}; the last good checkpoint is "
-                    f"'{ckpt}' — try a lower learning rate than {cfg.lr}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            ema_update(ema, model, step, cfg.ema_decay)
+            try:
+                loss = train_step(model, ema, optimizer, step, cfg, alpha_bar)
+            except TrainingDiverged as e:
+                raise TrainingDiverged(f"{e}; the last good checkpoint is '{ckpt}' — try a lower "
+                                       f"learning rate than {cfg.lr}") from None
             step += 1
             bar.update(1)
             if step % cfg.log_every == 0 or step == end:
-                record = {"step": step, "loss": round(loss.item(), 6),
+                record = {"step": step, "loss": round(loss, 6),
                           "lr": learning_rate(step - 1, cfg),
                           "elapsed": round(time.perf_counter() - t0, 3)}
                 history.append(record)
@@ -192,8 +216,10 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
             if step in cfg.snapshot_steps:
                 save_model(ema, out / "snapshots" / f"step-{step:06d}.safetensors",
                            info={"step": step}, dtype=torch.float16)
-            if step % cfg.sample_every == 0 or step == cfg.steps:
-                _sample_grid(ema, out / "samples" / f"step-{step:06d}.png", dev)
+            if on_sample is not None and (step % cfg.sample_every == 0 or step == cfg.steps):
+                was_training = ema.training
+                on_sample(ema, step)
+                ema.train(was_training)
             if step % cfg.checkpoint_every == 0 or step == end:
                 save_training(ckpt, model, ema, optimizer, step, asdict(cfg))
     except KeyboardInterrupt:
@@ -221,17 +247,6 @@ def _sigterm_as_interrupt():
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     return lambda: signal.signal(signal.SIGTERM, previous)
-
-
-def _sample_grid(ema: TextToImage, path: Path, dev: torch.device) -> None:
-    from .pipeline import Pipeline  # the pipeline sits above training; import it when needed
-
-    was_training = ema.training
-    pipe = Pipeline(ema, dev)
-    images = pipe.generate(list(SAMPLE_PROMPTS), n=4, steps=20, seed=0)  # (32, 32, 32, 3)
-    ema.train(was_training)
-    save_png(make_grid(images.reshape(len(SAMPLE_PROMPTS), 4, 32, 32, 3).transpose(1, 0, 2, 3, 4)
-                       .reshape(-1, 32, 32, 3), ncol=len(SAMPLE_PROMPTS)), path)
 
 
 def _read_log(path: Path, upto: int) -> list[dict]:

@@ -351,6 +351,16 @@ def to_tensor(images: np.ndarray):
     return x / 127.5 - 1
 
 
+def picture_to_tensor(image: np.ndarray, name: str = "image"):
+    """One picture of this world, uint8 (32, 32, 3) -> float32 tensor (1, 3, 32, 32) in [-1, 1]."""
+    image = np.asarray(image)
+    expected = (IMAGE_SIZE, IMAGE_SIZE, 3)
+    if image.shape != expected or image.dtype != np.uint8:
+        raise ValueError(f"{name} must be a uint8 array of shape {expected}, "
+                         f"got {image.dtype} {image.shape}")
+    return to_tensor(image[None])
+
+
 def to_uint8(x) -> np.ndarray:
     """Float tensor (N, 3, H, W), nominally in [-1, 1] -> uint8 (N, H, W, 3); clips outside."""
     if x.ndim != 4 or x.shape[1] != 3:

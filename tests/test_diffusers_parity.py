@@ -128,7 +128,7 @@ def test_ten_step_ddim_loop_is_the_diffusers_loop(schedule, spacing, clip):
     for t in scheduler.timesteps:
         x = scheduler.step(eps_fn(x, int(t)), t, x, use_clipped_model_output=clip).prev_sample
     ours, _ = sample(eps_fn, x_T, make_alpha_bar(schedule, T), make_timesteps(10, T, spacing),
-                     "ddim", clip_x0=clip)
+                     sampler="ddim", clip_x0=clip)
     torch.testing.assert_close(ours, x, **TOL)
 
 
@@ -141,5 +141,5 @@ def test_ten_step_ddpm_loop_with_the_same_seed_is_the_diffusers_loop(schedule, s
     for t in scheduler.timesteps:
         x = scheduler.step(eps_fn(x, int(t)), t, x, generator=generator).prev_sample
     ours, _ = sample(eps_fn, x_T, make_alpha_bar(schedule, T), make_timesteps(10, T, spacing),
-                     "ddpm", generator=torch.Generator().manual_seed(0), clip_x0=False)
+                     sampler="ddpm", generator=torch.Generator().manual_seed(0), clip_x0=False)
     torch.testing.assert_close(ours, x, **TOL)

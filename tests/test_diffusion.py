@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from minidiff.diffusion import (
+    alpha_bar_at,
     eps_from_x0,
     guided_eps,
     per_image,
@@ -49,10 +50,19 @@ def test_q_sample_takes_one_timestep_per_image():
         assert torch.allclose(together[i : i + 1], alone)
 
 
-@pytest.mark.parametrize("bad_t", [-1, 1000, torch.tensor([3, 1000])])
+@pytest.mark.parametrize("bad_t", [-2, 1000, torch.tensor([3, 1000]), torch.tensor([0.5, 2])])
 def test_q_sample_rejects_timesteps_outside_the_schedule(bad_t):
     with pytest.raises(ValueError, match="0..999"):
         q_sample(torch.zeros(2, 3, 2, 2), bad_t, ALPHA_BAR, torch.zeros(2, 3, 2, 2))
+
+
+def test_t_minus_one_is_the_clean_picture():
+    """t = -1, "before a sampler's first step", has ᾱ = 1: x_t is x0 itself."""
+    assert alpha_bar_at(ALPHA_BAR, -1).item() == 1.0
+    both = alpha_bar_at(ALPHA_BAR, torch.tensor([-1, 0]))
+    assert both.dtype == torch.float64 and both.tolist() == [1.0, ALPHA_BAR[0].item()]
+    x0, eps = _randn(2, 3, 2, 2, seed=1), _randn(2, 3, 2, 2, seed=2)
+    assert torch.equal(q_sample(x0, -1, ALPHA_BAR, eps), x0)
 
 
 def _noised_batch():

@@ -47,7 +47,12 @@ def test_unconditional_and_negative_prompts(tiny_pipe):
     ({"prompt": "   "}, "the prompt is empty"),
     ({"prompt": "a red circle", "steps": 0}, "steps must be between 1 and"),
     ({"prompt": "a red circle", "steps": -3}, "steps must be between 1 and"),
-    ({"prompt": "a red circle", "guidance_scale": -1.0}, "guidance_scale must be a number >= 0"),
+    ({"prompt": "a red circle", "guidance_scale": -1.0},
+     "guidance_scale must be a finite number >= 0, got -1.0"),
+    ({"prompt": "a red circle", "guidance_scale": float("nan")},
+     "guidance_scale must be a finite number >= 0, got nan"),
+    ({"prompt": "a red circle", "guidance_scale": float("inf")},
+     "guidance_scale must be a finite number >= 0, got inf"),
     ({"prompt": "a red circle", "n": 0}, "n must be a positive whole number"),
     ({"prompt": "a red circle", "sampler": "euler"}, "unknown sampler 'euler'"),
 ])

@@ -22,6 +22,7 @@ from minidiff.schedules import make_alpha_bar
 
 ALPHA_BAR = make_alpha_bar("cosine", 1000)
 SHAPE = (2, 3, 8, 8)
+TEN_STEPS = make_timesteps(10, 1000)
 
 
 def _randn(*shape, seed=0, dtype=torch.float32):
@@ -128,8 +129,8 @@ def test_steps_that_add_noise_ask_for_it():
 def test_sample_returns_the_last_x0_hat_and_every_step(sampler, eta, clip_x0):
     seen = []
     timesteps = make_timesteps(10, 1000)
-    x0, trajectory = sample(gaussian_eps_fn, _randn(*SHAPE), ALPHA_BAR, timesteps, sampler, eta,
-                            torch.Generator().manual_seed(0), callback=seen.append,
+    x0, trajectory = sample(gaussian_eps_fn, _randn(*SHAPE), ALPHA_BAR, timesteps, sampler=sampler,
+                            eta=eta, generator=torch.Generator().manual_seed(0), callback=seen.append,
                             keep_trajectory=True, clip_x0=clip_x0)
     assert [s.t for s in trajectory] == [t for t, _ in timesteps] == [s.t for s in seen]
     assert all(isinstance(s, Step) and s.x_t.shape == SHAPE for s in trajectory)
@@ -159,7 +160,8 @@ def test_the_same_seed_gives_the_same_picture(sampler):
     def run(seed):
         g = torch.Generator().manual_seed(seed)
         x_T = torch.randn(SHAPE, generator=g)
-        return sample(gaussian_eps_fn, x_T, ALPHA_BAR, make_timesteps(8, 1000), sampler, eta=1.0,
+        return sample(gaussian_eps_fn, x_T, ALPHA_BAR, make_timesteps(8, 1000), sampler=sampler,
+                      eta=1.0,
                       generator=g)[0]
 
     assert torch.equal(run(0), run(0))
@@ -168,7 +170,7 @@ def test_the_same_seed_gives_the_same_picture(sampler):
 
 def test_sample_follows_the_dtype_of_its_input():
     x0, _ = sample(gaussian_eps_fn, _randn(*SHAPE, dtype=torch.float64), ALPHA_BAR,
-                   make_timesteps(3, 1000), "ddpm", generator=torch.Generator().manual_seed(0))
+                   make_timesteps(3, 1000), sampler="ddpm", generator=torch.Generator().manual_seed(0))
     assert x0.dtype == torch.float64
 
 
@@ -201,7 +203,7 @@ def test_img2img_with_small_strength_changes_the_picture_little():
 
     def change(strength):
         g = torch.Generator().manual_seed(0)
-        x0, _ = img2img(gaussian_eps_fn, x_init, strength, ALPHA_BAR, 10, generator=g)
+        x0, _ = img2img(gaussian_eps_fn, x_init, strength, ALPHA_BAR, TEN_STEPS, generator=g)
         return (x0 - x_init).abs().mean().item()
 
     # strength 1 ends in an unrelated picture from N(0, 0.5² I): mean |difference| about 0.5
@@ -211,19 +213,19 @@ def test_img2img_with_small_strength_changes_the_picture_little():
 
 def test_img2img_runs_the_last_share_of_the_steps():
     seen = []
-    img2img(gaussian_eps_fn, torch.zeros(SHAPE), 0.3, ALPHA_BAR, 10, callback=seen.append)
+    img2img(gaussian_eps_fn, torch.zeros(SHAPE), 0.3, ALPHA_BAR, TEN_STEPS, callback=seen.append)
     assert [s.t for s in seen] == [t for t, _ in make_timesteps(10, 1000)[-3:]]
 
 
-@pytest.mark.parametrize("strength", [0.0, -0.5, 1.5])
+@pytest.mark.parametrize("strength", [0.0, -0.5, 1.5, float("nan"), float("inf")])
 def test_img2img_strength_must_be_in_0_1(strength):
-    with pytest.raises(ValueError, match=r"strength must be in \(0, 1\]"):
-        img2img(gaussian_eps_fn, torch.zeros(SHAPE), strength, ALPHA_BAR, 10)
+    with pytest.raises(ValueError, match=r"strength must be a number in \(0, 1\]"):
+        img2img(gaussian_eps_fn, torch.zeros(SHAPE), strength, ALPHA_BAR, TEN_STEPS)
 
 
 def test_img2img_names_the_expected_shape():
     with pytest.raises(ValueError, match=r"x_init must have shape \(B, C, H, W\), got \(3, 8, 8\)"):
-        img2img(gaussian_eps_fn, torch.zeros(3, 8, 8), 0.5, ALPHA_BAR, 10)
+        img2img(gaussian_eps_fn, torch.zeros(3, 8, 8), 0.5, ALPHA_BAR, TEN_STEPS)
 
 
 @pytest.mark.parametrize("sampler", ["ddim", "ddpm"])

@@ -15,17 +15,23 @@ def configs():
 
 
 @pytest.fixture(scope="module")
-def full_run(configs, tmp_path_factory):
+def sampled():
+    return []
+
+
+@pytest.fixture(scope="module")
+def full_run(configs, tmp_path_factory, sampled):
     out = tmp_path_factory.mktemp("full")
-    return train(*configs, out, device="cpu", progress=False)
+    return train(*configs, out, device="cpu", progress=False,
+                 on_sample=lambda ema, step: sampled.append(step))
 
 
-def test_a_run_writes_model_checkpoint_samples_and_snapshots(full_run):
+def test_a_run_writes_model_checkpoint_and_snapshots_and_shows_samples(full_run, sampled):
     out = full_run.out_dir
     assert full_run.step == 20
     assert (out / "model.safetensors").exists()
     assert (out / "checkpoint.safetensors").exists()
-    assert (out / "samples" / "step-000020.png").exists()
+    assert sampled == [20]  # every sample_every steps, and at the end
     assert (out / "snapshots" / "step-000010.safetensors").exists()
     _, info = load_model(out / "model.safetensors")
     assert info["step"] == 20
@@ -125,3 +131,4 @@ def test_a_killed_training_process_saves_and_resumes(tmp_path):
     steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
     assert steps == list(range(5, 301, 5))  # every logged step exactly once, none lost
     assert (out / "model.safetensors").exists()
+    assert (out / "samples" / "step-000300.png").exists()  # the command line draws what it learnt

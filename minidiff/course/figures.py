@@ -137,8 +137,7 @@ def training(pipe, out: Path) -> list[Path]:
     """03: the shipped training snapshots drawing the same prompts (PNG and animation)."""
     from minidiff import course
     from minidiff.course import widgets
-    from minidiff.pipeline import load_pretrained
-    from minidiff.train import SAMPLE_PROMPTS
+    from minidiff.pipeline import SAMPLE_PROMPTS, load_pretrained
 
     try:
         paths = course.snapshot_paths()

@@ -26,20 +26,9 @@ from minidiff.schedules import make_alpha_bar
 EPS_RANGE = 3.0  # eps = ±3 is shown as black / white: 99.7 % of standard normal noise fits
 
 
-def _picture_tensor(image: np.ndarray) -> torch.Tensor:
-    image = np.asarray(image)
-    expected = (world.IMAGE_SIZE, world.IMAGE_SIZE, 3)
-    if image.shape != expected or image.dtype != np.uint8:
-        raise ValueError(f"image must be a uint8 array of shape {expected}, "
-                         f"got {image.dtype} {image.shape}")
-    return world.to_tensor(image[None])  # (1, 3, 32, 32)
-
-
 def _noise(seed: int, n: int = 1, device: torch.device | str = "cpu") -> torch.Tensor:
     """The starting noise of pipe.generate(..., n, seed=seed): (n, 3, 32, 32)."""
-    generator = torch.Generator(device).manual_seed(seed)
-    return torch.randn((n, 3, world.IMAGE_SIZE, world.IMAGE_SIZE), generator=generator,
-                       device=device)
+    return samplers.seeded_noise(seed, (n, 3, world.IMAGE_SIZE, world.IMAGE_SIZE), device)[0]
 
 
 def _timestep_list(timesteps, T: int) -> list[int]:
@@ -63,7 +52,7 @@ def noised_pictures(image: np.ndarray, schedule: str, timesteps: list[int], seed
     """
     alpha_bar = make_alpha_bar(schedule, T)
     ts = _timestep_list(timesteps, T)
-    x0 = _picture_tensor(image).expand(len(ts), -1, -1, -1)  # (N, 3, 32, 32)
+    x0 = world.picture_to_tensor(image).expand(len(ts), -1, -1, -1)  # (N, 3, 32, 32)
     eps = _noise(seed).expand_as(x0)
     return world.to_uint8(diffusion.q_sample(x0, torch.tensor(ts), alpha_bar, eps))
 
@@ -79,7 +68,7 @@ def denoiser_predictions(pipe: Pipeline, image: np.ndarray, prompt: str, timeste
     """
     ts = _timestep_list(timesteps, pipe.config.T)
     t = torch.tensor(ts, device=pipe.device)  # (N,)
-    x0 = _picture_tensor(image).to(pipe.device).expand(len(ts), -1, -1, -1)  # (N, 3, 32, 32)
+    x0 = world.picture_to_tensor(image).to(pipe.device).expand(len(ts), -1, -1, -1)  # (N, 3, H, W)
     eps = _noise(seed, device=pipe.device).expand_as(x0)
     x_t = diffusion.q_sample(x0, t, pipe.alpha_bar, eps)
     ids = pipe.tokenizer.encode(prompt).to(pipe.device).expand(len(ts), -1)  # (N, L)
@@ -137,19 +126,6 @@ def attention_maps(pipe: Pipeline, prompt: str, steps: int = DEFAULT_STEPS, seed
     return tokens, image, maps.double().numpy()
 
 
-def _encode(pipe: Pipeline, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    ids = pipe.tokenizer.encode(prompts).to(pipe.device)
-    with torch.no_grad():
-        return pipe.model.encode_text(ids)  # (P, L, D), (P, L)
-
-
-def _check_guidance(guidance_scale) -> float:
-    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)) \
-            or guidance_scale < 0:
-        raise ValueError(f"guidance_scale must be a number >= 0, got {guidance_scale!r}")
-    return float(guidance_scale)
-
-
 def interpolate_prompts(pipe: Pipeline, prompt_a: str, prompt_b: str, weights: list[float],
                         seed: int = 0, steps: int = DEFAULT_STEPS,
                         guidance_scale: float = DEFAULT_GUIDANCE) -> np.ndarray:
@@ -164,15 +140,16 @@ def interpolate_prompts(pipe: Pipeline, prompt_a: str, prompt_b: str, weights: l
     weights = [float(w) for w in weights]
     if not weights or min(weights) < 0 or max(weights) > 1:
         raise ValueError(f"weights must be a non-empty list of numbers in [0, 1], got {weights}")
-    guidance_scale = _check_guidance(guidance_scale)
-    context, mask = _encode(pipe, [prompt_a, prompt_b, ""])  # (3, L, D), (3, L)
+    diffusion.check_guidance_scale(guidance_scale)
+    guided = guidance_scale != 1.0
+    context, mask = pipe.encode([prompt_a, prompt_b], guided=guided)  # (2 or 4, L, D), (.., L)
     w = torch.tensor(weights, device=pipe.device, dtype=context.dtype)[:, None, None]  # (W, 1, 1)
     mixed = (1 - w) * context[0] + w * context[1]  # (W, L, D)
     mixed_mask = (mask[0] | mask[1]).expand(len(weights), -1)  # (W, L)
-    if guidance_scale != 1.0:  # the null prompt's rows follow, as eps_fn_from_context expects
-        mixed = torch.cat([mixed, context[2:].expand(len(weights), -1, -1)])
-        mixed_mask = torch.cat([mixed_mask, mask[2:].expand(len(weights), -1)])
-    eps_fn = pipe.eps_fn_from_context(mixed, mixed_mask, guidance_scale)
+    if guided:  # the null prompt's rows follow, as the guided network call expects
+        mixed = torch.cat([mixed, context[2:3].expand(len(weights), -1, -1)])
+        mixed_mask = torch.cat([mixed_mask, mask[2:3].expand(len(weights), -1)])
+    eps_fn = pipe.eps_fn(mixed, mixed_mask, float(guidance_scale))
     x_T = _noise(seed, device=pipe.device).expand(len(weights), -1, -1, -1)  # (W, 3, 32, 32)
     x0, _ = samplers.sample(eps_fn, x_T, pipe.alpha_bar,
                             samplers.make_timesteps(steps, pipe.config.T))
@@ -192,7 +169,7 @@ def word_similarity(pipe: Pipeline, layer: str = "output") -> tuple[list[str], n
     if layer == "embedding":
         vectors = pipe.model.text_encoder.token_embedding.weight.detach()[first:]  # (V, D)
     elif layer == "output":
-        context, _ = _encode(pipe, words)  # (V, L, D): <start> word <pad> ...
+        context, _ = pipe.encode(words, guided=False)  # (V, L, D): <start> word <pad> ...
         vectors = context[:, 1]  # (V, D) the word's own position
     else:
         raise ValueError(f"layer must be 'embedding' or 'output', got {layer!r}")
@@ -208,23 +185,15 @@ def guidance_sweep(pipe: Pipeline, prompt: str, scales: list[float], n: int = 8,
     All scales run as one batch: one network call per step gives the conditional and the null (or
     negative) prediction for every picture, and each scale's pictures are guided with their own s.
     """
-    scales = [_check_guidance(s) for s in scales]
-    if not scales or not isinstance(n, int) or n < 1:
+    scales = [float(s) for s in scales]
+    if not scales or isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"need at least one scale and n >= 1, got {scales} and n={n!r}")
     k = len(scales)
-    context, mask = _encode(pipe, [prompt, negative_prompt or ""])  # (2, L, D), (2, L)
-    rows = k * n
-    both = pipe.eps_fn_from_context(  # rows prompt copies, then rows null copies; no guidance
-        torch.cat([context[:1].expand(rows, -1, -1), context[1:].expand(rows, -1, -1)]),
-        torch.cat([mask[:1].expand(rows, -1), mask[1:].expand(rows, -1)]), guidance_scale=1.0)
-
-    def eps_hat(x_t: torch.Tensor, t: int) -> torch.Tensor:
-        eps_cond, eps_uncond = both(torch.cat([x_t, x_t]), t).chunk(2)  # (k*n, 3, 32, 32) each
-        return torch.cat([diffusion.guided_eps(c, u, s) for c, u, s
-                          in zip(eps_cond.chunk(k), eps_uncond.chunk(k), scales)])
-
+    context, mask = pipe.encode(prompt, k * n, negative_prompt)  # (2kn, L, D): k*n prompt rows,
+    per_row = torch.tensor(scales).repeat_interleave(n)  # then k*n null rows; (k*n,) scales
+    eps_fn = pipe.eps_fn(context, mask, per_row)
     x_T = _noise(seed, n, pipe.device).repeat(k, 1, 1, 1)  # (k*n, 3, 32, 32)
-    x0, _ = samplers.sample(eps_hat, x_T, pipe.alpha_bar,
+    x0, _ = samplers.sample(eps_fn, x_T, pipe.alpha_bar,
                             samplers.make_timesteps(steps, pipe.config.T))
     return world.to_uint8(x0).reshape(k, n, world.IMAGE_SIZE, world.IMAGE_SIZE, 3)
 
