@@ -20,6 +20,10 @@ from .world import WORDS
 SPECIALS = ("<pad>", "<start>")
 VOCAB = SPECIALS + WORDS
 MAX_TOKENS = 16  # including <start>
+# What people type around words: read as a space (hyphens: "top-left") or left out (the end of a
+# sentence, quotes, brackets). The comma is a word of the world's captions and stays one.
+SPACED = "-/"
+DROPPED = ".!?;:\"'()[]"
 
 
 class UnknownWordError(ValueError):
@@ -53,10 +57,12 @@ class Tokenizer:
         return f"Tokenizer({len(self)} tokens, max_tokens={self.max_tokens})"
 
     def words(self, prompt: str) -> list[str]:
-        """'A big star, top' -> ['a', 'big', 'star', ',', 'top']: lower case, commas kept."""
+        """'A big star, top-left.' -> ['a', 'big', 'star', ',', 'top', 'left']: lower case, commas
+        kept, hyphens read as spaces, other punctuation (. ! ? ; : quotes, brackets) left out."""
         if not isinstance(prompt, str):
             raise TypeError(f"a prompt must be a string, got {type(prompt).__name__}")
-        return prompt.lower().replace(",", " , ").split()
+        text = prompt.lower().translate(str.maketrans(SPACED, " " * len(SPACED), DROPPED))
+        return text.replace(",", " , ").split()
 
     def _row(self, prompt: str) -> list[int]:
         words = self.words(prompt)

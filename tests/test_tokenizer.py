@@ -89,3 +89,20 @@ def test_type_errors():
         Tokenizer(max_tokens=0)
     with pytest.raises(ValueError, match="0 .. 31"):
         tok.decode(torch.tensor([[1, 99]]))
+
+
+@pytest.mark.parametrize("typed", ["a red circle.", "A red circle!", "\"a red circle\"",
+                                   "a red circle?", "(a red circle)", "a red circle;"])
+def test_punctuation_people_type_is_read_not_refused(typed):
+    tok = Tokenizer()
+    assert tok.encode(typed).tolist() == tok.encode("a red circle").tolist()
+
+
+def test_a_hyphen_reads_as_a_space():
+    tok = Tokenizer()
+    assert tok.encode("a star, top-left").tolist() == tok.encode("a star, top left").tolist()
+
+
+def test_an_unknown_word_is_named_without_the_punctuation_around_it():
+    with pytest.raises(UnknownWordError, match=r"unknown word 'pruple' in prompt 'a pruple star\.'"):
+        Tokenizer().encode("a pruple star.")
