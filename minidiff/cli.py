@@ -63,13 +63,13 @@ def _dataset(args) -> None:
 def _info(args) -> None:
     from .checkpoint import load_model
     from .model import TextToImage, count_parameters, shape_table
-    from .pipeline import DEFAULT_WEIGHTS
+    from .pipeline import weights_path
     from .train import preset
 
     if args.preset:
         model = TextToImage(preset(args.preset)[0])
     else:
-        model, _ = load_model(args.weights or DEFAULT_WEIGHTS)
+        model, _ = load_model(weights_path(args.weights))
     print(f"text encoder: {count_parameters(model.text_encoder):,} parameters")
     print(f"U-Net:        {count_parameters(model.unet):,} parameters")
     print(shape_table(model))
@@ -105,7 +105,7 @@ def _figures(args) -> None:
     from .course.figures import make_figures
     from .pipeline import load_pretrained
 
-    pipe = load_pretrained(args.weights, device=args.device) if args.weights else None
+    pipe = load_pretrained(args.weights, device=args.device)
     written = make_figures(args.out, pipe=pipe, only=args.only)
     print(f"wrote {len(written)} figures to {args.out}/: {', '.join(p.name for p in written)}")
 
@@ -124,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sampler", default="ddim", choices=["ddim", "ddpm"])
     g.add_argument("--out", default=None, help="grid PNG path (default grid.png)")
     g.add_argument("--out-dir", default=None, help="also write one PNG per picture here")
-    g.add_argument("--weights", default=None, help="a model file or training checkpoint")
+    weights_help = "a model file or training checkpoint (default: $MINIDIFF_WEIGHTS if set, " \
+                   "else the shipped model)"
+    g.add_argument("--weights", default=None, help=weights_help)
     g.add_argument("--device", default=None)
     g.set_defaults(func=_generate)
 
@@ -146,11 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("info", help="parameter counts and the per-block shape table")
     i.add_argument("--preset", default=None)
-    i.add_argument("--weights", default=None)
+    i.add_argument("--weights", default=None, help=weights_help)
     i.set_defaults(func=_info)
 
     e = sub.add_parser("evaluate", help="measure prompt adherence, diversity and Frechet distance")
-    e.add_argument("--weights", default=None, help="a model file (default: the shipped model)")
+    e.add_argument("--weights", default=None, help=weights_help)
     e.add_argument("--quick", action="store_true", help="about 10x fewer pictures")
     e.add_argument("--steps", type=int, default=None)
     e.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
@@ -170,8 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", default="figures", help="output folder (default figures/)")
     f.add_argument("--only", nargs="+", default=None, help="just these figures (names: "
                    "hero prompt_box schedules denoiser training sampling words guidance)")
-    f.add_argument("--weights", default=None,
-                   help="a model file (default: the shipped model, or $MINIDIFF_WEIGHTS)")
+    f.add_argument("--weights", default=None, help=weights_help)
     f.add_argument("--device", default=None)
     f.set_defaults(func=_figures)
     return parser

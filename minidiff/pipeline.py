@@ -179,10 +179,18 @@ def sample_grid(model: TextToImage, prompts: tuple[str, ...] = SAMPLE_PROMPTS, n
     return make_grid(by_column.reshape(-1, *images.shape[1:]), ncol=len(prompts))
 
 
+def weights_path(path: str | os.PathLike | None = None) -> Path:
+    """The weights to load: `path` if given, else the file named by $MINIDIFF_WEIGHTS if that is
+    set (so a course maintainer can point every notebook and command at other weights), else the
+    shipped model."""
+    return Path(path or os.environ.get("MINIDIFF_WEIGHTS") or DEFAULT_WEIGHTS)
+
+
 def load_pretrained(path: str | os.PathLike | None = None,
                     device: str | None = None) -> Pipeline:
-    """The shipped model (or the model file / training checkpoint at `path`) as a Pipeline."""
-    path = Path(path) if path is not None else DEFAULT_WEIGHTS
+    """The shipped model (or the model file / training checkpoint at `path`, or at
+    $MINIDIFF_WEIGHTS) as a Pipeline, on `device` ($MINIDIFF_DEVICE, or the best there is)."""
+    path = weights_path(path)
     if not path.exists() and path == DEFAULT_WEIGHTS:
         raise CheckpointError(f"the shipped weights are missing from the package ({path}); "
                               "reinstall minidiff or train your own with 'minidiff train'")

@@ -46,3 +46,18 @@ def test_train_refuses_an_unknown_preset(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--preset", "huge", "--out", str(tmp_path / "run")])
     assert "unknown preset 'huge'" in capsys.readouterr().err
+
+
+def test_the_commands_honour_minidiff_weights(tiny_model_file, tmp_path, monkeypatch, capsys):
+    """$MINIDIFF_WEIGHTS points the command line at other weights, as it does the notebooks."""
+    from minidiff.checkpoint import load_model
+    from minidiff.model import count_parameters
+
+    tiny, _ = load_model(tiny_model_file)
+    monkeypatch.setenv("MINIDIFF_WEIGHTS", str(tiny_model_file))
+    main(["info"])
+    assert f"U-Net:        {count_parameters(tiny.unet):,} parameters" in capsys.readouterr().out
+    monkeypatch.setenv("MINIDIFF_WEIGHTS", str(tmp_path / "missing.safetensors"))
+    with pytest.raises(SystemExit):
+        main(["generate", "a red circle", "--out", str(tmp_path / "g.png")])
+    assert "missing.safetensors" in capsys.readouterr().err

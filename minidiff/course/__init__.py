@@ -16,16 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
-SNAPSHOT_DIR = Path(__file__).parent / "weights" / "snapshots"
-FIGURES = Path(__file__).resolve().parent.parent / "figures"  # the repository's figures/ folder
+PACKAGE = Path(__file__).resolve().parents[1]  # minidiff/
+SNAPSHOT_DIR = PACKAGE / "weights" / "snapshots"
+FIGURES = PACKAGE.parent / "figures"  # the repository's figures/ folder
 
 
 def pipe(device: str | None = None):
-    """The shipped text-to-image model as a Pipeline, or the file named by $MINIDIFF_WEIGHTS."""
+    """The shipped text-to-image model as a Pipeline, or the file named by $MINIDIFF_WEIGHTS
+    (minidiff.load_pretrained reads it), on $MINIDIFF_DEVICE or the best device there is."""
     from minidiff import load_pretrained
 
-    return load_pretrained(os.environ.get("MINIDIFF_WEIGHTS") or None,
-                           device=device or os.environ.get("MINIDIFF_DEVICE") or None)
+    return load_pretrained(device=device)
 
 
 def snapshot_paths() -> dict[int, Path]:
