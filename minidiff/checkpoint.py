@@ -28,7 +28,11 @@ class CheckpointError(ValueError):
     """A weights file that cannot be used: missing, corrupt, of the wrong kind or for another model."""
 
 
-def _atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path) -> None:
+def write_file(tensors: dict[str, torch.Tensor], metadata: dict[str, str],
+               path: str | os.PathLike) -> None:
+    """Write tensors and string metadata as one safetensors file, atomically: to a temporary name
+    beside `path`, then renamed over it, so an interrupted write leaves the old file intact."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".partial", dir=path.parent)
     os.close(fd)
@@ -43,7 +47,9 @@ def _atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], pat
             os.remove(tmp)
 
 
-def _read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, metadata) of a minidiff safetensors file; CheckpointError if it is missing,
+    unreadable or not minidiff's. Only safetensors is read: no pickle, no code."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no weights file at '{path}'")
@@ -61,17 +67,25 @@ def _read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, s
     return tensors, metadata
 
 
+def save_weights(module: torch.nn.Module, path: str | os.PathLike, kind: str,
+                 info: dict | None = None, dtype: torch.dtype | None = None) -> None:
+    """Write a network with a `.config` (a dataclass with to_dict) as a file of the given kind,
+    its weights optionally cast (e.g. to fp16), its config and `info` in the metadata."""
+    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v)
+             for k, v in module.state_dict().items()}
+    metadata = {"format": FORMAT, "kind": kind, "config": json.dumps(module.config.to_dict()),
+                "info": json.dumps(info or {})}
+    write_file(state, metadata, path)
+
+
 def save_model(model: TextToImage, path: str | os.PathLike, info: dict | None = None,
                dtype: torch.dtype | None = None) -> None:
     """Write one network's weights and config as a model file (optionally cast, e.g. to fp16)."""
-    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v)
-             for k, v in model.state_dict().items()}
-    metadata = {"format": FORMAT, "kind": "model", "config": json.dumps(model.config.to_dict()),
-                "info": json.dumps(info or {})}
-    _atomic_save(state, metadata, Path(path))
+    save_weights(model, path, "model", info, dtype)
 
 
-def _load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path) -> None:
+def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path) -> None:
+    """Load `state` into `model`, or say in one sentence how the file at `path` does not fit."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -86,7 +100,8 @@ def _load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path) ->
 
 
 def read_config(path: str | os.PathLike) -> ModelConfig:
-    _, metadata = _read(path)
+    """The ModelConfig stored in a model file or training checkpoint, without building the model."""
+    _, metadata = read_file(path)
     return ModelConfig.from_dict(json.loads(metadata["config"]))
 
 
@@ -97,7 +112,7 @@ def load_model(path: str | os.PathLike, config: ModelConfig | None = None,
     If `config` is given, the file must have been saved for exactly that config.
     Returns (model in eval mode, info dict).
     """
-    tensors, metadata = _read(path)
+    tensors, metadata = read_file(path)
     stored = ModelConfig.from_dict(json.loads(metadata["config"]))
     if config is not None and config != stored:
         raise CheckpointError(f"'{path}' was saved for a different model config than the one "
@@ -105,7 +120,7 @@ def load_model(path: str | os.PathLike, config: ModelConfig | None = None,
     if metadata.get("kind") == "training":  # use the EMA weights, as a model file would
         tensors = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
     model = TextToImage(stored)
-    _load_state(model, tensors, path)
+    load_state(model, tensors, path)
     return model.to(device).eval(), json.loads(metadata.get("info", "{}"))
 
 
@@ -133,21 +148,21 @@ def save_training(path: str | os.PathLike, model: TextToImage, ema: TextToImage,
                 "train_config": json.dumps(train_config), "step": str(step),
                 "param_groups": json.dumps(opt["param_groups"]),
                 "info": json.dumps({"step": step})}
-    _atomic_save(tensors, metadata, Path(path))
+    write_file(tensors, metadata, path)
 
 
 def load_training(path: str | os.PathLike, model: TextToImage, ema: TextToImage,
                   optimizer: torch.optim.Optimizer) -> tuple[int, dict]:
     """Restore a training checkpoint into live objects; returns (step, train_config)."""
-    tensors, metadata = _read(path)
+    tensors, metadata = read_file(path)
     if metadata.get("kind") != "training":
         raise CheckpointError(f"'{path}' holds model weights only, not a training state to resume")
     stored = ModelConfig.from_dict(json.loads(metadata["config"]))
     if stored != model.config:
         raise CheckpointError(f"'{path}' was saved by a run with another model config "
                               f"({_first_difference(stored, model.config)})")
-    _load_state(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path)
-    _load_state(ema, {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}, path)
+    load_state(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path)
+    load_state(ema, {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}, path)
     state: dict[int, dict] = {}
     for key, value in tensors.items():
         if key.startswith("opt."):

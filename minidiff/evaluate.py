@@ -188,10 +188,6 @@ class EvalReport:
         return "\n".join(lines)
 
 
-def print_report(report: EvalReport) -> None:
-    print(report.table())
-
-
 def _generate(pipe, prompts: list[str], steps: int, guidance_scale: float, seed: int,
               progress: bool) -> np.ndarray:
     """One picture per prompt, CHUNK prompts per call (call k uses seed 1000 * seed + k)

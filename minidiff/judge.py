@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import world
-from .checkpoint import FORMAT, CheckpointError, _atomic_save, _load_state, _read
+from .checkpoint import CheckpointError, load_state, read_file, save_weights
 
 DEFAULT_JUDGE = Path(__file__).parent / "weights" / "judge.safetensors"
 KIND = "judge"
@@ -125,10 +125,7 @@ def targets(attrs: list[world.Attributes]) -> dict[str, np.ndarray]:
 # -- saving and loading --------------------------------------------------------------------------
 def save_judge(judge: Judge, path: str | os.PathLike, info: dict | None = None) -> None:
     """Weights in fp16 (half the size; the judge reads the same) and the config in the metadata."""
-    state = {k: v.half() if v.is_floating_point() else v for k, v in judge.state_dict().items()}
-    metadata = {"format": FORMAT, "kind": KIND, "config": json.dumps(judge.config.to_dict()),
-                "info": json.dumps(info or {})}
-    _atomic_save(state, metadata, Path(path))
+    save_weights(judge, path, KIND, info, dtype=torch.float16)
 
 
 def load_judge(path: str | os.PathLike | None = None, device: str = "cpu") -> Judge:
@@ -137,12 +134,12 @@ def load_judge(path: str | os.PathLike | None = None, device: str = "cpu") -> Ju
     if not path.exists() and path == DEFAULT_JUDGE:
         raise CheckpointError(f"the shipped judge weights are missing from the package ({path}); "
                               "reinstall minidiff or train one with 'minidiff train-judge'")
-    tensors, metadata = _read(path)
+    tensors, metadata = read_file(path)
     if metadata.get("kind") != KIND:
         raise CheckpointError(f"'{path}' holds {metadata.get('kind', 'unknown')} weights, "
                               "not a judge")
     judge = Judge(JudgeConfig.from_dict(json.loads(metadata["config"])))
-    _load_state(judge, tensors, path)
+    load_state(judge, tensors, path)
     judge.info = json.loads(metadata.get("info", "{}"))
     return judge.to(device).eval()
 

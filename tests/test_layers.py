@@ -149,3 +149,11 @@ def test_the_rule_catches_an_upward_import(tmp_path):
     assert violations("minidiff.cli", imports(fake, "minidiff.cli")) == []
     fake.write_text("from .course.figures import make_figures\n")
     assert violations("minidiff.cli", imports(fake, "minidiff.cli")) != []
+
+
+def test_no_module_imports_another_modules_private_names():
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.level or "minidiff" in (node.module or "")):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{name} imports private {private} from {node.module}"

@@ -18,7 +18,6 @@ import numpy as np
 
 PACKAGE = Path(__file__).resolve().parents[1]  # minidiff/
 SNAPSHOT_DIR = PACKAGE / "weights" / "snapshots"
-FIGURES = PACKAGE.parent / "figures"  # the repository's figures/ folder
 
 
 def pipe(device: str | None = None):
@@ -84,8 +83,3 @@ def show(images: np.ndarray, ncol: int | None = None, titles: list[str] | None =
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     plt.show()
-
-
-def figure(name: str) -> Path:
-    """The path of a static figure in the repository's figures/ folder (see `minidiff figures`)."""
-    return FIGURES / name

@@ -5,7 +5,9 @@
 
 Each check calls your function and minidiff's own on the same random inputs and compares the
 answers. It prints one friendly line (and a hint if they differ) and returns True or False, so a
-notebook never stops on a wrong answer; the hints name the most common slips.
+notebook never stops on a wrong answer; the hints name the most common slips. An exercise starts
+as a stub whose body is `raise NotImplementedError(...)`: its check says the function is not
+written yet (as it does for a body of `...` or `pass`, which returns None) and returns False.
 """
 
 from collections.abc import Callable
@@ -43,9 +45,17 @@ def _verdict(ok: bool, what: str, hint: str = "") -> bool:
 
 
 def _call(fn: Callable, what: str, *args):
-    """fn(*args), or None after printing the error and a hint in one line."""
+    """fn(*args), or None after printing one line: the error and a hint, or "not written yet".
+
+    A stub still raising NotImplementedError, or returning None (a body of `...` or `pass`), is
+    "not written yet", said plainly rather than as an error.
+    """
     try:
-        return fn(*args)
+        out = fn(*args)
+    except NotImplementedError:
+        print(f"✗ {what}: not written yet — replace `raise NotImplementedError` with your code, "
+              "then run this cell again.")
+        return None
     except Exception as e:  # noqa: BLE001 -- the learner's code: report any error, never stop
         hint = ""
         if "size of tensor" in str(e) or "broadcast" in str(e):
@@ -53,6 +63,10 @@ def _call(fn: Callable, what: str, *args):
                     "a (B, 3, 32, 32) batch, e.g. alpha_bar[t].reshape(-1, 1, 1, 1).")
         print(f"✗ {what}: your function raised {type(e).__name__}: {e}.{hint}")
         return None
+    if out is None:
+        print(f"✗ {what}: not written yet — your function returned None. Write its body, ending "
+              "with `return` and the answer, then run this cell again.")
+    return out
 
 
 def _mismatch(out, expected: torch.Tensor, slips: dict[str, torch.Tensor],
@@ -185,7 +199,11 @@ def check_tokenize(fn: Callable) -> bool:
         if out is None:
             return False
         expected = tokenizer.encode(prompt)[0].tolist()
-        got = [int(i) for i in (out.tolist() if hasattr(out, "tolist") else out)]
+        try:
+            got = [int(i) for i in (out.tolist() if hasattr(out, "tolist") else out)]
+        except (TypeError, ValueError):
+            return _verdict(False, what, f"return a list of {MAX_TOKENS} ints, "
+                            f"got {type(out).__name__}")
         if got == expected:
             continue
         words = [tokenizer.ids[w] for w in tokenizer.words(prompt)]
