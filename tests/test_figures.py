@@ -9,6 +9,7 @@ from minidiff.cli import main
 from minidiff.course import figures, widgets
 
 
+@pytest.mark.slow
 def test_figures_are_written_as_images(tiny_pipe, tmp_path):
     written = figures.make_figures(tmp_path, pipe=tiny_pipe, only=["hero", "schedules"])
     names = {p.name for p in written}

@@ -100,6 +100,7 @@ def test_learning_rate_warms_up_then_decays():
     assert lrs[-1] == pytest.approx(cfg.lr / 10, rel=1e-3)
 
 
+@pytest.mark.slow
 def test_a_killed_training_process_saves_and_resumes(tmp_path):
     """`kill` (SIGTERM) on a real `minidiff train` process: checkpoint saved, --resume finishes."""
     import json
