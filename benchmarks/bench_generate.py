@@ -15,33 +15,12 @@ import time
 
 import report
 
-import minidiff
-from minidiff.checkpoint import CheckpointError
-from minidiff.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", default=None,
-                        help="model file or training checkpoint (default: the shipped weights)")
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
-    parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
-    parser.add_argument("--n", type=int, default=8, help="pictures per call")
-    parser.add_argument("--repeats", type=int, default=10, help="timed calls after one warm-up")
-    parser.add_argument("--prompt", default="a large red star in the top left")
-    parser.add_argument("--smoke", action="store_true", help="3 repeats, 5 steps: a quick check")
-    report.add_common_options(parser)
+    report.add_sampling_options(parser, smoke_steps=5)
     args = parser.parse_args()
-    if args.smoke:
-        args.repeats, args.steps = 3, 5
-    if args.repeats < 1:
-        raise SystemExit(f"--repeats must be at least 1, got {args.repeats}")
-    report.apply_threads(args.threads)
-
-    try:
-        pipe = minidiff.load_pretrained(args.weights, device=args.device)
-    except CheckpointError as e:
-        raise SystemExit(str(e)) from None
+    pipe = report.sampling_setup(args)
 
     def generate():
         pipe.generate(args.prompt, n=args.n, steps=args.steps, guidance_scale=args.guidance,

@@ -24,11 +24,8 @@ import time
 import report
 import torch
 
-import minidiff
 from minidiff import samplers, world
-from minidiff.checkpoint import CheckpointError
 from minidiff.diffusers_bridge import diffusers_loop, diffusers_scheduler, model_output_fn
-from minidiff.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
 
 def timed(run, device) -> float:
@@ -40,27 +37,10 @@ def timed(run, device) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", default=None,
-                        help="model file or training checkpoint (default: the shipped weights)")
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
-    parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
-    parser.add_argument("--n", type=int, default=8, help="pictures per run")
-    parser.add_argument("--repeats", type=int, default=10, help="timed runs of each, after warm-up")
-    parser.add_argument("--prompt", default="a large red star in the top left")
+    report.add_sampling_options(parser, smoke_steps=10)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--smoke", action="store_true", help="3 repeats, 10 steps: a quick check")
-    report.add_common_options(parser)
     args = parser.parse_args()
-    if args.smoke:
-        args.repeats, args.steps = 3, 10
-    if args.repeats < 1:
-        raise SystemExit(f"--repeats must be at least 1, got {args.repeats}")
-    report.apply_threads(args.threads)
-
-    try:
-        pipe = minidiff.load_pretrained(args.weights, device=args.device)
-    except CheckpointError as e:
-        raise SystemExit(str(e)) from None
+    pipe = report.sampling_setup(args)
     T, dev = pipe.config.T, pipe.device
     eps_fn = model_output_fn(pipe, args.prompt, args.n, args.guidance)  # the guided eps_hat(x_t, t)
     output_fn = eps_fn  # both loops call the very same guided network call

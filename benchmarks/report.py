@@ -25,6 +25,40 @@ def add_common_options(parser) -> None:
     parser.add_argument("--json", metavar="OUT", default=None, help="also write the figures here")
 
 
+def add_sampling_options(parser, smoke_steps: int) -> None:
+    """The options of a benchmark that samples from one model: which weights, how many steps,
+    pictures and timed repeats, and --smoke (3 repeats of `smoke_steps` steps: a quick check)."""
+    from minidiff.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
+
+    parser.add_argument("--weights", default=None,
+                        help="model file or training checkpoint (default: the shipped weights)")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
+    parser.add_argument("--n", type=int, default=8, help="pictures per run")
+    parser.add_argument("--repeats", type=int, default=10, help="timed runs after one warm-up")
+    parser.add_argument("--prompt", default="a large red star in the top left")
+    parser.add_argument("--smoke", action="store_true",
+                        help=f"3 repeats, {smoke_steps} steps: a quick check")
+    parser.set_defaults(smoke_steps=smoke_steps)
+    add_common_options(parser)
+
+
+def sampling_setup(args):
+    """Apply --smoke and --threads, check --repeats, and load the model: the Pipeline."""
+    import minidiff
+    from minidiff.checkpoint import CheckpointError
+
+    if args.smoke:
+        args.repeats, args.steps = 3, args.smoke_steps
+    if args.repeats < 1:
+        raise SystemExit(f"--repeats must be at least 1, got {args.repeats}")
+    apply_threads(args.threads)
+    try:
+        return minidiff.load_pretrained(args.weights, device=args.device)
+    except CheckpointError as e:
+        raise SystemExit(str(e)) from None
+
+
 def apply_threads(threads: int | None) -> None:
     if threads is not None:
         if threads < 1:
