@@ -108,7 +108,7 @@ fi
 if [ "${CI:-}" = true ]; then
   export MINIDIFF_REQUIRE_BROWSER=1
 fi
-# The complete tier: every test, slow, notebook and browser ones included (plain pytest is the fast tier).
+# The complete tier (conftest.py): the notebooks, browser and training-process tests too; plain
+# pytest runs only the fast tier.
 PYTEST_TIER=(--complete)
-grep -q -- '--complete' tests/conftest.py 2>/dev/null || PYTEST_TIER=()  # until conftest.py defines it
-exec "$py" -m pytest ${PYTEST_TIER[@]+"${PYTEST_TIER[@]}"} "${@:2}"
+exec "$py" -m pytest "${PYTEST_TIER[@]}" "${@:2}"
