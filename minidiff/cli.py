@@ -111,6 +111,8 @@ def _figures(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .samplers import SAMPLERS
+
     parser = argparse.ArgumentParser(prog="minidiff", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -121,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
     g.add_argument("--negative", default=None, help="negative prompt")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--sampler", default="ddim", choices=["ddim", "ddpm"])
+    g.add_argument("--sampler", default="ddim", choices=SAMPLERS)
     g.add_argument("--out", default=None, help="grid PNG path (default grid.png)")
     g.add_argument("--out-dir", default=None, help="also write one PNG per picture here")
     weights_help = "a model file or training checkpoint (default: $MINIDIFF_WEIGHTS if set, " \

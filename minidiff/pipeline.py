@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import diffusion, samplers, world
+from . import diffusion, editing, samplers, world
 from .checkpoint import CheckpointError, load_model
 from .device import pick_device
 from .model import TextToImage
@@ -27,7 +27,6 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "minidiff-shapes.safetensors"
 DEFAULT_STEPS = 20
 DEFAULT_GUIDANCE = 1.5  # chosen by measurement: see minidiff/weights/MODEL_CARD.md
-SAMPLERS = ("ddim", "ddpm")
 SAMPLE_PROMPTS = ("a large red circle in the center", "a small blue square in the top left",
                   "a large yellow triangle at the bottom", "a large green star on the right",
                   "a large purple star", "a small orange circle", "a green triangle",
@@ -126,8 +125,9 @@ class Pipeline:
               seed: int = 0, sampler: str = "ddim", eta: float = 0.0,
               keep_trajectory: bool = True) -> Trajectory:
         """Like `generate`, but also returns every step (t, x_t, x0_hat, eps_hat) of the run."""
-        if sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        if sampler not in samplers.SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}; choose one of "
+                             f"{', '.join(samplers.SAMPLERS)}")
         timesteps = self._timesteps(steps)
         eps_fn, x_T, generator = self._setup(prompt, n, guidance_scale, negative_prompt, seed)
         x0, trajectory = samplers.sample(eps_fn, x_T, self.alpha_bar, timesteps, sampler=sampler,
@@ -143,7 +143,7 @@ class Pipeline:
         x_init = world.picture_to_tensor(image).to(self.device).expand(n, -1, -1, -1)
         timesteps = self._timesteps(steps)
         eps_fn, _, generator = self._setup(prompt, n, guidance_scale, negative_prompt, seed)
-        x0, _ = samplers.img2img(eps_fn, x_init, strength, self.alpha_bar, timesteps,
+        x0, _ = editing.img2img(eps_fn, x_init, strength, self.alpha_bar, timesteps,
                                  generator=generator)
         return world.to_uint8(x0)
 
@@ -159,7 +159,7 @@ class Pipeline:
         keep = torch.as_tensor(~mask.astype(bool), device=self.device).float()[None, None]
         timesteps = self._timesteps(steps)
         eps_fn, _, generator = self._setup(prompt, n, guidance_scale, negative_prompt, seed)
-        x0, _ = samplers.inpaint(eps_fn, known, keep, self.alpha_bar, timesteps,
+        x0, _ = editing.inpaint(eps_fn, known, keep, self.alpha_bar, timesteps,
                                  generator=generator)
         return world.to_uint8(x0)
 

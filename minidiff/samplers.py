@@ -3,14 +3,15 @@
 A sampler builds its list of (t, t_prev) pairs once (make_timesteps) and walks it; each step
 only looks at the two ᾱ values of its pair, so skipping steps needs no special case. t_prev = -1
 means "before the first step": the clean picture, where ᾱ = 1 (see diffusion.alpha_bar_at, the one
-place this is written). The loop is written once, in sample(); img2img and inpaint reuse it,
-and all three take an explicit timestep list and the same keyword-only options. Names follow the
-glossary in `minidiff.schedules`; eps_fn(x_t, t) -> eps_hat is the (possibly guided) network.
+place this is written). The loop is written once, in sample(); img2img and inpaint
+(minidiff.editing) reuse it, and all three take an explicit timestep list and the same keyword-only
+options. Four samplers share the loop: DDPM and DDIM, and the two that real systems use most,
+DPM-Solver++ (2M) and Euler ancestral. Names follow the glossary in `minidiff.schedules`;
+eps_fn(x_t, t) -> eps_hat is the (possibly guided) network.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,10 +19,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from minidiff.diffusion import alpha_bar_at, eps_from_x0, per_image, q_sample, to_f64, x0_from_eps
+from minidiff.diffusion import alpha_bar_at, eps_from_x0, per_image, to_f64, x0_from_eps
 
 SPACINGS = ("trailing", "leading", "linspace")
-SAMPLERS = ("ddim", "ddpm")
+SAMPLERS = ("ddim", "ddpm", "dpmpp_2m", "euler_ancestral")
 
 EpsFn = Callable[[Tensor, int], Tensor]
 
@@ -133,6 +134,67 @@ def ddpm_step(
     return _add_noise(x_prev, beta_tilde(ab_t, ab_prev).sqrt(), noise, "ddpm_step"), x0_hat
 
 
+def dpmpp_2m_step(
+    x_t: Tensor,
+    eps_hat: Tensor,
+    ab_t: float | Tensor,
+    ab_prev: float | Tensor,
+    last: tuple[Tensor, float | Tensor] | None = None,
+    clip_x0: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """One DPM-Solver++ (2M) step from t to t_prev; returns (x_prev, x0_hat).
+
+    With α = sqrt(ᾱ), σ = sqrt(1 - ᾱ), λ = log(α / σ) and h = λ_prev - λ_t   [DPM-Solver++ eq. 9]:
+      first order (no `last`, or the final step):  D = x0_hat                  (this is DDIM)
+      second order, `last` = (x0_hat, ᾱ) of the step before, r = (λ_t - λ_last) / h:
+          D = x0_hat + (x0_hat - x0_hat_last) / (2 r)           [DPM-Solver++ alg. 2, "midpoint"]
+      x_prev = (σ_prev / σ_t) x_t - α_prev (e^-h - 1) D
+    Deterministic; diffusers: DPMSolverMultistepScheduler(algorithm_type="dpmsolver++",
+    solver_order=2), which also takes a first-order last step.
+    """
+    eps_hat, x0_hat = _denoised(x_t, eps_hat, ab_t, clip_x0)
+    ab_t, ab_prev = to_f64(ab_t), to_f64(ab_prev)
+    alpha_t, sigma_t = ab_t.sqrt(), (1 - ab_t).sqrt()
+    alpha_prev, sigma_prev = ab_prev.sqrt(), (1 - ab_prev).sqrt()
+    exp_minus_h = alpha_t * sigma_prev / (sigma_t * alpha_prev)  # e^-h, 0 at the clean picture
+    D = x0_hat
+    if last is not None:
+        x0_last, ab_last = last[0], to_f64(last[1])
+        lam = lambda ab: 0.5 * torch.log(ab / (1 - ab))  # noqa: E731 -- λ = log(α / σ)
+        r = (lam(ab_t) - lam(ab_last)) / (lam(ab_prev) - lam(ab_t))
+        D = x0_hat + per_image(1 / (2 * r), x0_hat) * (x0_hat - x0_last)
+    x_prev = per_image(sigma_prev / sigma_t, x_t) * x_t \
+        - per_image(alpha_prev * (exp_minus_h - 1), x_t) * D
+    return x_prev, x0_hat
+
+
+def euler_ancestral_step(
+    x_t: Tensor,
+    eps_hat: Tensor,
+    ab_t: float | Tensor,
+    ab_prev: float | Tensor,
+    noise: Tensor | None = None,
+    clip_x0: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """One Euler ancestral step from t to t_prev; returns (x_prev, x0_hat).
+
+    In the "variance exploding" view that k-diffusion and diffusers' Euler samplers use,
+    x / sqrt(ᾱ) = x0 + s eps with s = sqrt((1 - ᾱ) / ᾱ)   [EDM sec. 2]. The step goes down to
+    s_down with Euler's method along eps_hat, then adds fresh noise s_up z [k-diffusion]:
+      s_up = sqrt(s_prev² (s_t² - s_prev²) / s_t²),   s_down = sqrt(s_prev² - s_up²)
+      x_prev = sqrt(ᾱ_prev) (x0_hat + s_down eps_hat + s_up z)
+    z is `noise`, needed when t_prev >= 0. diffusers: EulerAncestralDiscreteScheduler.
+    """
+    eps_hat, x0_hat = _denoised(x_t, eps_hat, ab_t, clip_x0)
+    ab_t, ab_prev = to_f64(ab_t), to_f64(ab_prev)
+    s_t2, s_prev2 = (1 - ab_t) / ab_t, (1 - ab_prev) / ab_prev
+    s_up = (s_prev2 * (s_t2 - s_prev2) / s_t2).clamp(min=0).sqrt()
+    s_down = (s_prev2 - s_up**2).clamp(min=0).sqrt()
+    x_prev = x0_hat + per_image(s_down, x_t) * eps_hat
+    x_prev = _add_noise(x_prev, s_up, noise, "euler_ancestral_step")
+    return per_image(ab_prev.sqrt(), x_t) * x_prev, x0_hat
+
+
 @dataclass
 class Step:
     """One step of the loop, as callbacks and trajectories see it (detached, on x's device)."""
@@ -143,7 +205,7 @@ class Step:
     eps_hat: Tensor  # (B, C, H, W) its guess of the noise, as eps_fn returned it
 
 
-def _check_timesteps(timesteps: list[tuple[int, int]], T: int) -> None:
+def check_timesteps(timesteps: list[tuple[int, int]], T: int) -> None:
     if len(timesteps) == 0:
         raise ValueError("timesteps is empty; build it with make_timesteps(n_steps, T).")
     for i, (t, t_prev) in enumerate(timesteps):
@@ -169,7 +231,7 @@ def seeded_noise(seed: int, shape: tuple[int, ...], device: torch.device | str =
     return torch.randn(shape, generator=generator, device=device), generator
 
 
-def _randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
+def randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
     return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
@@ -192,7 +254,8 @@ def sample(
 
     eps_fn(x_t, t) -> eps_hat is called once per step; callback(Step) sees every step, and the
     trajectory holds them all when keep_trajectory (else it is []). sampler "ddim" uses eta
-    (0: deterministic); "ddpm" ignores it. Noise comes from `generator`, so the same seed gives
+    (0: deterministic); the others ignore it ("ddpm" and "euler_ancestral" add noise at every
+    step but the last, "dpmpp_2m" never does). Noise comes from `generator`, so the same seed gives
     the same picture. constrain(x_prev, t_prev) -> x_prev, if given, edits the picture after
     every step (inpaint uses it). The last step has ᾱ_prev = 1, so it returns its x0_hat.
     """
@@ -200,8 +263,8 @@ def sample(
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}.")
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must be between 0 and 1, got {eta}.")
-    _check_timesteps(timesteps, alpha_bar.shape[0])
-    x_t, trajectory = x_T, []
+    check_timesteps(timesteps, alpha_bar.shape[0])
+    x_t, trajectory, last = x_T, [], None
     for t, t_prev in timesteps:
         ab_t, ab_prev = alpha_bar_at(alpha_bar, t), alpha_bar_at(alpha_bar, t_prev)
         eps_hat = eps_fn(x_t, t)
@@ -209,12 +272,18 @@ def sample(
             raise ValueError(
                 f"eps_fn returned shape {tuple(eps_hat.shape)} for x_t of shape {tuple(x_t.shape)}."
             )
-        adds_noise = t_prev >= 0 and (sampler == "ddpm" or eta > 0)
-        noise = _randn_like(x_t, generator) if adds_noise else None
+        adds_noise = t_prev >= 0 and (sampler in ("ddpm", "euler_ancestral") or eta > 0)
+        noise = randn_like(x_t, generator) if adds_noise else None
         if sampler == "ddim":
             x_prev, x0_hat = ddim_step(x_t, eps_hat, ab_t, ab_prev, eta, noise, clip_x0)
-        else:
+        elif sampler == "ddpm":
             x_prev, x0_hat = ddpm_step(x_t, eps_hat, ab_t, ab_prev, noise, clip_x0)
+        elif sampler == "dpmpp_2m":  # second order after the first step, first order at the end
+            x_prev, x0_hat = dpmpp_2m_step(x_t, eps_hat, ab_t, ab_prev,
+                                           last if t_prev >= 0 else None, clip_x0)
+            last = (x0_hat, ab_t)
+        else:
+            x_prev, x0_hat = euler_ancestral_step(x_t, eps_hat, ab_t, ab_prev, noise, clip_x0)
         if constrain is not None:
             x_prev = constrain(x_prev, t_prev)
         step = Step(t, x_t.detach(), x0_hat.detach(), eps_hat.detach())
@@ -224,79 +293,3 @@ def sample(
             trajectory.append(step)
         x_t = x_prev
     return x_t, trajectory
-
-
-def img2img(
-    eps_fn: EpsFn,
-    x_init: Tensor,
-    strength: float,
-    alpha_bar: Tensor,
-    timesteps: list[tuple[int, int]],
-    *,
-    sampler: str = "ddim",
-    eta: float = 0.0,
-    generator: torch.Generator | None = None,
-    callback: Callable[[Step], None] | None = None,
-    keep_trajectory: bool = False,
-    clip_x0: bool = True,
-) -> tuple[Tensor, list[Step]]:
-    """Redraw the picture x_init (B, C, H, W): noise it part of the way, then denoise [SDEdit].
-
-    strength in (0, 1] is the share of the timestep list that is run: its last
-    ceil(strength · len(timesteps)) pairs. x_init is noised to the first kept t with q_sample, so
-    a small strength keeps most of the picture and strength 1 starts from (almost) pure noise.
-    """
-    if x_init.ndim != 4:
-        raise ValueError(f"x_init must have shape (B, C, H, W), got {tuple(x_init.shape)}.")
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) \
-            or not 0.0 < strength <= 1.0:
-        raise ValueError(f"strength must be a number in (0, 1], got {strength!r}.")
-    _check_timesteps(timesteps, alpha_bar.shape[0])
-    # the 1e-9 keeps float noise (0.3 * 10 = 3.0000000000000004) from adding a step
-    n_kept = max(1, math.ceil(strength * len(timesteps) - 1e-9))
-    timesteps = timesteps[-n_kept:]
-    x_t = q_sample(x_init, timesteps[0][0], alpha_bar, _randn_like(x_init, generator))
-    return sample(eps_fn, x_t, alpha_bar, timesteps, sampler=sampler, eta=eta, generator=generator,
-                  callback=callback, keep_trajectory=keep_trajectory, clip_x0=clip_x0)
-
-
-def inpaint(
-    eps_fn: EpsFn,
-    known: Tensor,
-    mask: Tensor,
-    alpha_bar: Tensor,
-    timesteps: list[tuple[int, int]],
-    *,
-    sampler: str = "ddim",
-    eta: float = 0.0,
-    generator: torch.Generator | None = None,
-    callback: Callable[[Step], None] | None = None,
-    keep_trajectory: bool = False,
-    clip_x0: bool = True,
-) -> tuple[Tensor, list[Step]]:
-    """Fill in the picture `known` (B, C, H, W) where mask (B or 1, 1, H, W) is 0; keep it where 1.
-
-    After every step the kept region of x_prev is replaced by `known` noised to t_prev, so the
-    network always sees a picture whose kept part is right for its noise level [RePaint eq. 8,
-    without RePaint's resampling]. At t_prev = -1 that is `known` itself, kept exactly.
-    """
-    if known.ndim != 4:
-        raise ValueError(f"known must have shape (B, C, H, W), got {tuple(known.shape)}.")
-    B, _, H, W = known.shape
-    if tuple(mask.shape) not in ((B, 1, H, W), (1, 1, H, W)):
-        raise ValueError(
-            f"mask must have shape ({B}, 1, {H}, {W}) or (1, 1, {H}, {W}), got {tuple(mask.shape)}."
-        )
-    if bool(mask.min() < 0) or bool(mask.max() > 1):
-        raise ValueError("mask values must lie in [0, 1] (1 = keep the known picture).")
-    _check_timesteps(timesteps, alpha_bar.shape[0])
-    mask = mask.to(dtype=known.dtype, device=known.device)
-
-    def paste_known(x: Tensor, t: int) -> Tensor:
-        known_t = known if t == -1 else q_sample(known, t, alpha_bar, _randn_like(known, generator))
-        return mask * known_t + (1 - mask) * x
-
-    x_T = paste_known(_randn_like(known, generator), timesteps[0][0])
-    return sample(eps_fn, x_T, alpha_bar, timesteps, sampler=sampler, eta=eta, generator=generator,
-                  callback=callback, keep_trajectory=keep_trajectory, clip_x0=clip_x0,
-                  constrain=paste_known)

@@ -8,7 +8,15 @@ single-step comparisons hand minidiff diffusers' own (t, t_prev) pair.
 import pytest
 import torch
 
-from minidiff.samplers import SPACINGS, ddim_step, ddpm_step, make_timesteps, sample
+from minidiff.samplers import (
+    SPACINGS,
+    ddim_step,
+    ddpm_step,
+    dpmpp_2m_step,
+    euler_ancestral_step,
+    make_timesteps,
+    sample,
+)
 from minidiff.schedules import make_alpha_bar
 
 diffusers = pytest.importorskip("diffusers")
@@ -143,3 +151,90 @@ def test_ten_step_ddpm_loop_with_the_same_seed_is_the_diffusers_loop(schedule, s
     ours, _ = sample(eps_fn, x_T, make_alpha_bar(schedule, T), make_timesteps(10, T, spacing),
                      sampler="ddpm", generator=torch.Generator().manual_seed(0), clip_x0=False)
     torch.testing.assert_close(ours, x, **TOL)
+
+
+# -- DPM-Solver++ (2M) and Euler ancestral: every step, with the history the solver keeps --------
+# Both diffusers schedulers keep their sigmas in float32. Near the end of the cosine schedule
+# (sqrt(ᾱ_999) is about 1e-4) float32 alone cannot get x0_hat to 1e-5, so these comparisons run
+# the scheduler in float64: its sigmas (taken from its own float32 alphas_cumprod) and the inputs.
+def _f64(scheduler):
+    scheduler.sigmas = scheduler.sigmas.double()
+    return scheduler
+
+
+def _randn64(seed):
+    return _randn(seed).double()
+
+
+def dpmpp(schedule, n_steps):
+    scheduler = diffusers.DPMSolverMultistepScheduler(
+        num_train_timesteps=T, beta_schedule=SCHEDULES[schedule], algorithm_type="dpmsolver++",
+        solver_order=2, prediction_type="epsilon", timestep_spacing="trailing")
+    scheduler.set_timesteps(n_steps)
+    return _f64(scheduler)
+
+
+def euler_ancestral(schedule, n_steps):
+    scheduler = diffusers.EulerAncestralDiscreteScheduler(
+        num_train_timesteps=T, beta_schedule=SCHEDULES[schedule], prediction_type="epsilon",
+        timestep_spacing="trailing")
+    scheduler.set_timesteps(n_steps)
+    return _f64(scheduler)
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+@pytest.mark.parametrize("n_steps", [5, 10, 20])
+def test_every_dpmpp_2m_step_is_diffusers_step(schedule, n_steps):
+    """Same x_t, eps_hat and solver history at every step: the same x_prev."""
+    alpha_bar, scheduler = make_alpha_bar(schedule, T), dpmpp(schedule, n_steps)
+    pairs = make_timesteps(n_steps, T)
+    assert scheduler.timesteps.tolist() == [t for t, _ in pairs]
+    last = None
+    for i, (t, t_prev) in enumerate(pairs):
+        x_t, eps = _randn64(2 * i), _randn64(2 * i + 1)
+        theirs = scheduler.step(eps, scheduler.timesteps[i], x_t).prev_sample
+        ours, x0_hat = dpmpp_2m_step(x_t, eps, _ab(alpha_bar, t), _ab(alpha_bar, t_prev),
+                                     last if t_prev >= 0 else None)
+        torch.testing.assert_close(ours, theirs, **TOL)
+        last = (x0_hat, _ab(alpha_bar, t))
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+@pytest.mark.parametrize("n_steps", [5, 10, 20])
+def test_every_euler_ancestral_step_is_diffusers_step(schedule, n_steps):
+    """diffusers keeps x in the "variance exploding" scale x / sqrt(ᾱ_t); minidiff keeps x_t.
+    Both draw their fresh noise from the same generator. The comparison is in diffusers' scale,
+    where its step always computes in float32 (it casts the sample down): at the start of the
+    cosine schedule x / sqrt(ᾱ) is about 1e4, so 1e-5 is relative to the largest value."""
+    alpha_bar, scheduler = make_alpha_bar(schedule, T), euler_ancestral(schedule, n_steps)
+    pairs = make_timesteps(n_steps, T)
+    assert scheduler.timesteps.tolist() == [t for t, _ in pairs]
+    for i, (t, t_prev) in enumerate(pairs):
+        x_t, eps = _randn64(2 * i), _randn64(2 * i + 1)
+        ab_t, ab_prev = _ab(alpha_bar, t), _ab(alpha_bar, t_prev)
+        ours_generator, their_generator = (torch.Generator().manual_seed(i) for _ in range(2))
+        theirs = scheduler.step(eps, scheduler.timesteps[i], x_t / float(ab_t) ** 0.5,
+                                generator=their_generator).prev_sample.double()
+        noise = torch.randn(SHAPE, generator=ours_generator, dtype=torch.float64) \
+            if t_prev >= 0 else None  # diffusers draws it in the dtype of eps
+        ours, _ = euler_ancestral_step(x_t, eps, ab_t, ab_prev, noise)
+        scale = float(theirs.abs().max())
+        torch.testing.assert_close(ours / float(ab_prev) ** 0.5, theirs, rtol=1e-5,
+                                   atol=1e-5 * scale)
+
+
+# diffusers' Euler step casts to float32; its first step, at x / sqrt(ᾱ) ~ 1e4 on the cosine
+# schedule, is only good to ~1e-3 absolute, and that carries to the end of the loop.
+@pytest.mark.parametrize("sampler, make, tol", [("dpmpp_2m", dpmpp, 1e-5),
+                                                ("euler_ancestral", euler_ancestral, 1e-3)])
+def test_ten_step_loops_of_the_new_samplers_are_the_diffusers_loops(sampler, make, tol):
+    alpha_bar, scheduler = make_alpha_bar("cosine", T), make("cosine", 10)
+    generator = torch.Generator().manual_seed(0)
+    x_T = _randn64(4)
+    x = x_T * scheduler.init_noise_sigma if sampler == "euler_ancestral" else x_T
+    for t in scheduler.timesteps:
+        x_in = scheduler.scale_model_input(x, t)  # back to x_t for the network
+        x = scheduler.step(eps_fn(x_in, int(t)), t, x, generator=generator).prev_sample
+    ours, _ = sample(eps_fn, x_T, alpha_bar, make_timesteps(10, T), sampler=sampler,
+                     generator=torch.Generator().manual_seed(0), clip_x0=False)
+    torch.testing.assert_close(ours, x.double(), rtol=tol, atol=tol)

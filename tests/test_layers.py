@@ -27,6 +27,7 @@ LAYERS = [
     {"minidiff.schedules"},
     {"minidiff.diffusion"},
     {"minidiff.samplers"},
+    {"minidiff.editing"},
     {"minidiff.train"},
     {"minidiff.pipeline"},
     {"minidiff"},  # the package's own __init__: load_pretrained

@@ -1,0 +1,91 @@
+"""Editing a picture you already have with the sampler loop: img2img [SDEdit] and inpainting
+[RePaint]. Both hand minidiff.samplers.sample a starting point (and inpainting a constraint
+after every step); they take the same timestep list and keyword-only options as sample().
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from minidiff.diffusion import q_sample
+from minidiff.samplers import EpsFn, Step, check_timesteps, randn_like, sample
+
+
+def img2img(
+    eps_fn: EpsFn,
+    x_init: Tensor,
+    strength: float,
+    alpha_bar: Tensor,
+    timesteps: list[tuple[int, int]],
+    *,
+    sampler: str = "ddim",
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
+    callback: Callable[[Step], None] | None = None,
+    keep_trajectory: bool = False,
+    clip_x0: bool = True,
+) -> tuple[Tensor, list[Step]]:
+    """Redraw the picture x_init (B, C, H, W): noise it part of the way, then denoise [SDEdit].
+
+    strength in (0, 1] is the share of the timestep list that is run: its last
+    ceil(strength · len(timesteps)) pairs. x_init is noised to the first kept t with q_sample, so
+    a small strength keeps most of the picture and strength 1 starts from (almost) pure noise.
+    """
+    if x_init.ndim != 4:
+        raise ValueError(f"x_init must have shape (B, C, H, W), got {tuple(x_init.shape)}.")
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) \
+            or not 0.0 < strength <= 1.0:
+        raise ValueError(f"strength must be a number in (0, 1], got {strength!r}.")
+    check_timesteps(timesteps, alpha_bar.shape[0])
+    # the 1e-9 keeps float noise (0.3 * 10 = 3.0000000000000004) from adding a step
+    n_kept = max(1, math.ceil(strength * len(timesteps) - 1e-9))
+    timesteps = timesteps[-n_kept:]
+    x_t = q_sample(x_init, timesteps[0][0], alpha_bar, randn_like(x_init, generator))
+    return sample(eps_fn, x_t, alpha_bar, timesteps, sampler=sampler, eta=eta, generator=generator,
+                  callback=callback, keep_trajectory=keep_trajectory, clip_x0=clip_x0)
+
+
+def inpaint(
+    eps_fn: EpsFn,
+    known: Tensor,
+    mask: Tensor,
+    alpha_bar: Tensor,
+    timesteps: list[tuple[int, int]],
+    *,
+    sampler: str = "ddim",
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
+    callback: Callable[[Step], None] | None = None,
+    keep_trajectory: bool = False,
+    clip_x0: bool = True,
+) -> tuple[Tensor, list[Step]]:
+    """Fill in the picture `known` (B, C, H, W) where mask (B or 1, 1, H, W) is 0; keep it where 1.
+
+    After every step the kept region of x_prev is replaced by `known` noised to t_prev, so the
+    network always sees a picture whose kept part is right for its noise level [RePaint eq. 8,
+    without RePaint's resampling]. At t_prev = -1 that is `known` itself, kept exactly.
+    """
+    if known.ndim != 4:
+        raise ValueError(f"known must have shape (B, C, H, W), got {tuple(known.shape)}.")
+    B, _, H, W = known.shape
+    if tuple(mask.shape) not in ((B, 1, H, W), (1, 1, H, W)):
+        raise ValueError(
+            f"mask must have shape ({B}, 1, {H}, {W}) or (1, 1, {H}, {W}), got {tuple(mask.shape)}."
+        )
+    if bool(mask.min() < 0) or bool(mask.max() > 1):
+        raise ValueError("mask values must lie in [0, 1] (1 = keep the known picture).")
+    check_timesteps(timesteps, alpha_bar.shape[0])
+    mask = mask.to(dtype=known.dtype, device=known.device)
+
+    def paste_known(x: Tensor, t: int) -> Tensor:
+        known_t = known if t == -1 else q_sample(known, t, alpha_bar, randn_like(known, generator))
+        return mask * known_t + (1 - mask) * x
+
+    x_T = paste_known(randn_like(known, generator), timesteps[0][0])
+    return sample(eps_fn, x_T, alpha_bar, timesteps, sampler=sampler, eta=eta, generator=generator,
+                  callback=callback, keep_trajectory=keep_trajectory, clip_x0=clip_x0,
+                  constrain=paste_known)
