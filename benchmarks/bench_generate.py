@@ -24,7 +24,7 @@ def main() -> None:
 
     def generate():
         pipe.generate(args.prompt, n=args.n, steps=args.steps, guidance_scale=args.guidance,
-                      seed=0)
+                      sampler=args.sampler, seed=0)
         report.sync(pipe.device)
 
     generate()  # warm-up
@@ -35,10 +35,11 @@ def main() -> None:
         seconds.append(time.perf_counter() - start)
     stats = report.timing(seconds)
 
-    columns = ["pictures", "steps", "guidance", "median s", "min s", "max s", "pictures/s",
+    columns = ["sampler", "pictures", "steps", "guidance", "median s", "min s", "max s",
+               "pictures/s",
                "ms/step"]
-    rows = [[args.n, args.steps, args.guidance, stats["median_s"], stats["min_s"], stats["max_s"],
-             args.n / stats["median_s"], 1000 * stats["median_s"] / args.steps]]
+    rows = [[args.sampler, args.n, args.steps, args.guidance, stats["median_s"], stats["min_s"],
+             stats["max_s"], args.n / stats["median_s"], 1000 * stats["median_s"] / args.steps]]
     weights = args.weights or "shipped weights"
     report.finish(f"generate: {args.n} pictures of one prompt ({weights}), "
                   f"median of {args.repeats} runs after 1 warm-up", columns, rows,

@@ -28,12 +28,14 @@ def add_common_options(parser) -> None:
 def add_sampling_options(parser, smoke_steps: int) -> None:
     """The options of a benchmark that samples from one model: which weights, how many steps,
     pictures and timed repeats, and --smoke (3 repeats of `smoke_steps` steps: a quick check)."""
-    from minidiff.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
+    from minidiff.pipeline import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
+    from minidiff.samplers import SAMPLERS
 
     parser.add_argument("--weights", default=None,
                         help="model file or training checkpoint (default: the shipped weights)")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
+    parser.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=SAMPLERS)
     parser.add_argument("--n", type=int, default=8, help="pictures per run")
     parser.add_argument("--repeats", type=int, default=10, help="timed runs after one warm-up")
     parser.add_argument("--prompt", default="a large red star in the top left")

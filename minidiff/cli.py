@@ -83,7 +83,7 @@ def _evaluate(args) -> None:
 
     pipe = load_pretrained(args.weights, device=args.device)
     report = evaluate(pipe, quick=args.quick, steps=args.steps, guidance_scale=args.guidance,
-                      seed=args.seed)
+                      seed=args.seed, sampler=args.sampler)
     print(report.table())
     if args.json:
         with open(args.json, "w") as f:
@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
     g.add_argument("--negative", default=None, help="negative prompt")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--sampler", default="ddim", choices=SAMPLERS)
+    g.add_argument("--sampler", default=None, choices=SAMPLERS,
+                   help="default: the pipeline's (minidiff.pipeline.DEFAULT_SAMPLER)")
     g.add_argument("--out", default=None, help="grid PNG path (default grid.png)")
     g.add_argument("--out-dir", default=None, help="also write one PNG per picture here")
     weights_help = "a model file or training checkpoint (default: $MINIDIFF_WEIGHTS if set, " \
@@ -159,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--steps", type=int, default=None)
     e.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--sampler", default=None, choices=SAMPLERS,
+                   help="default: the pipeline's (minidiff.pipeline.DEFAULT_SAMPLER)")
     e.add_argument("--json", default=None, help="also write the report as JSON here")
     e.add_argument("--device", default=None)
     e.set_defaults(func=_evaluate)
@@ -184,8 +187,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "generate":
-        from .pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
+        from .pipeline import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
 
+        args.sampler = DEFAULT_SAMPLER if args.sampler is None else args.sampler
         args.steps = DEFAULT_STEPS if args.steps is None else args.steps
         args.guidance = DEFAULT_GUIDANCE if args.guidance is None else args.guidance
     warnings.simplefilter("default")

@@ -158,7 +158,7 @@ class EvalReport:
     frechet_distance: float
     frechet_floor: float  # between two real sets of the same prompts and size
     pictures: dict[str, int]  # group -> number of pictures
-    settings: dict = field(default_factory=dict)  # steps, guidance_scale, seed, quick, seconds
+    settings: dict = field(default_factory=dict)  # steps, guidance_scale, sampler, seed, quick, …
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -166,7 +166,8 @@ class EvalReport:
     def table(self) -> str:
         s = self.settings
         quick = ", quick" if s.get("quick") else ""
-        title = (f"minidiff evaluation: {sum(self.pictures.values())} pictures, {s.get('steps')} "
+        title = (f"minidiff evaluation: {sum(self.pictures.values())} pictures, {s.get('sampler')} "
+                 f"{s.get('steps')} "
                  f"steps, guidance {s.get('guidance_scale')}, seed {s.get('seed')}{quick} "
                  f"({s.get('seconds', 0):.0f} s)")
         lines = [title, "", "prompt adherence (fraction of pictures the judge reads as asked)",
@@ -188,38 +189,39 @@ class EvalReport:
         return "\n".join(lines)
 
 
-def _generate(pipe, prompts: list[str], steps: int, guidance_scale: float, seed: int,
-              progress: bool) -> np.ndarray:
+def _generate(pipe, prompts: list[str], steps: int, guidance_scale: float, sampler: str,
+              seed: int, progress: bool) -> np.ndarray:
     """One picture per prompt, CHUNK prompts per call (call k uses seed 1000 * seed + k)
     -> uint8 (N, 32, 32, 3)."""
     from tqdm.auto import tqdm
 
     chunks = [prompts[i:i + CHUNK] for i in range(0, len(prompts), CHUNK)]
     out = [pipe.generate(chunk, n=1, steps=steps, guidance_scale=guidance_scale,
-                         seed=1000 * seed + k)
+                         sampler=sampler, seed=1000 * seed + k)
            for k, chunk in enumerate(tqdm(chunks, desc="generating", disable=not progress))]
     return np.concatenate(out)
 
 
 def evaluate(pipe, quick: bool = False, steps: int | None = None,
              guidance_scale: float | None = None, seed: int = 0, judge=None,
-             progress: bool = True) -> EvalReport:
+             progress: bool = True, sampler: str | None = None) -> EvalReport:
     """Generate the fixed prompt set with `pipe` and measure it (see the module docstring).
 
-    pipe: anything with pipe.generate(prompts: list[str], n, steps, guidance_scale, seed) -> uint8
-    (len(prompts) * n, 32, 32, 3), such as a minidiff Pipeline. steps and guidance_scale default to
-    the pipeline's defaults; judge defaults to the shipped one.
+    pipe: anything with pipe.generate(prompts: list[str], n, steps, guidance_scale, sampler, seed)
+    -> uint8 (len(prompts) * n, 32, 32, 3), such as a minidiff Pipeline. steps, guidance_scale and
+    sampler default to the pipeline's defaults; judge defaults to the shipped one.
     """
     from .judge import load_judge
-    from .pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
+    from .pipeline import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
 
     start = time.time()
     steps = DEFAULT_STEPS if steps is None else steps
     guidance_scale = DEFAULT_GUIDANCE if guidance_scale is None else guidance_scale
+    sampler = DEFAULT_SAMPLER if sampler is None else sampler
     judge = judge if judge is not None else load_judge()
     parts = prompt_set(quick)
     prompts = [p for group in ("seen", "held_out", "diversity") for p in parts[group]]
-    images = _generate(pipe, prompts, steps, guidance_scale, seed, progress)
+    images = _generate(pipe, prompts, steps, guidance_scale, sampler, seed, progress)
     if images.shape != (len(prompts), world.IMAGE_SIZE, world.IMAGE_SIZE, 3):
         raise ValueError(f"pipe.generate returned {images.shape} for {len(prompts)} prompts, "
                          f"expected ({len(prompts)}, {world.IMAGE_SIZE}, {world.IMAGE_SIZE}, 3)")
@@ -236,7 +238,8 @@ def evaluate(pipe, quick: bool = False, steps: int | None = None,
     real = judge.embed_pictures(world.render_prompts(prompts, seed=[seed, 1]))
     fd = frechet_distance(judge.embed_pictures(images), real)
     floor = frechet_distance(judge.embed_pictures(world.render_prompts(prompts, seed=[seed, 2])), real)
-    settings = {"steps": steps, "guidance_scale": guidance_scale, "seed": seed, "quick": quick,
+    settings = {"steps": steps, "guidance_scale": guidance_scale, "sampler": sampler,
+                "seed": seed, "quick": quick,
                 "seconds": round(time.time() - start, 1)}
     return EvalReport(adherence_, pairs, diversity, ceiling, fd, floor,
                       {g: len(parts[g]) for g in parts}, settings)

@@ -27,6 +27,7 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "minidiff-shapes.safetensors"
 DEFAULT_STEPS = 20
 DEFAULT_GUIDANCE = 1.5  # chosen by measurement: see minidiff/weights/MODEL_CARD.md
+DEFAULT_SAMPLER = "ddim"
 SAMPLE_PROMPTS = ("a large red circle in the center", "a small blue square in the top left",
                   "a large yellow triangle at the bottom", "a large green star on the right",
                   "a large purple star", "a small orange circle", "a green triangle",
@@ -115,14 +116,14 @@ class Pipeline:
     # -- public API ------------------------------------------------------------------------------
     def generate(self, prompt: str | list[str] | None, n: int = 8, steps: int = DEFAULT_STEPS,
                  guidance_scale: float = DEFAULT_GUIDANCE, negative_prompt: str | None = None,
-                 seed: int = 0, sampler: str = "ddim", eta: float = 0.0) -> np.ndarray:
+                 seed: int = 0, sampler: str = DEFAULT_SAMPLER, eta: float = 0.0) -> np.ndarray:
         """n pictures per prompt as uint8 (n * prompts, 32, 32, 3)."""
         return self.trace(prompt, n, steps, guidance_scale, negative_prompt, seed, sampler, eta,
                           keep_trajectory=False).images
 
     def trace(self, prompt: str | list[str] | None, n: int = 1, steps: int = DEFAULT_STEPS,
               guidance_scale: float = DEFAULT_GUIDANCE, negative_prompt: str | None = None,
-              seed: int = 0, sampler: str = "ddim", eta: float = 0.0,
+              seed: int = 0, sampler: str = DEFAULT_SAMPLER, eta: float = 0.0,
               keep_trajectory: bool = True) -> Trajectory:
         """Like `generate`, but also returns every step (t, x_t, x0_hat, eps_hat) of the run."""
         if sampler not in samplers.SAMPLERS:
