@@ -14,6 +14,8 @@ from minidiff.samplers import (
     Step,
     ddim_step,
     ddpm_step,
+    dpmpp_2m_step,
+    euler_ancestral_step,
     make_timesteps,
     sample,
 )
@@ -267,3 +269,24 @@ def test_the_diffusion_files_import_only_torch_numpy_and_each_other():
                 continue
             for module in modules:
                 assert module in allowed or module.split(".")[0] in allowed, (name, module)
+
+
+def test_euler_ancestral_is_the_ddpm_step_in_other_coordinates():
+    """k-diffusion's Euler ancestral step, written in σ = sqrt((1 - ᾱ) / ᾱ), is the DDPM posterior
+    step: same mean, same noise scale (σ_up sqrt(ᾱ_prev) = sqrt(β̃)), so with the same noise z
+    the two land on the same picture. notebook 04 measures the consequence."""
+    x_t, eps, z = _randn(*SHAPE, seed=1), _randn(*SHAPE, seed=2), _randn(*SHAPE, seed=3)
+    for t, t_prev in make_timesteps(10, 1000):
+        ab_t, ab_prev = ALPHA_BAR[t], 1.0 if t_prev < 0 else ALPHA_BAR[t_prev]
+        noise = z if t_prev >= 0 else None
+        euler, _ = euler_ancestral_step(x_t, eps, ab_t, ab_prev, noise)
+        ddpm, _ = ddpm_step(x_t, eps, ab_t, ab_prev, noise)
+        torch.testing.assert_close(euler, ddpm, rtol=1e-5, atol=1e-5)
+
+
+def test_dpmpp_2m_first_order_is_ddim():
+    x_t, eps = _randn(*SHAPE, seed=1), _randn(*SHAPE, seed=2)
+    for t, t_prev in make_timesteps(10, 1000):
+        ab_t, ab_prev = ALPHA_BAR[t], 1.0 if t_prev < 0 else ALPHA_BAR[t_prev]
+        torch.testing.assert_close(dpmpp_2m_step(x_t, eps, ab_t, ab_prev)[0],
+                                   ddim_step(x_t, eps, ab_t, ab_prev)[0], rtol=1e-5, atol=1e-5)
