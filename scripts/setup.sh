@@ -77,7 +77,10 @@ fi
 # never in the home folder. The course's own JupyterLab settings (scripts/jupyter/user-settings: no
 # news pop-up, no update check) are copied in where .jupyter has none yet, so a learner's own
 # later choice stays. The browser test starts JupyterLab with its own folders under tmp.
+# scripts/jupyter/config holds the course's server config (read, never written): no search for
+# language servers, which runs npm and leaves its logs in ~/.npm.
 state=$PWD/.jupyter
+export JUPYTER_CONFIG_PATH=$PWD/scripts/jupyter/config
 export JUPYTER_CONFIG_DIR=$state/config JUPYTER_DATA_DIR=$state/data \
   JUPYTER_RUNTIME_DIR=$state/runtime IPYTHONDIR=$state/ipython \
   JUPYTERLAB_SETTINGS_DIR=$state/lab/user-settings JUPYTERLAB_WORKSPACES_DIR=$state/lab/workspaces
