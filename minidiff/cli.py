@@ -45,6 +45,8 @@ def _train(args) -> None:
         train_config = replace(train_config, steps=args.steps)
     if args.seed is not None:
         train_config = replace(train_config, seed=args.seed)
+    if args.minutes is not None:
+        train_config = replace(train_config, minutes=args.minutes)
     try:
         result = train(model_config, train_config, args.out, resume=args.resume,
                        device=args.device, on_sample=write_samples)
@@ -139,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true")
     t.add_argument("--steps", type=int, default=None)
     t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--minutes", type=float, default=None,
+                   help="a wall-clock budget: the learning-rate schedule spans it, and the run "
+                        "stops and writes model.safetensors when it is spent")
     t.add_argument("--device", default=None)
     t.set_defaults(func=_train)
 

@@ -37,7 +37,8 @@ from .unet import UNetConfig
 
 @dataclass
 class TrainConfig:
-    steps: int = 6000
+    steps: int = 6000  # the most steps; with `minutes`, the run may end sooner
+    minutes: float | None = None  # a wall-clock budget: the schedule spans it, the run ends at it
     batch_size: int = 64
     lr: float = 1e-3
     warmup: int = 200  # linear warm-up steps, then cosine decay to lr / 10
@@ -71,6 +72,11 @@ def preset(name: str) -> tuple[ModelConfig, TrainConfig]:
                             unet=UNetConfig(channels=(48, 96, 96), context_dim=128, heads=4))
         return model, TrainConfig(steps=6000, batch_size=64, lr=1e-3,
                                   snapshot_steps=(100, 300, 1000, 2000, 3000, 4500))
+    if name == "fast":  # the small model, trained on a 5-minute budget (both cores of a laptop)
+        model, _ = preset("small")
+        return model, TrainConfig(steps=100_000, minutes=5.0, batch_size=32, lr=1.5e-3,
+                                  warmup=100, ema_decay=0.995, checkpoint_every=500,
+                                  sample_every=500, snapshot_steps=tuple(range(500, 6001, 500)))
     if name == "base":  # wider, for a GPU
         model = ModelConfig(text=_text(128, 2),
                             unet=UNetConfig(channels=(64, 128, 128), context_dim=128, heads=4))
@@ -78,7 +84,7 @@ def preset(name: str) -> tuple[ModelConfig, TrainConfig]:
     raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
 
 
-PRESETS = ("tiny", "small", "base")
+PRESETS = ("tiny", "small", "fast", "base")
 class TrainingDiverged(RuntimeError):
     """The loss stopped being a finite number."""
 
@@ -86,10 +92,13 @@ class TrainingDiverged(RuntimeError):
 _TOKENIZER = Tokenizer()
 
 
-def learning_rate(step: int, cfg: TrainConfig) -> float:
+def learning_rate(step: int, cfg: TrainConfig, progress: float | None = None) -> float:
+    """Linear warm-up over cfg.warmup steps, then cosine decay to lr / 10 at the end of the run:
+    at cfg.steps, or, for a run on a time budget, at `progress` (the share of it spent) = 1."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    if progress is None:
+        progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
@@ -111,13 +120,14 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
 
 
 def train_step(model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.optim.Optimizer,
-               step: int, cfg: TrainConfig, alpha_bar: torch.Tensor) -> float:
+               step: int, cfg: TrainConfig, alpha_bar: torch.Tensor,
+               progress: float | None = None) -> float:
     """One optimizer step on training batch number `step`; returns its loss.
 
     Draws the batch (the same pictures and captions for the same step and seed), noises it with a
     generator seeded by (seed, step), and takes one AdamW step on diffusion.training_loss (with
-    condition dropout) at the scheduled learning rate, clipping the gradient norm; then moves the
-    EMA copy. `model` is anything with `.config` (a ModelConfig) that maps (x_t, t, ids) -> out.
+    condition dropout) at the scheduled learning rate (`progress`: see learning_rate), clipping the
+    gradient norm; then moves the EMA copy. `model` is anything with `.config` (a ModelConfig) that maps (x_t, t, ids) -> out.
     """
     dev = next(model.parameters()).device
     images, captions, _ = world.batch("train", step * cfg.batch_size, cfg.batch_size,
@@ -126,7 +136,7 @@ def train_step(model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.op
     ids = _TOKENIZER.encode(captions).to(dev)  # (B, L)
     null_ids = _TOKENIZER.encode("")[0].to(dev)  # (L,) the empty prompt
     for group in optimizer.param_groups:
-        group["lr"] = learning_rate(step, cfg)
+        group["lr"] = learning_rate(step, cfg, progress)
     generator = step_generator(cfg.seed, step, dev)
     loss = training_loss(model, x0, ids, null_ids, alpha_bar, model.config.prediction,
                          cfg.p_uncond, cfg.t_sampling, generator=generator)
@@ -168,6 +178,9 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
     for name in ("steps", "batch_size", "checkpoint_every", "sample_every", "log_every"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be at least 1, got {getattr(cfg, name)}")
+    if cfg.minutes is not None and not (math.isfinite(cfg.minutes) and cfg.minutes > 0):
+        raise ValueError(f"minutes must be a positive number, got {cfg.minutes}")
+    budget = None if cfg.minutes is None else 60.0 * cfg.minutes  # seconds
     if not cfg.lr > 0:
         raise ValueError(f"lr must be positive, got {cfg.lr}")
     dev = pick_device(device)
@@ -180,9 +193,9 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
         start, stored = load_training(ckpt, model, ema, optimizer)
         stored_cfg = TrainConfig(**{**stored, **{k: tuple(v) for k, v in stored.items()
                                                   if isinstance(v, list)}})
-        if replace(stored_cfg, steps=cfg.steps) != cfg:
+        if replace(stored_cfg, steps=cfg.steps, minutes=cfg.minutes) != cfg:
             raise ValueError(f"'{ckpt}' was made with other training settings; resume with the "
-                             "same preset (only --steps may change)")
+                             "same preset (only --steps and --minutes may change)")
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "log.jsonl"
     history = _read_log(log_path, upto=start)
@@ -192,35 +205,45 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
 
     alpha_bar = make_alpha_bar(model_config.schedule, model_config.T)  # float64, on the CPU
     end = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
-    bar = tqdm(total=cfg.steps, initial=start, desc="training", unit="step", disable=not progress)
+    if budget is None:  # the bar counts steps, or, on a time budget, seconds
+        bar = tqdm(total=cfg.steps, initial=start, desc="training", unit="step",
+                   disable=not progress)
+    else:
+        bar = tqdm(total=round(budget), initial=min(round(elapsed), round(budget)),
+                   desc="training", unit="s", disable=not progress)
     step, t0 = start, time.perf_counter() - elapsed
+    spent = (lambda: (time.perf_counter() - t0) / budget) if budget else (lambda: None)
+    out_of_time = False
     model.train()
     restore_sigterm = _sigterm_as_interrupt()
     try:
-        while step < end:
+        while step < end and not out_of_time:
             try:
-                loss = train_step(model, ema, optimizer, step, cfg, alpha_bar)
+                loss = train_step(model, ema, optimizer, step, cfg, alpha_bar, spent())
             except TrainingDiverged as e:
                 raise TrainingDiverged(f"{e}; the last good checkpoint is '{ckpt}' — try a lower "
                                        f"learning rate than {cfg.lr}") from None
             step += 1
-            bar.update(1)
-            if step % cfg.log_every == 0 or step == end:
+            out_of_time = budget is not None and spent() >= 1
+            bar.update(1 if budget is None else min(round(spent() * budget), bar.total) - bar.n)
+            last = step == end or out_of_time
+            if step % cfg.log_every == 0 or last:
                 record = {"step": step, "loss": round(loss, 6),
-                          "lr": learning_rate(step - 1, cfg),
+                          "lr": optimizer.param_groups[0]["lr"],
                           "elapsed": round(time.perf_counter() - t0, 3)}
                 history.append(record)
                 with open(log_path, "a") as f:
                     f.write(json.dumps(record) + "\n")
-                bar.set_postfix(loss=f"{record['loss']:.4f}")
+                bar.set_postfix(step=step, loss=f"{record['loss']:.4f}")
             if step in cfg.snapshot_steps:
                 save_model(ema, out / "snapshots" / f"step-{step:06d}.safetensors",
                            info={"step": step}, dtype=torch.float16)
-            if on_sample is not None and (step % cfg.sample_every == 0 or step == cfg.steps):
+            if on_sample is not None and (step % cfg.sample_every == 0 or step == cfg.steps
+                                          or out_of_time):
                 was_training = ema.training
                 on_sample(ema, step)
                 ema.train(was_training)
-            if step % cfg.checkpoint_every == 0 or step == end:
+            if step % cfg.checkpoint_every == 0 or last:
                 save_training(ckpt, model, ema, optimizer, step, asdict(cfg))
     except KeyboardInterrupt:
         save_training(ckpt, model, ema, optimizer, step, asdict(cfg))
@@ -230,7 +253,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
     finally:
         restore_sigterm()
     bar.close()
-    if step == cfg.steps:
+    if step == cfg.steps or out_of_time:
         info = {"step": step, "train_config": asdict(cfg), "elapsed_s": history[-1]["elapsed"]
                 if history else None, "final_loss": history[-1]["loss"] if history else None}
         save_model(ema, out / "model.safetensors", info=info)

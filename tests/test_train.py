@@ -133,3 +133,22 @@ def test_a_killed_training_process_saves_and_resumes(tmp_path):
     assert steps == list(range(5, 301, 5))  # every logged step exactly once, none lost
     assert (out / "model.safetensors").exists()
     assert (out / "samples" / "step-000300.png").exists()  # the command line draws what it learnt
+
+
+def test_a_run_on_a_time_budget_stops_there_and_writes_its_model(configs, tmp_path):
+    model_config, train_config = configs
+    cfg = replace(train_config, steps=100_000, minutes=0.02)  # 1.2 seconds
+    result = train(model_config, cfg, tmp_path, device="cpu", progress=False)
+    assert 0 < result.step < 100_000
+    assert 1.2 <= result.history[-1]["elapsed"] < 30
+    _, info = load_model(tmp_path / "model.safetensors")
+    assert info["step"] == result.step
+    lrs = [r["lr"] for r in result.history]
+    assert lrs[-1] < 0.3 * cfg.lr < max(lrs)  # the schedule decays over the budget, not the steps
+
+
+@pytest.mark.parametrize("minutes", [0.0, -1.0, float("nan"), float("inf")])
+def test_a_time_budget_must_be_a_positive_number(configs, tmp_path, minutes):
+    model_config, train_config = configs
+    with pytest.raises(ValueError, match="minutes must be a positive number"):
+        train(model_config, replace(train_config, minutes=minutes), tmp_path, progress=False)
