@@ -137,14 +137,15 @@ def test_a_killed_training_process_saves_and_resumes(tmp_path):
 
 def test_a_run_on_a_time_budget_stops_there_and_writes_its_model(configs, tmp_path):
     model_config, train_config = configs
-    cfg = replace(train_config, steps=100_000, minutes=0.02)  # 1.2 seconds
+    cfg = replace(train_config, steps=100_000, minutes=0.06, warmup=1,  # 3.6 seconds
+                  checkpoint_every=1000)
     result = train(model_config, cfg, tmp_path, device="cpu", progress=False)
-    assert 0 < result.step < 100_000
-    assert 1.2 <= result.history[-1]["elapsed"] < 30
+    assert 3 <= result.step < 100_000
+    assert 3.6 <= result.history[-1]["elapsed"] < 60
     _, info = load_model(tmp_path / "model.safetensors")
     assert info["step"] == result.step
     lrs = [r["lr"] for r in result.history]
-    assert lrs[-1] < 0.3 * cfg.lr < max(lrs)  # the schedule decays over the budget, not the steps
+    assert lrs[-1] < 0.5 * cfg.lr < max(lrs)  # the schedule decays over the budget, not the steps
 
 
 @pytest.mark.parametrize("minutes", [0.0, -1.0, float("nan"), float("inf")])
