@@ -87,8 +87,10 @@ def lab(tmp_path):
         (settings / extension).mkdir(parents=True)
         (settings / extension / f"{name}.jupyterlab-settings").write_text(value)
     port, token = _free_port(), secrets.token_hex(16)
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),  # nothing in $HOME
+           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+           "JUPYTER_DATA_DIR": str(tmp_path / "data"), "IPYTHONDIR": str(tmp_path / "ipython"),
+           "JUPYTER_CONFIG_PATH": str(REPO / "scripts" / "jupyter" / "config")}
     log = open(tmp_path / "jupyter.log", "w")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
