@@ -11,7 +11,6 @@ Reports the median, min and max seconds per call and pictures per second at the 
 """
 
 import argparse
-import time
 
 import report
 
@@ -22,22 +21,10 @@ def main() -> None:
     args = parser.parse_args()
     pipe = report.sampling_setup(args)
 
-    def generate():
-        pipe.generate(args.prompt, n=args.n, steps=args.steps, guidance_scale=args.guidance,
-                      sampler=args.sampler, seed=0)
-        report.sync(pipe.device)
-
-    generate()  # warm-up
-    seconds = []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        generate()
-        seconds.append(time.perf_counter() - start)
-    stats = report.timing(seconds)
+    stats = report.time_generate(pipe, args, args.sampler, args.steps)
 
     columns = ["sampler", "pictures", "steps", "guidance", "median s", "min s", "max s",
-               "pictures/s",
-               "ms/step"]
+               "pictures/s", "ms/step"]
     rows = [[args.sampler, args.n, args.steps, args.guidance, stats["median_s"], stats["min_s"],
              stats["max_s"], args.n / stats["median_s"], 1000 * stats["median_s"] / args.steps]]
     weights = args.weights or "shipped weights"

@@ -12,27 +12,11 @@ distance is no higher than those of the old default (DDIM, 20 steps).
 """
 
 import argparse
-import time
 
 import report
 
 from minidiff.evaluate import evaluate
 from minidiff.samplers import SAMPLERS
-
-
-def latency(pipe, sampler: str, steps: int, args) -> float:
-    def run():
-        pipe.generate(args.prompt, n=args.n, steps=steps, guidance_scale=args.guidance,
-                      sampler=sampler, seed=0)
-        report.sync(pipe.device)
-
-    run()  # warm-up
-    seconds = []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        run()
-        seconds.append(time.perf_counter() - start)
-    return report.timing(seconds)["median_s"]
 
 
 def main() -> None:
@@ -54,7 +38,7 @@ def main() -> None:
         for steps in args.step_counts:
             r = evaluate(pipe, quick=args.quick, steps=steps, guidance_scale=args.guidance,
                          sampler=sampler, progress=False)
-            seconds = latency(pipe, sampler, steps, args)
+            seconds = report.time_generate(pipe, args, sampler, steps)["median_s"]
             row = [sampler, steps, r.adherence["seen"]["all"], r.adherence["held_out"]["all"],
                    sum(r.diversity.values()) / len(r.diversity), r.frechet_distance, seconds]
             print("  ".join(str(round(v, 3)) if isinstance(v, float) else str(v) for v in row),

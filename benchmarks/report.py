@@ -88,6 +88,25 @@ def timing(seconds: list[float]) -> dict:
             "repeats": len(seconds)}
 
 
+def time_generate(pipe, args, sampler: str, steps: int) -> dict:
+    """`timing` of pipe.generate(args.prompt, n=args.n, ...) over args.repeats calls after one
+    warm-up call, waiting for the device after each."""
+    import time
+
+    def generate():
+        pipe.generate(args.prompt, n=args.n, steps=steps, guidance_scale=args.guidance,
+                      sampler=sampler, seed=0)
+        sync(pipe.device)
+
+    generate()  # warm-up: first-call allocations, lazy initialisation
+    seconds = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        generate()
+        seconds.append(time.perf_counter() - start)
+    return timing(seconds)
+
+
 def sync(device) -> None:
     """Wait for queued GPU work, so that a timer measures it."""
     if str(device).startswith("cuda"):
