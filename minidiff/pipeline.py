@@ -167,7 +167,7 @@ class Pipeline:
 
 
 def sample_grid(model: TextToImage, prompts: tuple[str, ...] = SAMPLE_PROMPTS, n: int = 4,
-                seed: int = 0) -> np.ndarray:
+                seed: int = 0, scale: int = 4) -> np.ndarray:
     """One uint8 picture: a column per prompt, n pictures each, drawn by `model` at the defaults.
 
     What a training run shows as it learns (`minidiff train` writes one every sample_every steps).
@@ -177,7 +177,7 @@ def sample_grid(model: TextToImage, prompts: tuple[str, ...] = SAMPLE_PROMPTS, n
     device = next(model.parameters()).device
     images = Pipeline(model, device).generate(list(prompts), n=n, seed=seed)  # (P*n, 32, 32, 3)
     by_column = images.reshape(len(prompts), n, *images.shape[1:]).transpose(1, 0, 2, 3, 4)
-    return make_grid(by_column.reshape(-1, *images.shape[1:]), ncol=len(prompts))
+    return make_grid(by_column.reshape(-1, *images.shape[1:]), ncol=len(prompts), scale=scale)
 
 
 def weights_path(path: str | os.PathLike | None = None) -> Path:

@@ -163,12 +163,17 @@ class TrainResult:
 def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | Path,
           resume: bool = False, device: str | None = None, progress: bool = True,
           stop_at: int | None = None,
-          on_sample: Callable[[TextToImage, int], None] | None = None) -> TrainResult:
+          on_sample: Callable[[TextToImage, int], None] | None = None,
+          on_log: Callable[[dict], None] | None = None,
+          stop: threading.Event | None = None) -> TrainResult:
     """Train (or resume) a run in `out_dir`; `stop_at` ends early at that step, as an interruption.
 
     on_sample(ema, step), if given, is called every `sample_every` steps and at the end, to draw
     from the EMA weights (the command line writes a grid of pictures; see
     minidiff.pipeline.sample_grid). Training itself knows nothing about sampling.
+    on_log(record) sees every logged {"step", "loss", "lr", "elapsed"}. Setting `stop` (from
+    another thread, such as a notebook's Stop button) ends the run at the next step as a spent
+    time budget does: checkpoint, samples and model.safetensors are written.
     """
     cfg = train_config
     out = Path(out_dir)
@@ -227,7 +232,8 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
                 raise TrainingDiverged(f"{e}; the last good checkpoint is '{ckpt}' — try a lower "
                                        f"learning rate than {cfg.lr}") from None
             step += 1
-            out_of_time = budget is not None and spent() >= 1
+            out_of_time = (budget is not None and spent() >= 1) or (stop is not None
+                                                                    and stop.is_set())
             bar.update(1 if budget is None else min(round(spent() * budget), bar.total) - bar.n)
             last = step == end or out_of_time
             if step % cfg.log_every == 0 or last:
@@ -237,6 +243,8 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
                 history.append(record)
                 with open(log_path, "a") as f:
                     f.write(json.dumps(record) + "\n")
+                if on_log is not None:
+                    on_log(record)
                 bar.set_postfix(step=step, loss=f"{record['loss']:.4f}")
             if step in cfg.snapshot_steps:
                 save_model(ema, out / "snapshots" / f"step-{step:06d}.safetensors",

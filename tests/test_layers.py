@@ -37,7 +37,7 @@ LAYERS = [
     {"minidiff.cli"},
     # the course: what exists only for the notebooks
     {"minidiff.course.explorer", "minidiff.course.exercises"},
-    {"minidiff.course.probe"},
+    {"minidiff.course.probe", "minidiff.course.training"},
     {"minidiff.course"},
     {"minidiff.course.widgets"},
     {"minidiff.course.figures"},
