@@ -10,7 +10,9 @@ prompts and seeds, so two runs on the same model give the same report:
   per attribute and for all four at once ("all"), on prompts naming all four attributes in the
   world's own words ("a large red circle in the top left"). Reported separately for the colour-shape
   pairs seen in training and for the held-out pairs (purple star, green triangle, orange circle),
-  which measure composition.
+  which measure composition. A third group, **paraphrase**, asks for all four attributes in
+  word orders and phrasings that no training caption uses ("small blue square at top right", "a
+  square, blue and small, top right"): does the model read the words, or memorise sentences?
 - **diversity**: for prompts that leave attributes out ("a red circle" says nothing of size or
   position), the normalised entropy H / log K of the judged values of each left-out attribute over
   the pictures of one prompt: 1 when all K values are equally common, 0 when the model always draws
@@ -24,13 +26,14 @@ prompts and seeds, so two runs on the same model give the same report:
 import functools
 import math
 import time
+from itertools import product
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from . import world
 
-GROUPS = ("seen", "held_out")
+GROUPS = ("seen", "held_out", "paraphrase")
 COLUMNS = tuple(world.ATTRIBUTES) + ("all",)
 CHUNK = 48  # pictures per pipe.generate call; call k is seeded with 1000 * seed + k
 # Prompts that leave attributes out. Each one's left-out attributes can take every value in
@@ -43,12 +46,39 @@ DIVERSITY = ({"colour": "red", "shape": "circle"}, {"size": "large", "shape": "s
              {"colour": "green", "shape": "square", "position": "bottom"})
 
 
+# Phrasings a person would write that no training caption uses (world.TEMPLATES are the training
+# ones; a test checks that no caption world.caption_in can write is among these).
+PARAPHRASES = ("small blue square at top right", "a square, blue and small, top right",
+               "small blue square in the top right", "the square in the top right is small and blue",
+               "a blue square that is small, in the top right",
+               "in the top right is a small blue square")
+
+
+def paraphrase(named: dict[str, str], template: int, synonym: int = 0) -> str:
+    """A prompt naming all four attributes in PARAPHRASES[template], with size word `synonym`
+    (0: large/small, 1: big/tiny)."""
+    colour, shape, position = named["colour"], named["shape"], named["position"]
+    size = world.SIZE_WORDS[named["size"]][synonym]
+    phrase = world.PHRASES[position]
+    article = "an" if size[0] in "aeiou" else "a"
+    forms = (f"{size} {colour} {shape} at {position}",
+             f"a {shape}, {colour} and {size}, {position}",
+             f"{size} {colour} {shape} {phrase}",
+             f"the {shape} {phrase} is {size} and {colour}",
+             f"{'an' if colour[0] in 'aeiou' else 'a'} {colour} {shape} that is {size}, {phrase}",
+             f"{phrase} is {article} {size} {colour} {shape}")
+    if not 0 <= template < len(forms):
+        raise ValueError(f"no paraphrase template {template}; there are {len(forms)}")
+    return forms[template]
+
+
 def prompt_set(quick: bool = False) -> dict[str, list[str]]:
     """The fixed prompts of each part, one entry per picture: {"seen", "held_out", "diversity"}.
 
     Full: 189 seen prompts (every seen colour-shape pair in 9 of its 18 size-position combinations,
-    balanced), the 54 held-out prompts twice each, and the 8 diversity prompts 24 times each: 489
-    pictures. Quick: about a tenth of each (24 + 12 + 24 = 60 pictures).
+    balanced), the 54 held-out prompts twice each, 144 paraphrases (every third of the 432
+    combinations, seen and held-out pairs, the six PARAPHRASES in turn), and the 8 diversity prompts
+    48 times each: 825 pictures. Quick: about a tenth of each (24 + 12 + 12 + 24 = 72 pictures).
     """
     seen_pairs = [(c, s) for c in world.COLOURS for s in world.SHAPES
                   if (c, s) not in world.HELD_OUT]
@@ -65,9 +95,16 @@ def prompt_set(quick: bool = False) -> dict[str, list[str]]:
         diversity = [a for a in DIVERSITY[:4] for _ in range(6)]
     else:
         held_out = held_out * 2
-        diversity = [a for a in DIVERSITY for _ in range(24)]
-    return {group: [world.canonical_prompt(a) for a in named]
-            for group, named in (("seen", seen), ("held_out", held_out), ("diversity", diversity))}
+        diversity = [a for a in DIVERSITY for _ in range(48)]
+    combos = [{"colour": c, "shape": s, "size": z, "position": p} for c, s, z, p
+              in product(world.COLOURS, world.SHAPES, world.SIZES, world.POSITIONS)]
+    combos = combos[::36 if quick else 3]
+    paraphrases = [paraphrase(a, i % len(PARAPHRASES), (i // len(PARAPHRASES)) % 2)
+                   for i, a in enumerate(combos)]
+    out = {group: [world.canonical_prompt(a) for a in named]
+           for group, named in (("seen", seen), ("held_out", held_out), ("diversity", diversity))}
+    return {"seen": out["seen"], "held_out": out["held_out"], "paraphrase": paraphrases,
+            "diversity": out["diversity"]}
 
 
 # -- the three measures ----------------------------------------------------------------------------
@@ -220,14 +257,15 @@ def evaluate(pipe, quick: bool = False, steps: int | None = None,
     sampler = DEFAULT_SAMPLER if sampler is None else sampler
     judge = judge if judge is not None else load_judge()
     parts = prompt_set(quick)
-    prompts = [p for group in ("seen", "held_out", "diversity") for p in parts[group]]
+    order = GROUPS + ("diversity",)
+    prompts = [p for group in order for p in parts[group]]
     images = _generate(pipe, prompts, steps, guidance_scale, sampler, seed, progress)
     if images.shape != (len(prompts), world.IMAGE_SIZE, world.IMAGE_SIZE, 3):
         raise ValueError(f"pipe.generate returned {images.shape} for {len(prompts)} prompts, "
                          f"expected ({len(prompts)}, {world.IMAGE_SIZE}, {world.IMAGE_SIZE}, 3)")
     judged = judge.predict(images)
-    ends = np.cumsum([len(parts[g]) for g in ("seen", "held_out", "diversity")])
-    rows = dict(zip(("seen", "held_out", "diversity"), np.split(np.arange(len(prompts)), ends)))
+    ends = np.cumsum([len(parts[g]) for g in order])[:-1]
+    rows = dict(zip(order, np.split(np.arange(len(prompts)), ends)))
     per_group = {g: {k: v[rows[g]] for k, v in judged.items()} for g in rows}
     adherence_ = {g: adherence(parts[g], per_group[g]) for g in GROUPS}
     all_right = hits(parts["held_out"], per_group["held_out"])["all"]

@@ -44,7 +44,9 @@ PHRASES = {"top left": "in the top left", "top": "at the top", "top right": "in 
            "bottom left": "in the bottom left", "bottom": "at the bottom",
            "bottom right": "in the bottom right"}
 TEMPLATES = ("a large red circle in the top left", "red circle, top left, large",
-             "a circle that is red and large in the top left", "in the top left, a large red circle")
+             "a circle that is red and large in the top left", "in the top left, a large red circle",
+             "large red circle, top left", "the large red circle is in the top left",
+             "a circle, red and large, in the top left", "top left, a large red circle")
 GLUE_WORDS = ("a", "an", "that", "is", "and", "in", "at", "on", "the", ",")
 WORDS = (GLUE_WORDS + COLOURS + SHAPES + (NOUN_FOR_ANY_SHAPE,)
          + tuple(w for words in SIZE_WORDS.values() for w in words)
@@ -198,7 +200,7 @@ def _with_article(words: list[str]) -> str:
 
 def caption(attrs: Attributes, rng: np.random.Generator,
             mention: tuple[str, ...] | None = None) -> str:
-    """A caption naming the attributes in `mention` (random if None) in one of four templates."""
+    """A caption naming the attributes in `mention` (random if None) in one of the TEMPLATES."""
     if mention is None:
         mention = _random_mention(rng)
     unknown = set(mention) - set(ATTRIBUTES)
@@ -206,27 +208,40 @@ def caption(attrs: Attributes, rng: np.random.Generator,
         raise ValueError(f"mention names unknown attributes {sorted(unknown)}; "
                          f"allowed: {', '.join(ATTRIBUTES)}")
     template, synonym = rng.random(2)
+    return caption_in(attrs, mention, int(template * len(TEMPLATES)), int(synonym * 2))
+
+
+def caption_in(attrs: Attributes, mention: tuple[str, ...], template: int, synonym: int) -> str:
+    """The caption of `attrs` naming `mention` in TEMPLATES[template], with size word `synonym`
+    (0: large/small, 1: big/tiny). Every training caption is one of these."""
     if not mention:
         return ""
     colour = attrs.colour if "colour" in mention else None
     noun = attrs.shape if "shape" in mention else NOUN_FOR_ANY_SHAPE
-    size = SIZE_WORDS[attrs.size][int(synonym * 2)] if "size" in mention else None
+    size = SIZE_WORDS[attrs.size][synonym] if "size" in mention else None
     position = attrs.position if "position" in mention else None
     phrase = PHRASES.get(position)
-    noun_phrase = _with_article([w for w in (size, colour, noun) if w])
-    template = int(template * len(TEMPLATES))
+    bare = " ".join(w for w in (size, colour, noun) if w)  # large red circle
+    noun_phrase = _with_article(bare.split())  # a large red circle
+    adjectives = " and ".join(w for w in (colour, size) if w)  # red and large
     if template == 0:  # a large red circle in the top left
         words = [noun_phrase, phrase]
     elif template == 1:  # red circle, top left, large
-        words = [" ".join(w for w in (colour, noun) if w), position, size]
-        return ", ".join(w for w in words if w)
+        return ", ".join(w for w in (" ".join(w for w in (colour, noun) if w), position, size) if w)
     elif template == 2:  # a circle that is red and large in the top left
-        adjectives = " and ".join(w for w in (colour, size) if w)
         words = [_with_article([noun]), adjectives and "that is " + adjectives, phrase]
     elif template == 3:  # in the top left, a large red circle
         return f"{phrase}, {noun_phrase}" if phrase else noun_phrase
+    elif template == 4:  # large red circle, top left
+        return ", ".join(w for w in (bare, position) if w)
+    elif template == 5:  # the large red circle is in the top left
+        words = ["the", bare, phrase and "is " + phrase]
+    elif template == 6:  # a circle, red and large, in the top left
+        return ", ".join(w for w in (_with_article([noun]), adjectives, phrase) if w)
+    elif template == 7:  # top left, a large red circle
+        return f"{position}, {noun_phrase}" if position else noun_phrase
     else:
-        raise AssertionError(f"no template number {template}")
+        raise ValueError(f"no template number {template}; there are {len(TEMPLATES)}")
     return " ".join(w for w in words if w)
 
 

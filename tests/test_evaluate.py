@@ -1,15 +1,18 @@
 import json
 import math
+from itertools import combinations
 
 import numpy as np
 import pytest
 
 from minidiff import world
 from minidiff.evaluate import (
+    PARAPHRASES,
     EvalReport,
     evaluate,
     frechet_distance,
     normalised_entropy,
+    paraphrase,
     prompt_set,
     uniform_entropy_ceiling,
 )
@@ -78,8 +81,10 @@ def test_frechet_distance_in_judge_features_separates_real_from_wrong(judge):
 
 def test_prompt_set_is_fixed_and_in_the_vocabulary():
     full, quick = prompt_set(), prompt_set(quick=True)
-    assert {k: len(v) for k, v in full.items()} == {"seen": 189, "held_out": 108, "diversity": 192}
-    assert {k: len(v) for k, v in quick.items()} == {"seen": 24, "held_out": 12, "diversity": 24}
+    assert {k: len(v) for k, v in full.items()} == {"seen": 189, "held_out": 108,
+                                                    "paraphrase": 144, "diversity": 384}
+    assert {k: len(v) for k, v in quick.items()} == {"seen": 24, "held_out": 12,
+                                                     "paraphrase": 12, "diversity": 24}
     assert prompt_set() == full
     tokenizer = Tokenizer()
     for group in (full, quick):
@@ -90,16 +95,38 @@ def test_prompt_set_is_fixed_and_in_the_vocabulary():
     assert held_out == set(world.HELD_OUT)
     assert not any((world.parse_prompt(p)["colour"], world.parse_prompt(p)["shape"])
                    in world.HELD_OUT for p in full["seen"])
-    assert all(len(world.parse_prompt(p)) == 4 for p in full["seen"] + full["held_out"])
+    assert all(len(world.parse_prompt(p)) == 4
+               for p in full["seen"] + full["held_out"] + full["paraphrase"])
+    named = [world.parse_prompt(p) for p in full["paraphrase"]]
+    assert {(n["colour"], n["shape"]) for n in named} >= set(world.HELD_OUT)  # both kinds of pair
+    assert len({(n["colour"], n["shape"], n["size"], n["position"]) for n in named}) == 144
     assert canonical_prompt({"colour": "orange", "shape": "circle"}) == "an orange circle"
     assert canonical_prompt({"size": "large", "colour": "red", "shape": "circle",
                              "position": "top left"}) == "a large red circle in the top left"
 
 
+def test_no_paraphrase_is_a_training_caption():
+    """Every caption the world can write, for every combination, attribute subset, template and
+    size word, against every paraphrase of every combination."""
+    training = {world.caption_in(a, mention, t, z) for a in world.combinations("val")
+                for r in range(1, 5) for mention in combinations(world.ATTRIBUTES, r)
+                for t in range(len(world.TEMPLATES)) for z in (0, 1)}
+    paraphrases = {paraphrase(vars(a), t, z) for a in world.combinations("val")
+                   for t in range(len(PARAPHRASES)) for z in (0, 1)}
+    assert len(paraphrases) == 432 * len(PARAPHRASES) * 2
+    assert not training & paraphrases, sorted(training & paraphrases)[:5]
+    assert paraphrase({"colour": "blue", "shape": "square", "size": "small",
+                       "position": "top right"}, 1) == "a square, blue and small, top right"
+    for p in paraphrases:
+        assert world.parse_prompt(p)  # in the vocabulary, no contradiction
+    with pytest.raises(ValueError, match="no paraphrase template 6"):
+        paraphrase({"colour": "red", "shape": "star", "size": "large", "position": "top"}, 6)
+
+
 def test_a_perfect_generator_scores_near_the_top(judge):
     report = evaluate(PerfectPipe(), judge=judge, progress=False)
-    assert report.pictures == {"seen": 189, "held_out": 108, "diversity": 192}
-    for group in ("seen", "held_out"):
+    assert report.pictures == {"seen": 189, "held_out": 108, "paraphrase": 144, "diversity": 384}
+    for group in ("seen", "held_out", "paraphrase"):
         assert report.adherence[group]["all"] >= 0.98, report.table()
     assert min(report.held_out_pairs.values()) >= 0.98
     for name, value in report.diversity.items():
@@ -110,7 +137,7 @@ def test_a_perfect_generator_scores_near_the_top(judge):
 def test_evaluate_quick_runs_on_an_untrained_pipeline(tiny_pipe, judge):
     report = evaluate(tiny_pipe, quick=True, steps=1, judge=judge, progress=False)
     assert isinstance(report, EvalReport)
-    assert sum(report.pictures.values()) == 60
+    assert sum(report.pictures.values()) == 72
     numbers = [v for row in report.adherence.values() for v in row.values()]
     numbers += list(report.held_out_pairs.values()) + list(report.diversity.values())
     assert all(0 <= v <= 1 for v in numbers)
@@ -140,6 +167,7 @@ def test_cli_evaluate_prints_the_table_and_writes_json(tiny_model_file, tmp_path
     from minidiff.cli import main
 
     few = {"seen": ["a large red circle in the top left"],
+           "paraphrase": ["small blue square at top right"],
            "held_out": [canonical_prompt({"colour": c, "shape": s, "size": "small",
                                           "position": "center"}) for c, s in world.HELD_OUT],
            "diversity": ["a red circle"] * 3}
@@ -149,5 +177,5 @@ def test_cli_evaluate_prints_the_table_and_writes_json(tiny_model_file, tmp_path
           "--guidance", "2", "--json", str(out), "--device", "cpu"])
     assert "prompt adherence" in capsys.readouterr().out
     saved = json.loads(out.read_text())
-    assert saved["pictures"] == {"seen": 1, "held_out": 3, "diversity": 3}
+    assert saved["pictures"] == {"seen": 1, "held_out": 3, "paraphrase": 1, "diversity": 3}
     assert saved["settings"]["guidance_scale"] == 2.0

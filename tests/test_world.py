@@ -135,17 +135,20 @@ def test_captions_parse_back_to_what_they_mention():
 def test_every_template_and_synonym_is_used():
     rng = np.random.default_rng(0)
     attrs = Attributes("orange", "triangle", "large", "top left")
-    captions = {world.caption(attrs, rng, mention=tuple(world.ATTRIBUTES)) for _ in range(200)}
-    assert captions == {"a large orange triangle in the top left",
-                        "a big orange triangle in the top left",
-                        "orange triangle, top left, large", "orange triangle, top left, big",
-                        "a triangle that is orange and large in the top left",
-                        "a triangle that is orange and big in the top left",
-                        "in the top left, a large orange triangle",
-                        "in the top left, a big orange triangle"}
+    captions = {world.caption(attrs, rng, mention=tuple(world.ATTRIBUTES)) for _ in range(400)}
+    expected = {"a {z} orange triangle in the top left", "orange triangle, top left, {z}",
+                "a triangle that is orange and {z} in the top left",
+                "in the top left, a {z} orange triangle", "{z} orange triangle, top left",
+                "the {z} orange triangle is in the top left",
+                "a triangle, orange and {z}, in the top left", "top left, a {z} orange triangle"}
+    assert captions == {c.format(z=z) for c in expected for z in ("large", "big")}
+    assert len(captions) == 2 * len(world.TEMPLATES)
     assert world.caption(attrs, rng, mention=("position",)) in {
-        "a shape in the top left", "shape, top left", "in the top left, a shape"}
+        "a shape in the top left", "shape, top left", "in the top left, a shape",
+        "the shape is in the top left", "a shape, in the top left", "top left, a shape"}
     assert world.caption(attrs, rng, mention=()) == ""
+    with pytest.raises(ValueError, match="no template number 8; there are 8"):
+        world.caption_in(attrs, ("colour",), 8, 0)
 
 
 def test_attributes_are_sometimes_left_out():
