@@ -1,4 +1,4 @@
-"""The `minidiff` command line: generate, train, dataset, info (and evaluate, figures)."""
+"""The `minidiff` command line: generate, train, dataset, info (and evaluate, figures, site)."""
 
 import argparse
 import sys
@@ -112,6 +112,21 @@ def _figures(args) -> None:
     print(f"wrote {len(written)} figures to {args.out}/: {', '.join(p.name for p in written)}")
 
 
+def _site(args) -> None:
+    from .course.site import REPO, build, report_table
+
+    notebooks = None
+    if args.only:
+        notebooks = [REPO / "notebooks" / (n if n.endswith(".ipynb") else f"{n}.ipynb")
+                     for n in args.only]
+        missing = [str(p) for p in notebooks if not p.exists()]
+        if missing:
+            raise FileNotFoundError(f"no such notebook: {', '.join(missing)}")
+    report = build(args.out, notebooks)
+    print(report_table(report))
+    print(f"open {args.out}/index.html, or serve it: python -m http.server -d {args.out} 8000")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .samplers import SAMPLERS
 
@@ -185,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--weights", default=None, help=weights_help)
     f.add_argument("--device", default=None)
     f.set_defaults(func=_figures)
+
+    s = sub.add_parser("site", help="the course as web pages and slides that work without a "
+                       "kernel (executes every notebook)")
+    s.add_argument("--out", default="site", help="output folder (default site/)")
+    s.add_argument("--only", nargs="+", default=None,
+                   help="just these notebooks, e.g. 04_sampling")
+    s.set_defaults(func=_site)
     return parser
 
 

@@ -26,8 +26,8 @@ prompts and seeds, so two runs on the same model give the same report:
 import functools
 import math
 import time
-from itertools import product
 from dataclasses import asdict, dataclass, field
+from itertools import product
 
 import numpy as np
 

@@ -1,17 +1,25 @@
 """The explorer the course's widgets are made of: a slider over frames computed beforehand.
 
 Every explorer computes all its frames when it is built, so moving a slider only picks a frame;
-anything that runs the model again waits for a button. Each is an ipywidgets.VBox with the same
-parts, so it can be driven from Python as well as by hand: `.slider` (the main control), `.image`
-(the current frame, PNG, pictures enlarged with crisp pixels), `.label` (what the frame shows, e.g.
-"step 7 of 20 · t = 649") and `.static_figure` (its static twin under figures/, written by
-`save_static`, for GitHub, PDFs and a dead kernel). The explorers themselves are in
-minidiff.course.widgets.
+anything that runs the model again waits for a button. The frames live in the page: each is a page
+of an ipywidgets Stack (a label above a PNG picture), and the slider's position is joined to the
+Stack's in the browser by `jslink`. So the slider and Play keep working where no Python runs: in a
+page exported by `minidiff site`, in slides, on a USB stick.
+
+Each explorer is an ipywidgets.VBox with the same parts, so it can be driven from Python as well as
+by hand: `.slider` (the main control), `.image` (the frame shown now, PNG, pictures enlarged with
+crisp pixels), `.label` (what the frame shows, e.g. "step 7 of 20 · t = 649") and `.static_figure`
+(its static twin under figures/, written by `save_static`, for GitHub and PDFs). The explorers
+themselves are in minidiff.course.widgets.
+
+While `minidiff site` builds the pages, MINIDIFF_STATIC=1 is set: the buttons that run the model
+are then disabled and say that they need a running kernel.
 """
 
 
 import html
 import io
+import os
 import re
 from pathlib import Path
 
@@ -23,6 +31,14 @@ except ImportError:  # pragma: no cover - depends on the environment
     raise ImportError("minidiff's explorers need ipywidgets: pip install 'minidiff[course]'") from None
 
 SCALE = 6  # screen pixels per picture pixel: 32 x 32 pictures show as 192 x 192
+STATIC_NOTE = ("<small><i>On this page the buttons do nothing: they run the model, which needs "
+               "a running Python kernel (open the notebook in JupyterLab). The sliders and Play "
+               "work: their pictures were computed when the page was built.</i></small>")
+
+
+def static_page() -> bool:
+    """Whether the explorers are being built for a page without a kernel (minidiff site)."""
+    return os.environ.get("MINIDIFF_STATIC") == "1"
 
 
 def png(picture: np.ndarray) -> bytes:
@@ -58,47 +74,118 @@ def text_box(value: str, description: str, placeholder: str = "") -> W.Text:
                   layout=W.Layout(width="520px"))
 
 
+class FrameStack(W.Stack):
+    """One page per frame, a label above a picture; `selected_index` says which one shows.
+    pages[i] = (W.HTML label, W.Image picture). Pages are reused when the frames change, so the
+    links to the controls stay."""
+
+    def __init__(self):
+        super().__init__()
+        self.pages: list[tuple[W.HTML, W.Image]] = []
+        self.control = None  # set by follow()
+
+    @property
+    def image(self) -> W.Image:
+        """The picture shown now."""
+        return self.pages[self.selected_index][1]
+
+    @property
+    def label(self) -> W.HTML:
+        """What the picture shown now is."""
+        return self.pages[self.selected_index][0]
+
+    def show(self, frames: list[tuple[bytes, str]], width: str) -> None:
+        """frames: (PNG bytes, label) in the order of the control's values."""
+        while len(self.pages) < len(frames):
+            self.pages.append((W.HTML(), W.Image(format="png")))
+        for (label, image), (picture, text) in zip(self.pages, frames):
+            label.value, image.value, image.layout.width = text, picture, width
+        self.children = [W.VBox(page) for page in self.pages[:len(frames)]]
+        _select(self, self.control.index)
+
+
+def follow(control, stack: W.Stack) -> None:
+    """Show the stack's page at the control's index: in the browser (jslink, works without a
+    kernel) and in Python (so `.image` is right when a script moves the control)."""
+    W.jslink((control, "index"), (stack, "selected_index"))
+    control.observe(lambda change: _select(stack, change["new"]), names="index")
+    stack.control = control
+    _select(stack, control.index)
+
+
+def _select(stack: W.Stack, index) -> None:
+    if index is not None and index < len(stack.children):
+        stack.selected_index = index
+
+
 class Explorer(W.VBox):
-    """A slider over precomputed frames: self.frames[key] = (picture uint8 (H, W, 3), label)."""
+    """A slider over precomputed frames: self.frames[key] = (picture uint8 (H, W, 3), label).
+
+    slider: a SelectionSlider, whose index picks the frame. outer: an optional second selection
+    control (a Dropdown, say); then keys are (outer value, slider value), and the frames are a
+    stack of stacks: the outer control picks a stack, the slider a page in it."""
 
     static_figure = ""  # set by each explorer
 
-    def __init__(self, slider, caption: str, controls=(), below=(), slider_box=None):
-        self.slider = slider
-        self.image = W.Image(format="png")
-        self.label = W.HTML()
+    def __init__(self, slider, caption: str, controls=(), below=(), slider_box=None, outer=None):
+        self.slider, self.outer = slider, outer
         self.caption = W.HTML(caption)
         self.frames: dict = {}
-        self._png: dict = {}
-        super().__init__([*controls, self.caption, slider_box or slider, self.label, self.image,
-                          *below])
-        slider.observe(lambda change: self._show(), names="value")
+        self.view = W.Stack() if outer is not None else FrameStack()
+        self._inner: list[FrameStack] = []
+        follow(outer if outer is not None else slider, self.view)
+        note = [W.HTML(STATIC_NOTE)] if controls and static_page() else []
+        super().__init__([*controls, *note, self.caption, slider_box or slider, self.view, *below])
+        self.add_class("minidiff-explorer")  # how a browser test finds the explorer around a slider
 
     def key(self):
-        """Which frame the controls point at: the slider's value (or more, see PromptExplorer)."""
+        """Which frame the controls point at: the slider's value, or (outer value, slider value)."""
+        if self.outer is not None:
+            return (self.outer.value, self.slider.value)
         return self.slider.value
+
+    def _page(self) -> tuple[W.HTML, W.Image]:
+        """The (label, picture) widgets the controls point at now."""
+        if self.outer is not None:
+            return self._inner[self.outer.index].pages[self.slider.index]
+        return self.view.pages[self.slider.index]
+
+    @property
+    def image(self) -> W.Image:
+        """The picture shown now."""
+        return self._page()[1]
+
+    @property
+    def label(self) -> W.HTML:
+        """What the picture shown now is."""
+        return self._page()[0]
 
     def compute(self) -> None:
         """Run the model and make every frame (explorers with a Generate button)."""
         raise NotImplementedError
 
     def _set_frames(self, frames: dict) -> None:
-        """Keep new frames, each encoded as PNG once, and show the one the controls point at."""
-        self._png = {k: png(picture) for k, (picture, _) in frames.items()}
+        """Keep new frames, each encoded as PNG once, in the order of the controls' values."""
         self.frames = frames
-        width = next(iter(frames.values()))[0].shape[1]
-        self.image.layout.width = f"{width}px"  # as drawn: a notebook would stretch it to fit
-        if self.key() in frames:  # a prompt explorer points at its new words only after this
-            self._show()
-
-    def _show(self) -> None:
-        key = self.key()
-        self.image.value = self._png[key]
-        self.label.value = self.frames[key][1]
+        width = f"{next(iter(frames.values()))[0].shape[1]}px"  # as drawn, not stretched
+        values = slider_values(self.slider)
+        if self.outer is None:
+            self.view.show([(png(frames[v][0]), frames[v][1]) for v in values], width)
+            return
+        outer_values = list(dict.fromkeys(k[0] for k in frames))
+        while len(self._inner) < len(outer_values):
+            self._inner.append(FrameStack())
+            follow(self.slider, self._inner[-1])
+        for stack, o in zip(self._inner, outer_values):
+            stack.show([(png(frames[o, v][0]), frames[o, v][1]) for v in values], width)
+        self.view.children = self._inner[:len(outer_values)]
+        _select(self.view, self.outer.index)
 
     def _generate_button(self) -> W.Button:
         """A button that runs compute(); a mistake in a prompt is shown in the label."""
         button = W.Button(description="Generate", button_style="primary")
+        if static_page():
+            button.disabled, button.tooltip = True, "needs a running Python kernel"
 
         def click(_):
             button.disabled, button.description = True, "computing..."

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minidiff.course.explorer import W, png
+from minidiff.course.explorer import STATIC_NOTE, W, png, static_page
 from minidiff.pipeline import sample_grid
 from minidiff.train import preset, train
 
@@ -56,6 +56,9 @@ class LiveTraining(W.VBox):
         self.start_button = W.Button(description="Start training", button_style="primary")
         self.stop_button = W.Button(description="Stop", disabled=True)
         self.status = W.HTML("Press <b>Start training</b>: the notebook stays usable meanwhile.")
+        if static_page():  # a page built by minidiff site: nothing can train here
+            self.start_button.disabled = True
+            self.status.value = STATIC_NOTE
         self.progress = W.FloatProgress(min=0, max=1, layout=W.Layout(width="420px"))
         self.curve = W.Image(format="png", layout=W.Layout(width="378px"))  # as drawn
         self.samples = W.Image(format="png", layout=W.Layout(display="none"))  # until drawn

@@ -15,11 +15,15 @@ from minidiff import world
 from minidiff.course import probe
 from minidiff.course.explorer import (
     SCALE,
+    STATIC_NOTE,
     Explorer,
+    FrameStack,
     W,
+    follow,
     png,
     selection_slider,
     side_by_side,
+    static_page,
     t_values,
     text_box,
 )
@@ -140,10 +144,10 @@ class StepScrubber(Explorer):
         self.pipe, self.steps, self.seed = pipe, steps, seed
         self.prompt = text_box(prompt, "prompt")
         self.button = self._generate_button()
-        slider = W.IntSlider(value=1, min=1, max=steps, description="step",
-                             layout=W.Layout(width="540px"))
-        self.play = W.Play(value=1, min=1, max=steps, interval=300, description="play")
-        W.jslink((self.play, "value"), (slider, "value"))  # playing moves the slider in the page
+        slider = selection_slider(list(range(1, steps + 1)), 1, "step")
+        slider.layout.width = "540px"
+        self.play = W.Play(value=0, min=0, max=steps - 1, interval=300, description="play")
+        W.jslink((self.play, "value"), (slider, "index"))  # playing moves the slider in the page
         super().__init__(slider, controls=[W.HBox([self.prompt, self.button])],
                          slider_box=W.HBox([self.play, slider]),
                          caption="top row DDPM, bottom row DDIM, from the same starting noise · "
@@ -190,23 +194,26 @@ class PromptExplorer(Explorer):
         self.prompt, self.other_prompt = text_box(prompt, "prompt"), text_box(other_prompt, "other")
         self.button = self._generate_button()
         self.tokens, self.word = W.HTML(), W.Dropdown(description="word")
-        slider = W.IntSlider(value=steps, min=1, max=steps, description="step",
-                             layout=W.Layout(width="600px"))
+        slider = selection_slider(list(range(1, steps + 1)), steps, "step")
         self.mix_slider = selection_slider(MIX_WEIGHTS, 0.5, "mix")
-        self.mix_image, self.mix_label = W.Image(format="png"), W.HTML()
+        self.mix_view = FrameStack()
+        follow(self.mix_slider, self.mix_view)
         mix_caption = W.HTML("<b>Mixing the two prompts' vectors</b>, from the same noise: "
                              "mix 0 is the first prompt, 1 the other")
         super().__init__(slider, controls=[self.prompt, self.other_prompt, self.button,
                                            self.tokens, self.word],
                          caption="<b>Cross-attention</b>: the picture · how strongly each of its "
                          "pixels looks at the word (bright: strongly) · both together",
-                         below=[mix_caption, self.mix_slider, self.mix_label, self.mix_image])
-        self.word.observe(lambda change: self._show(), names="value")
-        self.mix_slider.observe(lambda change: self._show_mix(), names="value")
+                         below=[mix_caption, self.mix_slider, self.mix_view], outer=self.word)
         self.compute()
 
-    def key(self):
-        return (self.word.value, self.slider.value)
+    @property
+    def mix_image(self) -> W.Image:
+        return self.mix_view.image
+
+    @property
+    def mix_label(self) -> W.HTML:
+        return self.mix_view.label
 
     def compute(self) -> None:
         prompt, other = self.prompt.value, self.other_prompt.value
@@ -226,20 +233,15 @@ class PromptExplorer(Explorer):
                 frames[(w, s + 1)] = (make_grid(cells, ncol=3, scale=SCALE), label)
         mixed = probe.interpolate_prompts(self.pipe, prompt, other, MIX_WEIGHTS, self.seed,
                                           self.steps)
-        self.mix_frames = {w: png(mixed[i].repeat(SCALE, 0).repeat(SCALE, 1))
-                           for i, w in enumerate(MIX_WEIGHTS)}
-        self.mix_image.layout.width = f"{world.IMAGE_SIZE * SCALE}px"
+        width = f"{world.IMAGE_SIZE * SCALE}px"
+        labels = [f"mix {w:g}: {1 - w:.0%} '{html.escape(prompt)}' + {w:.0%} '{html.escape(other)}'"
+                  for w in MIX_WEIGHTS]
+        self.mix_view.show([(png(mixed[i].repeat(SCALE, 0).repeat(SCALE, 1)), labels[i])
+                            for i in range(len(MIX_WEIGHTS))], width)
         self._set_frames(frames)
         colour = [i for i, tok in enumerate(tokens) if tok in world.COLOURS]
-        self.word.options = [(tok, i) for i, tok in enumerate(tokens)]  # shows frames (0, step)
+        self.word.options = [(tok, i) for i, tok in enumerate(tokens)]
         self.word.value = colour[0] if colour else 0
-        self._show_mix()
-
-    def _show_mix(self) -> None:
-        w = self.mix_slider.value
-        self.mix_image.value = self.mix_frames[w]
-        self.mix_label.value = (f"mix {w:g}: {1 - w:.0%} '{html.escape(self.prompt.value)}' + "
-                                f"{w:.0%} '{html.escape(self.other_prompt.value)}'")
 
 
 def prompt_explorer(pipe, prompt: str = PROMPT, other_prompt: str = OTHER_PROMPT, seed: int = 0,
@@ -329,7 +331,10 @@ def prompt_box(pipe, prompt: str = "a small blue circle on the left", n: int = 8
 
     button.on_click(draw)
     draw()
-    box = W.VBox([W.HBox([text, button]), W.HBox([count, seed_box]), message, image])
+    note = []
+    if static_page():  # a page built by minidiff site: the grid above is all there is
+        button.disabled, note = True, [W.HTML(STATIC_NOTE)]
+    box = W.VBox([W.HBox([text, button]), *note, W.HBox([count, seed_box]), message, image])
     box.static_figure = "figures/00_prompt_box.png"
     return box
 

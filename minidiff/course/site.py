@@ -1,0 +1,344 @@
+"""The course as a website and lecture slides that work without a kernel.
+
+    minidiff site --out site             # executes every notebook, then writes the pages
+    python -m http.server -d site 8000   # or open site/index.html from a USB stick
+
+For each notebook: a page (notebooks/NN_name.html) and a reveal.js slide deck
+(slides/NN_name.slides.html), plus an index page with the course map and the hero picture. The
+explorers keep working on them: their frames are stored in the page as widget state, and the
+sliders and Play switch frames in the browser (see minidiff.course.explorer). Buttons that run the
+model need a kernel, and say so.
+
+Every script, style sheet and font the pages load is served from the site itself (assets/), taken at
+build time from the npm registry in the pinned versions below and checked against the registry's
+sha512. They are cached (MINIDIFF_CACHE, default ~/.cache/minidiff), so a second build runs offline.
+"""
+
+import base64
+import hashlib
+import html
+import io
+import json
+import os
+import shutil
+import tarfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from fnmatch import fnmatch
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+REGISTRY = "https://registry.npmjs.org"
+EXPLORER_CALLS = ("schedule_explorer(", "denoiser_explorer(", "step_scrubber(", "prompt_explorer(",
+                  "guidance_explorer(", "prompt_box(", "snapshot_explorer(", "live_training(")
+PAGE_LIMIT = 10 * 1024 * 1024  # bytes per page, widget state included
+
+
+@dataclass(frozen=True)
+class Asset:
+    """Files of one npm package, copied to assets/<folder>/ keeping their paths."""
+
+    package: str
+    version: str
+    sha512: str  # the registry's dist.integrity, without "sha512-"
+    files: tuple[str, ...]  # globs relative to the package root; "dir/**": all below dir
+    folder: str
+
+    @property
+    def tarball(self) -> str:
+        return f"{REGISTRY}/{self.package}/-/{self.package.split('/')[-1]}-{self.version}.tgz"
+
+
+ASSETS = (
+    Asset("requirejs", "2.3.7", "DouTG8T1WanGok6Qjg2SXuCMzszOo0eHeH9hDZ5Y4x8Je+9JB38HdTLT4/VA8OaUhBa0"
+          "JPVHJ0pyBkM1z+pDsw==", ("require.js",), "requirejs"),
+    Asset("@jupyter-widgets/html-manager", "1.0.15", "5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRh"
+          "G9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==",
+          ("dist/embed-amd.js", "dist/*.woff2", "dist/*.woff", "dist/*.ttf", "dist/*.eot",
+           "dist/*.svg"), "html-manager"),
+    Asset("mathjax", "2.7.9", "NOGEDTIM9+MrsqnjPEjVGNx4q0GQxqm61yQwSK+/5S59i26wId5IC5gNu9/bu8+CCVl5"
+          "p9G2IHcAl/wJa+5+BQ==", ("MathJax.js", "config/TeX-AMS_CHTML-full.js", "config/Safe.js", "extensions/**", "jax/input/TeX/**",
+           "jax/output/CommonHTML/**", "jax/element/**", "localization/en/**",
+           "fonts/HTML-CSS/TeX/woff/**"), "mathjax"),
+    Asset("reveal.js", "4.0.2", "LWZSUenufF1gpD7npxJ7KfoQQFKgc1D6XrLTFgKlwWNP1BQ74hT48KONFWMAw+8R/QU"
+          "eaScCLCLrBVHDfFIEiw==", ("dist/reveal.js", "dist/reveal.css", "dist/theme/simple.css",
+                                     "dist/theme/fonts/*", "plugin/notes/*"), "reveal.js"),
+    Asset("jquery", "2.2.4", "lBHj60ezci2u1v2FqnZIraShGgEXq35qCzMv4lITyHGppTnA13rwR0MgwyNJh9TnDs3aXU"
+          "vd1xjAotfraMHX/Q==", ("dist/jquery.min.js",), "jquery"),
+    Asset("font-awesome", "4.7.0", "U6kGnykA/6bFmg1M/oT9EkFeIYv7JlX3bozwQJWiiLz6L0w3F5vBVPxHlwyX/vtN"
+          "q1ckcpRKOB9f2Qal/VtFpg==", ("css/font-awesome.min.css", "fonts/*"), "font-awesome"),
+)
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("MINIDIFF_CACHE", Path.home() / ".cache" / "minidiff")) / "npm"
+
+
+def _tarball(asset: Asset) -> bytes:
+    """The package's tarball from the cache, else from the registry; checked against sha512."""
+    path = _cache_dir() / f"{asset.folder}-{asset.version}.tgz"
+    if path.exists():
+        data = path.read_bytes()
+    else:
+        try:
+            with urllib.request.urlopen(asset.tarball, timeout=120) as response:
+                data = response.read()
+        except OSError as e:
+            raise RuntimeError(f"could not download {asset.package}@{asset.version} from the npm "
+                               f"registry ({e}); the site needs it once, then it is cached in "
+                               f"{_cache_dir()}") from None
+    digest = base64.b64encode(hashlib.sha512(data).digest()).decode()
+    if digest != asset.sha512:
+        raise RuntimeError(f"{asset.package}@{asset.version}: the tarball's sha512 is {digest}, "
+                           f"not the pinned {asset.sha512}; delete {path} and build again")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        tmp = path.with_suffix(".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return data
+
+
+def _matches(name: str, pattern: str) -> bool:
+    """"dir/**": anything below dir; else a glob within one folder ("dist/*.woff")."""
+    if pattern.endswith("/**"):
+        return name.startswith(pattern[:-2])
+    return fnmatch(name, pattern) and name.count("/") == pattern.count("/")
+
+
+def copy_assets(out: Path) -> list[Path]:
+    """Unpack the wanted files of every asset under out/assets/; regular files only, and only
+    below the package root, so a tarball cannot write anywhere else."""
+    written = []
+    for asset in ASSETS:
+        with tarfile.open(fileobj=io.BytesIO(_tarball(asset)), mode="r:gz") as tar:
+            for member in tar.getmembers():
+                name = member.name.split("/", 1)[-1]  # drop "package/"
+                if not member.isfile() or ".." in Path(name).parts:
+                    continue
+                if any(_matches(name, pattern) for pattern in asset.files):
+                    data = tar.extractfile(member).read()
+                    for folder in _copies(asset, name):
+                        target = out / "assets" / folder / name
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        target.write_bytes(data)
+                        written.append(target)
+    return written
+
+
+# The widget bundle finds its icon fonts beside the AMD modules it defines (webpack's public path
+# is the folder of require.js's module URL), so _page_html maps "@jupyter-widgets" to
+# assets/html-manager/modules/ and the fonts are copied where its modules resolve.
+WIDGET_MODULES = "html-manager/modules"
+
+
+def _copies(asset: Asset, name: str) -> list[str]:
+    """The folders under assets/ that get file `name` of `asset`."""
+    if asset.folder == "html-manager" and not name.endswith(".js"):
+        font = name.rsplit("/", 1)[-1]
+        return [asset.folder, f"{WIDGET_MODULES}/{font}"[:-len(font) - 1],
+                f"{WIDGET_MODULES}/html-manager/dist"]
+    return [asset.folder]
+
+
+# -- slides ----------------------------------------------------------------------------------------
+def is_explorer(cell) -> bool:
+    return cell["cell_type"] == "code" and any(c in "".join(cell["source"])
+                                               for c in EXPLORER_CALLS)
+
+
+def is_solution(cell) -> bool:
+    return cell.get("metadata", {}).get("jupyter", {}).get("source_hidden", False)
+
+
+def slide_types(cells: list) -> list[str]:
+    """One idea per slide: a new slide at each heading; an explorer on a slide of its own (with
+    the heading just above it, if any); hidden solutions skipped."""
+    types = []
+    for i, cell in enumerate(cells):
+        source = "".join(cell["source"]).lstrip()
+        previous = cells[i - 1] if i else None
+        heading_above = (previous is not None and previous["cell_type"] == "markdown"
+                         and "".join(previous["source"]).lstrip().startswith("#")
+                         and len("".join(previous["source"]).strip().splitlines()) <= 3)
+        if is_solution(cell):
+            types.append("skip")
+        elif i == 0 or (cell["cell_type"] == "markdown" and source.startswith("#")):
+            types.append("slide")
+        elif is_explorer(cell):
+            types.append("-" if heading_above else "slide")
+        elif previous is not None and is_explorer(previous):
+            types.append("slide")
+        else:
+            types.append("-")
+    return types
+
+
+def mark_slides(notebook: dict) -> dict:
+    """Give every cell without slide metadata the type slide_types() chooses (kept otherwise)."""
+    for cell, kind in zip(notebook["cells"], slide_types(notebook["cells"])):
+        cell.setdefault("metadata", {}).setdefault("slideshow", {"slide_type": kind})
+    return notebook
+
+
+# -- building --------------------------------------------------------------------------------------
+@contextmanager
+def _static_explorers():
+    """Kernels started inside build explorers for a page without a kernel (explorer.static_page)."""
+    before = os.environ.get("MINIDIFF_STATIC")
+    os.environ["MINIDIFF_STATIC"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MINIDIFF_STATIC")
+        else:
+            os.environ["MINIDIFF_STATIC"] = before
+
+
+def execute(path: Path, timeout: int = 600):
+    """Run a notebook top to bottom in a fresh kernel, in its own folder; the widget state is
+    stored in its metadata -> nbformat.NotebookNode."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(path, as_version=4)
+    with _static_explorers():
+        NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}},
+                       store_widget_state=True).execute()
+    return notebook
+
+
+def _hide_solutions(notebook) -> None:
+    for cell in notebook.cells:
+        if is_solution(cell):
+            cell.metadata.setdefault("tags", []).append("minidiff-solution")
+
+
+def _exporters(page_depth: str = ".."):
+    from nbconvert import HTMLExporter, SlidesExporter
+    from traitlets.config import Config
+
+    config = Config()
+    config.TagRemovePreprocessor.enabled = True
+    config.TagRemovePreprocessor.remove_input_tags = {"minidiff-solution"}
+    assets = f"{page_depth}/assets"
+    shared = {"require_js_url": f"{assets}/requirejs/require.js",
+              "widget_renderer_url": f"{assets}/html-manager/dist/embed-amd.js",
+              "mathjax_url": f"{assets}/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe",
+              "jquery_url": f"{assets}/jquery/dist/jquery.min.js"}
+    page = HTMLExporter(config=config, template_name="lab", **shared)
+    slides = SlidesExporter(config=config, reveal_url_prefix=f"{assets}/reveal.js",
+                            reveal_scroll=True,
+                            font_awesome_url=f"{assets}/font-awesome/css/font-awesome.min.css",
+                            **shared)
+    return page, slides
+
+
+def _page_html(page: str, assets: str) -> str:
+    """Point require.js's "@jupyter-widgets" modules at the site's own copy (for the icon fonts),
+    and give widgets the page's sans-serif font."""
+    require = f'<script src="{assets}/requirejs/require.js"></script>'
+    if require not in page:
+        raise RuntimeError("nbconvert's template no longer loads require.js as minidiff expects")
+    extra = (f'<script>require.config({{paths: {{"@jupyter-widgets": '
+             f'"{assets}/{WIDGET_MODULES}"}}}});</script>\n'
+             "<style>.jupyter-widgets, .widget-html-content, .widget-label "
+             "{ font-family: var(--jp-ui-font-family, system-ui, sans-serif); }</style>")
+    return page.replace(require, require + "\n" + extra, 1)
+
+
+def _title_and_question(notebook) -> tuple[str, str]:
+    """'04 · Sampling: how does noise become a picture?' -> (the heading, the text after it)."""
+    heading = "".join(notebook.cells[0].source).strip().splitlines()[0].lstrip("# ").strip()
+    title, _, question = heading.partition(":")
+    return title.strip(), question.strip()
+
+
+def index_page(entries: list[dict]) -> str:
+    rows = "\n".join(
+        f"<li><a href='notebooks/{e['name']}.html'><b>{html.escape(e['title'])}</b></a>"
+        f"{': ' + html.escape(e['question']) if e['question'] else ''} "
+        f"<span class='slides'>(<a href='slides/{e['name']}.slides.html'>slides</a>)</span></li>"
+        for e in entries)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>minidiff: how AI image generators turn words into pictures</title>
+<style>
+body {{ font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; max-width: 46rem;
+       margin: 2rem auto; padding: 0 1rem; line-height: 1.5; color: #222; }}
+img {{ max-width: 100%; image-rendering: pixelated; }}
+li {{ margin: 0.4rem 0; }} .slides {{ color: #666; font-size: 0.9em; }}
+</style></head><body>
+<h1>minidiff</h1>
+<p>A course that builds, trains, watches and breaks a tiny text-to-image diffusion model, the
+kind of model behind Stable Diffusion, DALL·E and Midjourney, small enough for a laptop.</p>
+<img src="figures/hero.png" alt="Pictures drawn by the course's model: each row one prompt, each
+column one seed">
+<h2>The course</h2>
+<ol start="0">
+{rows}
+</ol>
+<p>These pages were computed when the site was built. The sliders and Play buttons work here, in
+the browser, with no Python behind them; buttons that run the model (Generate, Start) need the
+notebooks in JupyterLab: <code>bash scripts/setup.sh course</code>.</p>
+</body></html>
+"""
+
+
+def build(out: str | os.PathLike = "site", notebooks: list[Path] | None = None,
+          progress: bool = True) -> dict:
+    """Execute every notebook and write the site to `out` -> a report: {"pages": [{"name",
+    "page_bytes", "slides_bytes", "seconds"}], "assets_bytes", "seconds"}."""
+    from tqdm.auto import tqdm
+
+    start = time.time()
+    out = Path(out)
+    notebooks = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")) if notebooks is None \
+        else [Path(p) for p in notebooks]
+    if not notebooks:
+        raise FileNotFoundError(f"no notebooks found under {REPO / 'notebooks'}; minidiff site "
+                                "builds the course from a clone of the minidiff repository")
+    for folder in ("notebooks", "slides"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    assets = copy_assets(out)
+    if (REPO / "figures").is_dir():
+        shutil.copytree(REPO / "figures", out / "figures", dirs_exist_ok=True)
+    page_exporter, slides_exporter = _exporters()
+    entries = []
+    for path in tqdm(notebooks, desc="building pages", disable=not progress):
+        began = time.time()
+        notebook = execute(path)
+        _hide_solutions(notebook)
+        name = path.stem
+        title, question = _title_and_question(notebook)
+        notebook.metadata["title"] = f"minidiff {title}"
+        page = _page_html(page_exporter.from_notebook_node(notebook)[0], "../assets")
+        slides = _page_html(slides_exporter.from_notebook_node(notebook)[0], "../assets")
+        (out / "notebooks" / f"{name}.html").write_text(page, encoding="utf-8")
+        (out / "slides" / f"{name}.slides.html").write_text(slides, encoding="utf-8")
+        entries.append({"name": name, "title": title, "question": question,
+                        "page_bytes": len(page.encode()), "slides_bytes": len(slides.encode()),
+                        "seconds": round(time.time() - began, 1)})
+    (out / "index.html").write_text(index_page(entries), encoding="utf-8")
+    report = {"pages": entries, "assets_bytes": sum(p.stat().st_size for p in assets),
+              "seconds": round(time.time() - start, 1)}
+    (out / "build.json").write_text(json.dumps(report, indent=1))
+    too_big = [e["name"] for e in entries if max(e["page_bytes"], e["slides_bytes"]) > PAGE_LIMIT]
+    if too_big:
+        raise RuntimeError(f"pages over {PAGE_LIMIT // 2**20} MB: {', '.join(too_big)}")
+    return report
+
+
+def report_table(report: dict) -> str:
+    lines = [f"{'notebook':<28}{'page':>10}{'slides':>10}{'seconds':>10}"]
+    for e in report["pages"]:
+        lines.append(f"{e['name']:<28}{e['page_bytes'] / 2**20:>8.2f}MB"
+                     f"{e['slides_bytes'] / 2**20:>8.2f}MB{e['seconds']:>10.1f}")
+    lines.append(f"assets (shared by every page): {report['assets_bytes'] / 2**20:.1f} MB; "
+                 f"built in {report['seconds']:.0f} s")
+    return "\n".join(lines)

@@ -1,0 +1,219 @@
+"""The course without a kernel, in a real browser: `minidiff site` builds every page and slide
+deck, a server on 127.0.0.1 serves them, and Chromium, with every request that does not go to
+127.0.0.1 blocked, opens them.
+
+On notebook 04's page and its slide deck it moves the step slider and presses Play, and checks that
+the picture and the step label change. On every page it moves every slider of every explorer and
+checks that the explorer's picture changes, and that the buttons that run the model are disabled
+and say why. It leaves screenshots and a list of what it checked in test-artifacts/.
+
+The site is built into a temporary folder (about as long as running every notebook), or taken
+from MINIDIFF_SITE_DIR if that names a built one. Needs chromium and playwright, as
+tests/test_browser.py does.
+"""
+
+import functools
+import http.server
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, STEP_LABEL, _missing
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+EXPLORER = ("xpath=ancestor::div[contains(concat(' ', normalize-space(@class), ' '), "
+            "' minidiff-explorer ')][1]")
+
+
+@pytest.fixture(scope="module")
+def site_dir(tmp_path_factory):
+    reason = _missing()
+    if reason:
+        if os.environ.get("MINIDIFF_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"MINIDIFF_REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+    if os.environ.get("MINIDIFF_SITE_DIR"):
+        return Path(os.environ["MINIDIFF_SITE_DIR"])
+    from minidiff.course.site import build, report_table
+
+    out = tmp_path_factory.mktemp("site")
+    report = build(out, progress=False)
+    print(report_table(report))
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(site_dir):
+    handler = functools.partial(_QuietHandler, directory=str(site_dir))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _offline_page(browser, base: str):
+    """A page whose requests may only go to the site: anything else is blocked and recorded, and
+    so is any request the site cannot answer."""
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.outside, page.missing = [], []
+
+    def route(request_route):
+        if request_route.request.url.startswith(base):
+            request_route.continue_()
+        else:
+            page.outside.append(request_route.request.url)
+            request_route.abort()
+
+    page.route("**/*", route)
+    page.on("response", lambda r: r.status >= 400 and page.missing.append(r.url))
+    page.on("requestfailed", lambda r: r.url.startswith(base) and page.missing.append(r.url))
+    return page
+
+
+def _wait_for_widgets(page) -> None:
+    """Until the widget bundle has drawn the stored widgets (or there are none)."""
+    if page.locator("script[type='application/vnd.jupyter.widget-state+json']").count():
+        page.locator(".jupyter-widgets").first.wait_for(timeout=60_000)
+        page.wait_for_timeout(500)
+
+
+def _scrub_and_play(page, shot: Path) -> None:
+    from playwright.sync_api import expect
+
+    slider = page.locator(".widget-slider:has(.widget-label:text-is('step'))").first
+    explorer = slider.locator(EXPLORER)
+    picture = explorer.locator("img.widget-image:visible").first
+    label = explorer.locator(".widget-html:visible", has_text=STEP_LABEL).first
+    explorer.scroll_into_view_if_needed()
+    expect(label).to_be_visible(timeout=30_000)
+    src, text = picture.get_attribute("src"), label.inner_text()
+    slider.locator(".noUi-handle").focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    expect(label).not_to_have_text(text, timeout=10_000)
+    assert picture.get_attribute("src") != src
+    moved = int(STEP_LABEL.search(label.inner_text()).group(1))
+    assert moved == int(STEP_LABEL.search(text).group(1)) + 3
+
+    explorer.locator(".widget-play button").first.click()  # play
+    page.wait_for_timeout(1500)  # 300 ms a frame
+    played = int(STEP_LABEL.search(label.inner_text()).group(1))
+    assert played > moved, f"Play did not move the step: {moved} -> {played}"
+    page.wait_for_timeout(300)
+    page.screenshot(path=shot)
+
+
+def test_notebook_04_page_and_slides_scrub_and_play_offline(server, browser):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = _offline_page(browser, server)
+    page.goto(f"{server}/notebooks/04_sampling.html")
+    _wait_for_widgets(page)
+    _scrub_and_play(page, ARTIFACTS / "site-04.png")
+    icons = page.evaluate("document.fonts.check('12px FontAwesome') || "
+                          "[...document.fonts].some(f => f.status == 'loaded' && "
+                          "/awesome/i.test(f.family))")
+    assert icons, "the Play button's icon font did not load"
+    assert not page.outside, f"the page asked outside 127.0.0.1: {page.outside[:5]}"
+    assert not page.missing, f"the site lacks: {page.missing[:5]}"
+    page.close()
+
+    slides = _offline_page(browser, server)
+    slides.goto(f"{server}/slides/04_sampling.slides.html")
+    slides.locator(".reveal .slides").wait_for(timeout=30_000)
+    _wait_for_widgets(slides)
+    for _ in range(30):  # walk the deck to the slide with the step scrubber
+        if slides.locator("section.present .widget-slider:has(.widget-label:text-is('step'))") \
+                .count():
+            break
+        slides.keyboard.press("ArrowRight")
+        slides.wait_for_timeout(150)
+    else:
+        pytest.fail("no slide of 04_sampling shows the step scrubber")
+    _scrub_and_play(slides, ARTIFACTS / "site-04-slides.png")
+    assert not slides.outside, f"the slides asked outside 127.0.0.1: {slides.outside[:5]}"
+    assert not slides.missing, f"the site lacks: {slides.missing[:5]}"
+    slides.close()
+
+
+def test_every_explorer_works_on_its_static_page(server, browser, site_dir):
+    report = json.loads((site_dir / "build.json").read_text())
+    assert len(report["pages"]) == len(list((site_dir / "notebooks").glob("*.html")))
+    checked = {}
+    for entry in report["pages"]:
+        assert entry["page_bytes"] < 10 * 2**20 and entry["slides_bytes"] < 10 * 2**20, entry
+        page = _offline_page(browser, server)
+        page.goto(f"{server}/notebooks/{entry['name']}.html")
+        _wait_for_widgets(page)
+        rows = []
+        sliders = page.locator(".widget-slider")
+        for i in range(sliders.count()):
+            slider = sliders.nth(i)
+            name = slider.locator(".widget-label").first.inner_text().strip()
+            explorer = slider.locator(EXPLORER)
+            if not explorer.count():  # a slider that sets a number for a button (00's count)
+                rows.append({"slider": name, "explorer": False})
+                continue
+            slider.scroll_into_view_if_needed()
+            pictures = explorer.locator("img.widget-image:visible")
+            before = pictures.evaluate_all("imgs => imgs.map(i => i.src)")
+            slider.locator(".noUi-handle").focus()
+            page.keyboard.press("Home")
+            page.keyboard.press("ArrowRight")
+            page.wait_for_timeout(200)
+            after = pictures.evaluate_all("imgs => imgs.map(i => i.src)")
+            if before == after:  # it already stood at the second value: try the last one
+                page.keyboard.press("End")
+                page.wait_for_timeout(200)
+                after = pictures.evaluate_all("imgs => imgs.map(i => i.src)")
+            assert before != after, f"{entry['name']}: moving slider '{name}' changed no picture"
+            rows.append({"slider": name, "picture changes": True,
+                         "play": explorer.locator(".widget-play").count() > 0})
+        buttons = page.locator(".widget-button:not(.widget-play button)")
+        for j in range(buttons.count()):
+            button = buttons.nth(j)
+            text = button.inner_text().strip()
+            if text and button.is_visible():
+                assert button.is_disabled(), f"{entry['name']}: button '{text}' is live"
+                rows.append({"button": text, "disabled": True})
+        if any("button" in r for r in rows):
+            assert page.locator("text=needs a running Python kernel").count()
+        assert not page.outside, f"{entry['name']} asked outside 127.0.0.1: {page.outside[:5]}"
+        assert not page.missing, f"{entry['name']}: the site lacks {page.missing[:5]}"
+        checked[entry["name"]] = rows
+        page.close()
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "site-explorers.json").write_text(json.dumps(checked, indent=1))
+    sliders_checked = sum("picture changes" in r for rows in checked.values() for r in rows)
+    assert sliders_checked >= 6, checked  # notebooks 01-06 have at least one explorer each
+    print(json.dumps(checked, indent=1))
+
+
+def test_the_index_links_every_page(server, browser, site_dir):
+    page = _offline_page(browser, server)
+    page.goto(f"{server}/index.html")
+    links = page.locator("a").evaluate_all("as => as.map(a => a.getAttribute('href'))")
+    for name in (p.stem for p in (site_dir / "notebooks").glob("*.html")):
+        assert f"notebooks/{name}.html" in links and f"slides/{name}.slides.html" in links
+    assert page.locator("img").evaluate("i => i.naturalWidth") > 0  # the hero picture
+    assert not page.outside and not page.missing
+    page.close()
