@@ -219,6 +219,9 @@ def main(argv: list[str] | None = None) -> None:
         args.sampler = DEFAULT_SAMPLER if args.sampler is None else args.sampler
         args.steps = DEFAULT_STEPS if args.steps is None else args.steps
         args.guidance = DEFAULT_GUIDANCE if args.guidance is None else args.guidance
+        if args.negative and args.guidance == 1.0:
+            parser.error(f"--negative {args.negative!r} acts only through guidance, and guidance "
+                         "1 (the default) is none: add --guidance above 1, e.g. --guidance 3")
     warnings.simplefilter("default")
     try:
         args.func(args)

@@ -27,6 +27,20 @@ def test_generate_reports_a_bad_prompt_in_one_line(tiny_model_file, tmp_path, ca
     assert not (tmp_path / "g.png").exists()
 
 
+def test_a_negative_prompt_without_guidance_is_refused(tiny_model_file, tmp_path, capsys):
+    """Guidance 1 (the default) uses no unconditional guess, so a negative prompt would do
+    nothing: the command says so instead of drawing as if it had been heard."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["generate", "a circle", "--negative", "red", "--weights", str(tiny_model_file),
+              "--out", str(tmp_path / "g.png")])
+    assert exit_info.value.code == 2
+    assert "--negative 'red' acts only through guidance" in capsys.readouterr().err
+    assert not (tmp_path / "g.png").exists()
+    main(["generate", "a circle", "--negative", "red", "--guidance", "3", "--steps", "2",
+          "--weights", str(tiny_model_file), "--out", str(tmp_path / "g.png"), "--device", "cpu"])
+    assert (tmp_path / "g.png").exists()
+
+
 def test_dataset_exports_pictures_and_captions(tmp_path):
     main(["dataset", "--split", "test", "--n", "5", "--out", str(tmp_path)])
     lines = (tmp_path / "captions.jsonl").read_text().splitlines()

@@ -41,12 +41,14 @@ LAYERS = [
     {"minidiff.course"},
     {"minidiff.course.widgets"},
     {"minidiff.course.figures"},
+    {"minidiff.course.site"},  # runs the notebooks; imports no minidiff module itself
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 COURSE = "minidiff.course"
-# The command line is the library's top; its course commands (`minidiff figures`) reach up into
+# The command line is the library's top; its course commands (figures, site) reach up into
 # the course, inside the command's function only, so `import minidiff.cli` never loads the course.
-COMMANDS_INTO_THE_COURSE = {("minidiff.cli", "minidiff.course.figures")}
+COMMANDS_INTO_THE_COURSE = {("minidiff.cli", "minidiff.course.figures"),
+                            ("minidiff.cli", "minidiff.course.site")}
 NETWORKS = {"minidiff.text_encoder", "minidiff.unet", "minidiff.model"}
 DIFFUSION_CODE = {"minidiff.schedules", "minidiff.diffusion", "minidiff.samplers",
                   "minidiff.train", "minidiff.pipeline"}

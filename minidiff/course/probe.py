@@ -132,8 +132,9 @@ def interpolate_prompts(pipe: Pipeline, prompt_a: str, prompt_b: str, weights: l
     """Pictures of a mix of two prompts, one per weight w -> uint8 (len(weights), 32, 32, 3).
 
     The text encoder's token vectors are mixed, context = (1 - w) context_a + w context_b, with the
-    longer prompt's padding mask (the union of both), and sampled with DDIM and classifier-free
-    guidance from the same noise as pipe.generate(prompt_a, n=1, seed=seed). When both prompts
+    longer prompt's padding mask (the union of both), and sampled with DDIM (deterministic, so the
+    mix alone changes the picture) from the same noise as pipe.generate(prompt_a, n=1, seed=seed,
+    sampler="ddim"). When both prompts
     have the same number of tokens, w = 0 gives exactly that picture and w = 1 that of prompt_b;
     otherwise the shorter prompt's padding slots are read too.
     """
@@ -152,7 +153,7 @@ def interpolate_prompts(pipe: Pipeline, prompt_a: str, prompt_b: str, weights: l
     eps_fn = pipe.eps_fn(mixed, mixed_mask, float(guidance_scale))
     x_T = _noise(seed, device=pipe.device).expand(len(weights), -1, -1, -1)  # (W, 3, 32, 32)
     x0, _ = samplers.sample(eps_fn, x_T, pipe.alpha_bar,
-                            samplers.make_timesteps(steps, pipe.config.T))
+                            samplers.make_timesteps(steps, pipe.config.T), sampler="ddim")
     return world.to_uint8(x0)
 
 
@@ -180,7 +181,9 @@ def word_similarity(pipe: Pipeline, layer: str = "output") -> tuple[list[str], n
 def guidance_sweep(pipe: Pipeline, prompt: str, scales: list[float], n: int = 8, seed: int = 0,
                    steps: int = DEFAULT_STEPS, negative_prompt: str | None = None) -> np.ndarray:
     """n pictures at every guidance scale, from the same n noises -> uint8 (len(scales), n, 32,
-    32, 3); row k holds pipe.generate(prompt, n, steps, scales[k], negative_prompt, seed).
+    32, 3); row k holds pipe.generate(prompt, n, steps, scales[k], negative_prompt, seed,
+    sampler="ddim"). DDIM, whatever the pipeline's default: its pictures do not depend on the
+    batch they are drawn in, so every scale starts from, and keeps, the same noise.
 
     All scales run as one batch: one network call per step gives the conditional and the null (or
     negative) prediction for every picture, and each scale's pictures are guided with their own s.
@@ -194,7 +197,7 @@ def guidance_sweep(pipe: Pipeline, prompt: str, scales: list[float], n: int = 8,
     eps_fn = pipe.eps_fn(context, mask, per_row)
     x_T = _noise(seed, n, pipe.device).repeat(k, 1, 1, 1)  # (k*n, 3, 32, 32)
     x0, _ = samplers.sample(eps_fn, x_T, pipe.alpha_bar,
-                            samplers.make_timesteps(steps, pipe.config.T))
+                            samplers.make_timesteps(steps, pipe.config.T), sampler="ddim")
     return world.to_uint8(x0).reshape(k, n, world.IMAGE_SIZE, world.IMAGE_SIZE, 3)
 
 
