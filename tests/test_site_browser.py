@@ -93,11 +93,15 @@ def _offline_page(browser, base: str):
 def _wait_for_widgets(page) -> None:
     """Until the widget bundle has drawn the stored widgets (or there are none)."""
     if page.locator("script[type='application/vnd.jupyter.widget-state+json']").count():
-        page.locator(".jupyter-widgets").first.wait_for(timeout=60_000)
+        rendered = page.locator(".jupyter-widgets .widget-html, .jupyter-widgets .widget-image, "
+                                ".jupyter-widgets .widget-slider").first
+        rendered.wait_for(state="attached", timeout=60_000)  # on slides it may be off screen
         page.wait_for_timeout(500)
 
 
-def _scrub_and_play(page, shot: Path) -> None:
+def _scrub_and_play(page, shot: Path, keys: bool = True) -> None:
+    """Move the step slider (arrow keys, or on slides, where reveal.js takes the arrow keys, a
+    click a third of the way along it), then press Play."""
     from playwright.sync_api import expect
 
     slider = page.locator(".widget-slider:has(.widget-label:text-is('step'))").first
@@ -107,13 +111,19 @@ def _scrub_and_play(page, shot: Path) -> None:
     explorer.scroll_into_view_if_needed()
     expect(label).to_be_visible(timeout=30_000)
     src, text = picture.get_attribute("src"), label.inner_text()
-    slider.locator(".noUi-handle").focus()
-    for _ in range(3):
-        page.keyboard.press("ArrowRight")
+    if keys:
+        slider.locator(".noUi-handle").focus()
+        for _ in range(3):
+            page.keyboard.press("ArrowRight")
+    else:
+        track = slider.locator(".noUi-base")
+        box = track.bounding_box()
+        track.click(position={"x": box["width"] / 3, "y": box["height"] / 2})
     expect(label).not_to_have_text(text, timeout=10_000)
     assert picture.get_attribute("src") != src
     moved = int(STEP_LABEL.search(label.inner_text()).group(1))
-    assert moved == int(STEP_LABEL.search(text).group(1)) + 3
+    before = int(STEP_LABEL.search(text).group(1))
+    assert moved == before + 3 if keys else moved > before
 
     explorer.locator(".widget-play button").first.click()  # play
     page.wait_for_timeout(1500)  # 300 ms a frame
@@ -149,7 +159,7 @@ def test_notebook_04_page_and_slides_scrub_and_play_offline(server, browser):
         slides.wait_for_timeout(150)
     else:
         pytest.fail("no slide of 04_sampling shows the step scrubber")
-    _scrub_and_play(slides, ARTIFACTS / "site-04-slides.png")
+    _scrub_and_play(slides, ARTIFACTS / "site-04-slides.png", keys=False)
     assert not slides.outside, f"the slides asked outside 127.0.0.1: {slides.outside[:5]}"
     assert not slides.missing, f"the site lacks: {slides.missing[:5]}"
     slides.close()
@@ -188,6 +198,18 @@ def test_every_explorer_works_on_its_static_page(server, browser, site_dir):
             assert before != after, f"{entry['name']}: moving slider '{name}' changed no picture"
             rows.append({"slider": name, "picture changes": True,
                          "play": explorer.locator(".widget-play").count() > 0})
+        dropdowns = page.locator(".minidiff-explorer .widget-dropdown select")
+        for i in range(dropdowns.count()):  # notebook 05's word: a stack of frames per word
+            dropdown = dropdowns.nth(i)
+            pictures = dropdown.locator(EXPLORER).locator("img.widget-image:visible")
+            before = pictures.evaluate_all("imgs => imgs.map(i => i.src)")
+            options = dropdown.locator("option").count()
+            current = dropdown.evaluate("s => s.selectedIndex")
+            dropdown.select_option(index=(current + 1) % options)
+            page.wait_for_timeout(200)
+            after = pictures.evaluate_all("imgs => imgs.map(i => i.src)")
+            assert before != after, f"{entry['name']}: choosing another word changed no picture"
+            rows.append({"dropdown": dropdown.evaluate("s => s.value"), "picture changes": True})
         buttons = page.locator(".widget-button:not(.widget-play button)")
         for j in range(buttons.count()):
             button = buttons.nth(j)

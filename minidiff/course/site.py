@@ -63,8 +63,9 @@ ASSETS = (
            "jax/output/CommonHTML/**", "jax/element/**", "localization/en/**",
            "fonts/HTML-CSS/TeX/woff/**"), "mathjax"),
     Asset("reveal.js", "4.0.2", "LWZSUenufF1gpD7npxJ7KfoQQFKgc1D6XrLTFgKlwWNP1BQ74hT48KONFWMAw+8R/QU"
-          "eaScCLCLrBVHDfFIEiw==", ("dist/reveal.js", "dist/reveal.css", "dist/theme/simple.css",
-                                     "dist/theme/fonts/*", "plugin/notes/*"), "reveal.js"),
+          "eaScCLCLrBVHDfFIEiw==", ("dist/reveal.js", "dist/reveal.css", "dist/theme/white.css",
+                                     "dist/theme/fonts/source-sans-pro/**", "plugin/notes/**"),
+          "reveal.js"),
     Asset("jquery", "2.2.4", "lBHj60ezci2u1v2FqnZIraShGgEXq35qCzMv4lITyHGppTnA13rwR0MgwyNJh9TnDs3aXU"
           "vd1xjAotfraMHX/Q==", ("dist/jquery.min.js",), "jquery"),
     Asset("font-awesome", "4.7.0", "U6kGnykA/6bFmg1M/oT9EkFeIYv7JlX3bozwQJWiiLz6L0w3F5vBVPxHlwyX/vtN"
@@ -120,8 +121,8 @@ def copy_assets(out: Path) -> list[Path]:
                     continue
                 if any(_matches(name, pattern) for pattern in asset.files):
                     data = tar.extractfile(member).read()
-                    for folder in _copies(asset, name):
-                        target = out / "assets" / folder / name
+                    for relative in _copies(asset, name):
+                        target = out / "assets" / relative
                         target.parent.mkdir(parents=True, exist_ok=True)
                         target.write_bytes(data)
                         written.append(target)
@@ -135,12 +136,12 @@ WIDGET_MODULES = "html-manager/modules"
 
 
 def _copies(asset: Asset, name: str) -> list[str]:
-    """The folders under assets/ that get file `name` of `asset`."""
+    """Where under assets/ file `name` of `asset` goes (the widget bundle's fonts: three places)."""
     if asset.folder == "html-manager" and not name.endswith(".js"):
         font = name.rsplit("/", 1)[-1]
-        return [asset.folder, f"{WIDGET_MODULES}/{font}"[:-len(font) - 1],
-                f"{WIDGET_MODULES}/html-manager/dist"]
-    return [asset.folder]
+        return [f"{asset.folder}/{name}", f"{WIDGET_MODULES}/{font}",
+                f"{WIDGET_MODULES}/html-manager/dist/{font}"]
+    return [f"{asset.folder}/{name}"]
 
 
 # -- slides ----------------------------------------------------------------------------------------
@@ -232,7 +233,9 @@ def _exporters(page_depth: str = ".."):
               "jquery_url": f"{assets}/jquery/dist/jquery.min.js"}
     page = HTMLExporter(config=config, template_name="lab", **shared)
     slides = SlidesExporter(config=config, reveal_url_prefix=f"{assets}/reveal.js",
-                            reveal_scroll=True,
+                            reveal_scroll=True, reveal_theme="white",  # its font ships with it
+                            template_name="minidiff_slides",
+                            extra_template_basedirs=[str(Path(__file__).parent / "templates")],
                             font_awesome_url=f"{assets}/font-awesome/css/font-awesome.min.css",
                             **shared)
     return page, slides
