@@ -68,14 +68,20 @@ def _api(base: str, token: str, path: str, method: str = "GET"):
     return json.loads(body) if body else None
 
 
-@pytest.fixture
-def lab(tmp_path):
-    """A JupyterLab server on a copy of notebooks/ -> (base url, token); stopped afterwards."""
+def need_browser() -> None:
+    """Skip where Chromium or playwright is missing; fail instead with MINIDIFF_REQUIRE_BROWSER=1
+    (as in CI)."""
     reason = _missing()
     if reason:
         if os.environ.get("MINIDIFF_REQUIRE_BROWSER") == "1":
             pytest.fail(f"MINIDIFF_REQUIRE_BROWSER=1 but {reason}")
         pytest.skip(reason)
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """A JupyterLab server on a copy of notebooks/ -> (base url, token); stopped afterwards."""
+    need_browser()
     root = tmp_path / "course"
     shutil.copytree(NOTEBOOK.parent, root / "notebooks")  # the browser's autosave stays here
     # the static twins, copied: Jupyter's file server refuses links that lead outside its root

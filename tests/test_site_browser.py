@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, STEP_LABEL, _missing
+from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, STEP_LABEL, need_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 EXPLORER = ("xpath=ancestor::div[contains(concat(' ', normalize-space(@class), ' '), "
@@ -30,11 +30,7 @@ EXPLORER = ("xpath=ancestor::div[contains(concat(' ', normalize-space(@class), '
 
 @pytest.fixture(scope="module")
 def site_dir(tmp_path_factory):
-    reason = _missing()
-    if reason:
-        if os.environ.get("MINIDIFF_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"MINIDIFF_REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
+    need_browser()
     if os.environ.get("MINIDIFF_SITE_DIR"):
         return Path(os.environ["MINIDIFF_SITE_DIR"])
     from minidiff.course.site import build, report_table
