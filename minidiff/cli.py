@@ -119,10 +119,15 @@ def _site(args) -> None:
     if args.only:
         notebooks = [REPO / "notebooks" / (n if n.endswith(".ipynb") else f"{n}.ipynb")
                      for n in args.only]
-        missing = [str(p) for p in notebooks if not p.exists()]
+        missing = [p.stem for p in notebooks if not p.exists()]
         if missing:
-            raise FileNotFoundError(f"no such notebook: {', '.join(missing)}")
-    report = build(args.out, notebooks)
+            known = sorted(p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+            raise FileNotFoundError(f"no notebook named {', '.join(missing)}; the notebooks "
+                                    f"are {', '.join(known)}")
+    try:
+        report = build(args.out, notebooks)
+    except RuntimeError as e:  # a download that failed, a page over the size limit: one line
+        raise SystemExit(f"minidiff site: error: {e}") from None
     print(report_table(report))
     print(f"open {args.out}/index.html, or serve it: python -m http.server -d {args.out} 8000")
 

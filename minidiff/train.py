@@ -67,7 +67,7 @@ def preset(name: str) -> tuple[ModelConfig, TrainConfig]:
                             unet=UNetConfig(channels=(16, 32, 32), context_dim=32, heads=2))
         return model, TrainConfig(steps=20, batch_size=8, warmup=5, checkpoint_every=10,
                                   sample_every=20, log_every=5, lr=1e-3)
-    if name == "small":  # the shipped model: 1.85M parameters, about 20 minutes of 2 CPU cores.
+    if name == "small":  # the shipped model: 1.85M parameters, about 30 minutes of 2 CPU cores.
         # Uniform t, as the fast preset measured; 9000 steps for the last percent of position.
         model = ModelConfig(text=_text(128, 2),
                             unet=UNetConfig(channels=(48, 96, 96), context_dim=128, heads=4))

@@ -41,6 +41,15 @@ def test_a_negative_prompt_without_guidance_is_refused(tiny_model_file, tmp_path
     assert (tmp_path / "g.png").exists()
 
 
+def test_site_names_an_unknown_notebook_and_the_real_ones(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["site", "--out", str(tmp_path / "site"), "--only", "99_nothing"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "no notebook named 99_nothing; the notebooks are 00_start_here, 01_noise" in err
+    assert not (tmp_path / "site").exists()
+
+
 def test_dataset_exports_pictures_and_captions(tmp_path):
     main(["dataset", "--split", "test", "--n", "5", "--out", str(tmp_path)])
     lines = (tmp_path / "captions.jsonl").read_text().splitlines()

@@ -82,6 +82,7 @@ class FrameStack(W.Stack):
     def __init__(self):
         super().__init__()
         self.pages: list[tuple[W.HTML, W.Image]] = []
+        self._boxes: list[W.VBox] = []  # one per page, made once
         self.control = None  # set by follow()
 
     @property
@@ -98,9 +99,10 @@ class FrameStack(W.Stack):
         """frames: (PNG bytes, label) in the order of the control's values."""
         while len(self.pages) < len(frames):
             self.pages.append((W.HTML(), W.Image(format="png")))
+            self._boxes.append(W.VBox(self.pages[-1]))
         for (label, image), (picture, text) in zip(self.pages, frames):
             label.value, image.value, image.layout.width = text, picture, width
-        self.children = [W.VBox(page) for page in self.pages[:len(frames)]]
+        self.children = self._boxes[:len(frames)]
         _select(self, self.control.index)
 
 
@@ -144,21 +146,20 @@ class Explorer(W.VBox):
             return (self.outer.value, self.slider.value)
         return self.slider.value
 
-    def _page(self) -> tuple[W.HTML, W.Image]:
-        """The (label, picture) widgets the controls point at now."""
-        if self.outer is not None:
-            return self._inner[self.outer.index].pages[self.slider.index]
-        return self.view.pages[self.slider.index]
+    @property
+    def _stack(self) -> FrameStack:
+        """The stack of frames the controls point at now."""
+        return self._inner[self.outer.index] if self.outer is not None else self.view
 
     @property
     def image(self) -> W.Image:
         """The picture shown now."""
-        return self._page()[1]
+        return self._stack.image
 
     @property
     def label(self) -> W.HTML:
         """What the picture shown now is."""
-        return self._page()[0]
+        return self._stack.label
 
     def compute(self) -> None:
         """Run the model and make every frame (explorers with a Generate button)."""

@@ -34,6 +34,7 @@ REGISTRY = "https://registry.npmjs.org"
 EXPLORER_CALLS = ("schedule_explorer(", "denoiser_explorer(", "step_scrubber(", "prompt_explorer(",
                   "guidance_explorer(", "prompt_box(", "snapshot_explorer(", "live_training(")
 PAGE_LIMIT = 10 * 1024 * 1024  # bytes per page, widget state included
+ASSETS_URL = "../assets"  # from notebooks/ and slides/, where the pages are
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,9 @@ ASSETS = (
           ("dist/embed-amd.js", "dist/*.woff2", "dist/*.woff", "dist/*.ttf", "dist/*.eot",
            "dist/*.svg"), "html-manager"),
     Asset("mathjax", "2.7.9", "NOGEDTIM9+MrsqnjPEjVGNx4q0GQxqm61yQwSK+/5S59i26wId5IC5gNu9/bu8+CCVl5"
-          "p9G2IHcAl/wJa+5+BQ==", ("MathJax.js", "config/TeX-AMS_CHTML-full.js", "config/Safe.js", "extensions/**", "jax/input/TeX/**",
-           "jax/output/CommonHTML/**", "jax/element/**", "localization/en/**",
+          "p9G2IHcAl/wJa+5+BQ==",
+          ("MathJax.js", "config/TeX-AMS_CHTML-full.js", "config/Safe.js", "extensions/**",
+           "jax/input/TeX/**", "jax/output/CommonHTML/**", "jax/element/**", "localization/en/**",
            "fonts/HTML-CSS/TeX/woff/**"), "mathjax"),
     Asset("reveal.js", "4.0.2", "LWZSUenufF1gpD7npxJ7KfoQQFKgc1D6XrLTFgKlwWNP1BQ74hT48KONFWMAw+8R/QU"
           "eaScCLCLrBVHDfFIEiw==", ("dist/reveal.js", "dist/reveal.css", "dist/theme/white.css",
@@ -112,8 +114,10 @@ def _matches(name: str, pattern: str) -> bool:
 def copy_assets(out: Path) -> list[Path]:
     """Unpack the wanted files of every asset under out/assets/; regular files only, and only
     below the package root, so a tarball cannot write anywhere else."""
+    from tqdm.auto import tqdm
+
     written = []
-    for asset in ASSETS:
+    for asset in tqdm(ASSETS, desc="assets (downloaded once, then cached)", leave=False):
         with tarfile.open(fileobj=io.BytesIO(_tarball(asset)), mode="r:gz") as tar:
             for member in tar.getmembers():
                 name = member.name.split("/", 1)[-1]  # drop "package/"
@@ -136,11 +140,11 @@ WIDGET_MODULES = "html-manager/modules"
 
 
 def _copies(asset: Asset, name: str) -> list[str]:
-    """Where under assets/ file `name` of `asset` goes (the widget bundle's fonts: three places)."""
+    """Where under assets/ file `name` of `asset` goes: its own folder, except the widget
+    bundle's fonts, which go where its modules look for them (two places)."""
     if asset.folder == "html-manager" and not name.endswith(".js"):
         font = name.rsplit("/", 1)[-1]
-        return [f"{asset.folder}/{name}", f"{WIDGET_MODULES}/{font}",
-                f"{WIDGET_MODULES}/html-manager/dist/{font}"]
+        return [f"{WIDGET_MODULES}/{font}", f"{WIDGET_MODULES}/html-manager/dist/{font}"]
     return [f"{asset.folder}/{name}"]
 
 
@@ -219,14 +223,13 @@ def _hide_solutions(notebook) -> None:
             cell.metadata.setdefault("tags", []).append("minidiff-solution")
 
 
-def _exporters(page_depth: str = ".."):
+def _exporters(assets: str = ASSETS_URL):
     from nbconvert import HTMLExporter, SlidesExporter
     from traitlets.config import Config
 
     config = Config()
     config.TagRemovePreprocessor.enabled = True
     config.TagRemovePreprocessor.remove_input_tags = {"minidiff-solution"}
-    assets = f"{page_depth}/assets"
     shared = {"require_js_url": f"{assets}/requirejs/require.js",
               "widget_renderer_url": f"{assets}/html-manager/dist/embed-amd.js",
               "mathjax_url": f"{assets}/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe",
@@ -241,7 +244,7 @@ def _exporters(page_depth: str = ".."):
     return page, slides
 
 
-def _page_html(page: str, assets: str) -> str:
+def _page_html(page: str, assets: str = ASSETS_URL) -> str:
     """Point require.js's "@jupyter-widgets" modules at the site's own copy (for the icon fonts),
     and give widgets the page's sans-serif font."""
     require = f'<script src="{assets}/requirejs/require.js"></script>'
@@ -320,8 +323,8 @@ def build(out: str | os.PathLike = "site", notebooks: list[Path] | None = None,
         name = path.stem
         title, question = _title_and_question(notebook)
         notebook.metadata["title"] = f"minidiff {title}"
-        page = _page_html(page_exporter.from_notebook_node(notebook)[0], "../assets")
-        slides = _page_html(slides_exporter.from_notebook_node(notebook)[0], "../assets")
+        page = _page_html(page_exporter.from_notebook_node(notebook)[0])
+        slides = _page_html(slides_exporter.from_notebook_node(notebook)[0])
         (out / "notebooks" / f"{name}.html").write_text(page, encoding="utf-8")
         (out / "slides" / f"{name}.slides.html").write_text(slides, encoding="utf-8")
         entries.append({"name": name, "title": title, "question": question,
