@@ -19,9 +19,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .autoencoder import Autoencoder, AutoencoderConfig
 from .model import ModelConfig, TextToImage
 
 FORMAT = "minidiff"
+DEFAULT_AUTOENCODER = Path(__file__).parent / "weights" / "autoencoder.safetensors"
 
 
 class CheckpointError(ValueError):
@@ -134,6 +136,24 @@ def _first_difference(a: ModelConfig, b: ModelConfig) -> str:
                         return f"{part}.{k}: file has {da[part][k]}, given {db[part][k]}"
             return f"{part}: file has {da[part]}, given {db[part]}"
     return "no difference found"
+
+
+def save_autoencoder(model: Autoencoder, path: str | os.PathLike, info: dict | None = None) -> None:
+    """Write an autoencoder's weights (fp16) and config (with its scale_factor)."""
+    save_weights(model, path, "autoencoder", info, dtype=torch.float16)
+
+
+def load_autoencoder(path: str | os.PathLike | None = None,
+                     device: str | torch.device = "cpu") -> Autoencoder:
+    """The autoencoder at `path` (default: the shipped one) in eval mode, its info in `.info`."""
+    path = Path(path or DEFAULT_AUTOENCODER)
+    tensors, metadata = read_file(path)
+    if metadata.get("kind") != "autoencoder":
+        raise CheckpointError(f"'{path}' holds a {metadata.get('kind')} file, not an autoencoder")
+    model = Autoencoder(AutoencoderConfig.from_dict(json.loads(metadata["config"])))
+    load_state(model, tensors, path)
+    model.info = json.loads(metadata.get("info", "{}"))
+    return model.to(device).eval()
 
 
 def save_training(path: str | os.PathLike, model: TextToImage, ema: TextToImage,

@@ -93,6 +93,39 @@ def _evaluate(args) -> None:
         print(f"wrote the report to {args.json}")
 
 
+def _train_autoencoder(args) -> None:
+    from dataclasses import replace
+
+    from .evaluate import evaluate_autoencoder
+    from .train_autoencoder import AutoencoderTraining, train_autoencoder
+
+    cfg = AutoencoderTraining()
+    if args.steps is not None:
+        cfg = replace(cfg, steps=args.steps)
+    if args.seed is not None:
+        cfg = replace(cfg, seed=args.seed)
+    try:
+        model = train_autoencoder(args.out, cfg, resume=args.resume, device=args.device)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    print(evaluate_autoencoder(model).table())
+    print(f"wrote the autoencoder to {args.out}/autoencoder.safetensors")
+
+
+def _evaluate_autoencoder(args) -> None:
+    import json
+
+    from .checkpoint import load_autoencoder
+    from .evaluate import evaluate_autoencoder
+
+    report = evaluate_autoencoder(load_autoencoder(args.weights), n=args.n)
+    print(report.table())
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report.to_dict(), f, indent=2)
+        print(f"wrote the report to {args.json}")
+
+
 def _train_judge(args) -> None:
     from .judge import train_judge
 
@@ -133,6 +166,7 @@ def _site(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .pipeline import MODELS
     from .samplers import SAMPLERS
 
     parser = argparse.ArgumentParser(prog="minidiff", description=__doc__)
@@ -151,7 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out-dir", default=None, help="also write one PNG per picture here")
     weights_help = "a model file or training checkpoint (default: $MINIDIFF_WEIGHTS if set, " \
                    "else the shipped model)"
+    model_help = "a shipped model by name: pixel (the default), latent or skewed"
     g.add_argument("--weights", default=None, help=weights_help)
+    g.add_argument("--model", default=None, choices=MODELS, help=model_help)
     g.add_argument("--device", default=None)
     g.set_defaults(func=_generate)
 
@@ -177,10 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="parameter counts and the per-block shape table")
     i.add_argument("--preset", default=None)
     i.add_argument("--weights", default=None, help=weights_help)
+    i.add_argument("--model", default=None, choices=MODELS, help=model_help)
     i.set_defaults(func=_info)
 
     e = sub.add_parser("evaluate", help="measure prompt adherence, diversity and Frechet distance")
     e.add_argument("--weights", default=None, help=weights_help)
+    e.add_argument("--model", default=None, choices=MODELS, help=model_help)
     e.add_argument("--quick", action="store_true", help="about 10x fewer pictures")
     e.add_argument("--steps", type=int, default=None)
     e.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
@@ -190,6 +228,22 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", default=None, help="also write the report as JSON here")
     e.add_argument("--device", default=None)
     e.set_defaults(func=_evaluate)
+
+    a = sub.add_parser("train-autoencoder", help="train the autoencoder of the latent model "
+                       "(or --resume)")
+    a.add_argument("--out", required=True)
+    a.add_argument("--resume", action="store_true")
+    a.add_argument("--steps", type=int, default=None)
+    a.add_argument("--seed", type=int, default=None)
+    a.add_argument("--device", default=None)
+    a.set_defaults(func=_train_autoencoder)
+
+    ea = sub.add_parser("evaluate-autoencoder", help="how well the autoencoder keeps pictures: "
+                        "judge agreement, PSNR, the latents' statistics")
+    ea.add_argument("--weights", default=None, help="an autoencoder file (default: the shipped one)")
+    ea.add_argument("--n", type=int, default=1000, help="test pictures (default 1000)")
+    ea.add_argument("--json", default=None, help="also write the report as JSON here")
+    ea.set_defaults(func=_evaluate_autoencoder)
 
     j = sub.add_parser("train-judge", help="train the attribute classifier used by evaluate")
     j.add_argument("--out", required=True)
@@ -218,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "model", None) is not None:
+        if args.weights is not None:
+            parser.error("give --model or --weights, not both")
+        args.weights = args.model  # load_pretrained and weights_path know the shipped names
     if args.command == "generate":
         from .pipeline import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
 

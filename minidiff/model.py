@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from .autoencoder import Autoencoder, AutoencoderConfig
 from .text_encoder import TextEncoder, TextEncoderConfig
 from .unet import UNet, UNetConfig
 
@@ -23,6 +24,9 @@ class ModelConfig:
     schedule: str = "cosine"  # name in minidiff.schedules.SCHEDULES
     T: int = 1000  # number of training timesteps
     prediction: str = "v"  # what the network outputs: "eps", "x0" or "v"
+    # A latent model denoises the latents of this autoencoder (an AutoencoderConfig as a dict,
+    # minidiff.autoencoder), whose frozen weights travel in the same file; None: it denoises pixels.
+    autoencoder: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,6 +52,15 @@ class TextToImage(nn.Module):
         self.config = config
         self.text_encoder = TextEncoder(config.text)
         self.unet = UNet(config.unet)
+        self.autoencoder = None
+        if config.autoencoder is not None:
+            ae = AutoencoderConfig.from_dict(config.autoencoder)
+            latent = (ae.latent_channels, config.unet.image_size * ae.factor)
+            if (config.unet.image_channels, 32) != latent:
+                raise ValueError(f"a latent U-Net must take {ae.latent_channels} channels of "
+                                 f"{32 // ae.factor} x {32 // ae.factor}, got "
+                                 f"{config.unet.image_channels} of {config.unet.image_size}")
+            self.autoencoder = Autoencoder(ae).requires_grad_(False)  # trained before, frozen
 
     def encode_text(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """ids (B, L) -> context (B, L, D), mask (B, L)."""
@@ -60,6 +73,11 @@ class TextToImage(nn.Module):
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def trainable_parameters(module: nn.Module) -> list[nn.Parameter]:
+    """The parameters training updates (a latent model's autoencoder is frozen)."""
+    return [p for p in module.parameters() if p.requires_grad]
 
 
 def shape_table(model: TextToImage, batch: int = 1) -> str:
@@ -99,3 +117,22 @@ def shape_table(model: TextToImage, batch: int = 1) -> str:
     lines += [f"{n:<20} {s:<22} {p:>10,}" for n, s, p in rows]
     lines.append(f"{'total':<20} {'':<22} {count_parameters(model):>10,}")
     return "\n".join(lines)
+
+
+def unet_flops(model: TextToImage, batch: int = 1) -> int:
+    """FLOPs of one U-Net call on `batch` pictures (the cost of a sampling step without guidance),
+    counted by torch's FlopCounterMode on a real forward pass (matmuls and convolutions: a
+    multiply-add counts as 2). The text encoder runs once per prompt, not per step; it is left out.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = model.config
+    device = next(model.parameters()).device
+    x = torch.zeros(batch, cfg.unet.image_channels, cfg.unet.image_size, cfg.unet.image_size,
+                    device=device)
+    ids = torch.ones(batch, cfg.text.max_tokens, dtype=torch.long, device=device)
+    with torch.no_grad():
+        context, mask = model.encode_text(ids)
+        with FlopCounterMode(display=False) as counter:
+            model.unet(x, torch.zeros(batch, dtype=torch.long, device=device), context, mask)
+    return counter.get_total_flops() // batch

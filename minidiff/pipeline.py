@@ -10,6 +10,7 @@ the starting noise from `seed` (`samplers.seeded_noise`) and runs the sampler lo
 """
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,9 @@ from .tokenizer import Tokenizer
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "minidiff-shapes.safetensors"
+# The shipped models by name: load_pretrained("latent"), `minidiff generate --model latent`.
+MODELS = {"pixel": DEFAULT_WEIGHTS, "latent": WEIGHTS_DIR / "minidiff-latent.safetensors",
+          "skewed": WEIGHTS_DIR / "minidiff-skewed.safetensors"}
 # Chosen by measurement (benchmarks/README.md, the model card): the shipped model draws what it is
 # asked without guidance (adherence 0.995-1.000 at three seeds), and guidance makes it prefer large
 # shapes when the size is not named. DDPM's 20 steps draw closer to real pictures (lower Frechet
@@ -40,16 +44,33 @@ SAMPLE_PROMPTS = ("a large red circle in the center", "a small blue square in th
 
 @dataclass
 class Trajectory:
-    """A watched sampling run: the final pictures and every step (tensors on the CPU)."""
+    """A watched sampling run: the final pictures and every step (tensors on the CPU).
+
+    For a latent model the steps hold latents (n, 4, 8, 8); `frames` decodes them to pictures
+    and `latents` gives them as they are.
+    """
 
     images: np.ndarray  # (n, 32, 32, 3) uint8
     steps: list[samplers.Step]
+    decode: Callable[[torch.Tensor], torch.Tensor] | None = None  # latents -> pictures
+
+    def latents(self, which: str = "x_t") -> np.ndarray:
+        """(S, n, C, H, W) float32: x_t, x0_hat or eps_hat at every step, as the sampler saw
+        them (latents for a latent model, pixels in [-1, 1] for a pixel model)."""
+        self._check(which)
+        return np.stack([getattr(s, which).float().numpy() for s in self.steps])
 
     def frames(self, which: str = "x_t") -> np.ndarray:
-        """(S, n, 32, 32, 3) uint8 pictures of x_t or x0_hat at every step."""
+        """(S, n, 32, 32, 3) uint8 pictures of x_t, x0_hat or eps_hat at every step (decoded,
+        for a latent model)."""
+        self._check(which)
+        decode = self.decode or (lambda x: x)
+        return np.stack([world.to_uint8(decode(getattr(s, which))) for s in self.steps])
+
+    @staticmethod
+    def _check(which: str) -> None:
         if which not in ("x_t", "x0_hat", "eps_hat"):
             raise ValueError(f"which must be 'x_t', 'x0_hat' or 'eps_hat', got {which!r}")
-        return np.stack([world.to_uint8(getattr(s, which)) for s in self.steps])
 
     @property
     def timesteps(self) -> list[int]:
@@ -66,6 +87,24 @@ class Pipeline:
         self.tokenizer = Tokenizer()
         # alpha_bar stays a float64 CPU tensor (MPS has no float64); samplers cast per step.
         self.alpha_bar = make_alpha_bar(self.config.schedule, self.config.T)
+        self.autoencoder = model.autoencoder  # None for a pixel model
+
+    @property
+    def latent(self) -> bool:
+        return self.autoencoder is not None
+
+    @torch.no_grad()
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """What the sampler produced -> pictures (B, 3, 32, 32) in about [-1, 1], on x's device:
+        the autoencoder's decoder for a latent model, nothing for a pixel model."""
+        if self.autoencoder is None:
+            return x
+        return self.autoencoder.decode(x.to(self.device)).to(x.device)
+
+    @torch.no_grad()
+    def encode_pictures(self, x: torch.Tensor) -> torch.Tensor:
+        """Pictures (B, 3, 32, 32) -> what the sampler works on (latents for a latent model)."""
+        return x if self.autoencoder is None else self.autoencoder.encode(x)
 
     # -- the prompt rows and the guided network call -------------------------------------------
     def encode(self, prompts: str | list[str] | None, n: int = 1,
@@ -110,8 +149,9 @@ class Pipeline:
         guided = float(guidance_scale) != 1.0
         context, mask = self.encode(prompt, n, negative_prompt, guided)
         rows = context.shape[0] // 2 if guided else context.shape[0]
+        unet = self.config.unet
         x_T, generator = samplers.seeded_noise(
-            seed, (rows, 3, world.IMAGE_SIZE, world.IMAGE_SIZE), self.device)
+            seed, (rows, unet.image_channels, unet.image_size, unet.image_size), self.device)
         return self.eps_fn(context, mask, float(guidance_scale)), x_T, generator
 
     def _timesteps(self, steps: int) -> list[tuple[int, int]]:
@@ -139,23 +179,28 @@ class Pipeline:
                                          eta=eta, generator=generator,
                                          keep_trajectory=keep_trajectory)
         cpu = [samplers.Step(s.t, s.x_t.cpu(), s.x0_hat.cpu(), s.eps_hat.cpu()) for s in trajectory]
-        return Trajectory(world.to_uint8(x0), cpu)
+        return Trajectory(world.to_uint8(self.decode(x0)), cpu,
+                          self.decode if self.latent else None)
 
     def img2img(self, image: np.ndarray, prompt: str, strength: float = 0.6, n: int = 1,
                 steps: int = DEFAULT_STEPS, guidance_scale: float = DEFAULT_GUIDANCE,
                 negative_prompt: str | None = None, seed: int = 0) -> np.ndarray:
         """Redraw `image` ((32, 32, 3) uint8) towards `prompt`; strength 1 ignores the image."""
-        x_init = world.picture_to_tensor(image).to(self.device).expand(n, -1, -1, -1)
+        x_init = world.picture_to_tensor(image).to(self.device)  # (1, 3, 32, 32)
+        x_init = self.encode_pictures(x_init).expand(n, -1, -1, -1)
         timesteps = self._timesteps(steps)
         eps_fn, _, generator = self._setup(prompt, n, guidance_scale, negative_prompt, seed)
         x0, _ = editing.img2img(eps_fn, x_init, strength, self.alpha_bar, timesteps,
                                  generator=generator)
-        return world.to_uint8(x0)
+        return world.to_uint8(self.decode(x0))
 
     def inpaint(self, image: np.ndarray, mask: np.ndarray, prompt: str, n: int = 1,
                 steps: int = DEFAULT_STEPS, guidance_scale: float = DEFAULT_GUIDANCE,
                 negative_prompt: str | None = None, seed: int = 0) -> np.ndarray:
         """Redraw where `mask` ((32, 32), True = redraw) is set; keep the rest of `image`."""
+        if self.latent:
+            raise ValueError("inpainting keeps the pixels outside the mask exactly, which a "
+                             "latent model cannot; use the pixel model (load_pretrained())")
         known = world.picture_to_tensor(image).to(self.device).expand(n, -1, -1, -1)
         mask = np.asarray(mask)
         if mask.shape != (world.IMAGE_SIZE, world.IMAGE_SIZE):
@@ -185,18 +230,20 @@ def sample_grid(model: TextToImage, prompts: tuple[str, ...] = SAMPLE_PROMPTS, n
 
 
 def weights_path(path: str | os.PathLike | None = None) -> Path:
-    """The weights to load: `path` if given, else the file named by $MINIDIFF_WEIGHTS if that is
-    set (so a course maintainer can point every notebook and command at other weights), else the
-    shipped model."""
+    """The weights to load: `path` if given (a file, or the name of a shipped model in MODELS),
+    else the file named by $MINIDIFF_WEIGHTS if that is set (so a course maintainer can point
+    every notebook and command at other weights), else the shipped pixel model."""
+    if isinstance(path, str) and path in MODELS:
+        return MODELS[path]
     return Path(path or os.environ.get("MINIDIFF_WEIGHTS") or DEFAULT_WEIGHTS)
 
 
 def load_pretrained(path: str | os.PathLike | None = None,
                     device: str | None = None) -> Pipeline:
-    """The shipped model (or the model file / training checkpoint at `path`, or at
-    $MINIDIFF_WEIGHTS) as a Pipeline, on `device` ($MINIDIFF_DEVICE, or the best there is)."""
+    """The shipped model (or another shipped one by name: "latent", "skewed"; or the model file /
+    training checkpoint at `path`, or at $MINIDIFF_WEIGHTS) as a Pipeline, on `device` ($MINIDIFF_DEVICE, or the best there is)."""
     path = weights_path(path)
-    if not path.exists() and path == DEFAULT_WEIGHTS:
+    if not path.exists() and path in MODELS.values():
         raise CheckpointError(f"the shipped weights are missing from the package ({path}); "
                               "reinstall minidiff or train your own with 'minidiff train'")
     dev = pick_device(device)

@@ -25,10 +25,18 @@ import torch
 from tqdm.auto import tqdm
 
 from . import world
-from .checkpoint import load_training, save_model, save_training
+from .checkpoint import (
+    DEFAULT_AUTOENCODER,
+    CheckpointError,
+    load_autoencoder,
+    load_training,
+    read_file,
+    save_model,
+    save_training,
+)
 from .device import pick_device
 from .diffusion import training_loss
-from .model import ModelConfig, TextToImage
+from .model import ModelConfig, TextToImage, trainable_parameters
 from .schedules import make_alpha_bar
 from .text_encoder import TextEncoderConfig
 from .tokenizer import MAX_TOKENS, Tokenizer
@@ -53,6 +61,8 @@ class TrainConfig:
     sample_every: int = 1000
     snapshot_steps: tuple[int, ...] = ()  # also save EMA weights at these steps
     log_every: int = 10
+    autoencoder: str | None = None  # a latent model's autoencoder file (its weights are copied in)
+    skew: world.Skew | None = None  # draw the training split with this bias (notebook 09)
 
 
 def _text(width: int, layers: int) -> TextEncoderConfig:
@@ -81,6 +91,20 @@ def preset(name: str) -> tuple[ModelConfig, TrainConfig]:
                                   warmup=200, ema_decay=0.995, t_sampling="uniform",
                                   checkpoint_every=500, sample_every=500,
                                   snapshot_steps=tuple(range(250, 4001, 250)))
+    if name == "latent":  # the fast recipe on the shipped autoencoder's 8 x 8 x 4 latents: the
+        # same U-Net design, with cross-attention at every level, so that it attends on the same
+        # 8 x 8 and 4 x 4 grids as the pixel model (whose finest level is 16 x 16)
+        model, _ = preset("small")
+        model = replace(model, autoencoder=_autoencoder_config(DEFAULT_AUTOENCODER),
+                        unet=replace(model.unet, image_channels=4, image_size=8, patch=1,
+                                     attention_levels=(0, 1, 2)))
+        _, fast = preset("fast")  # the same 5 minutes, so the two can be compared
+        return model, replace(fast, sample_every=1000, autoencoder=str(DEFAULT_AUTOENCODER),
+                              snapshot_steps=tuple(range(250, 20001, 250)))
+    if name == "skewed":  # the fast recipe on a training split where 80% of the stars that
+        # captions leave uncoloured are yellow (world.Skew()), for the bias experiment
+        model, cfg = preset("fast")
+        return model, replace(cfg, skew=world.Skew())
     if name == "base":  # wider, for a GPU
         model = ModelConfig(text=_text(128, 2),
                             unet=UNetConfig(channels=(64, 128, 128), context_dim=128, heads=4))
@@ -88,7 +112,20 @@ def preset(name: str) -> tuple[ModelConfig, TrainConfig]:
     raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
 
 
-PRESETS = ("tiny", "small", "fast", "base")
+PRESETS = ("tiny", "small", "fast", "latent", "skewed", "base")
+
+
+def _autoencoder_config(path) -> dict:
+    import json
+
+    try:
+        _, metadata = read_file(path)
+    except CheckpointError:
+        raise CheckpointError(f"the latent model needs a trained autoencoder at '{path}'; train "
+                              "one with 'minidiff train-autoencoder'") from None
+    return json.loads(metadata["config"])
+
+
 class TrainingDiverged(RuntimeError):
     """The loss stopped being a finite number."""
 
@@ -119,7 +156,7 @@ def step_generator(seed: int, step: int, device: torch.device) -> torch.Generato
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas,
+    return torch.optim.AdamW(trainable_parameters(model), lr=cfg.lr, betas=cfg.betas,
                              weight_decay=cfg.weight_decay)
 
 
@@ -135,8 +172,11 @@ def train_step(model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.op
     """
     dev = next(model.parameters()).device
     images, captions, _ = world.batch("train", step * cfg.batch_size, cfg.batch_size,
-                                      seed=cfg.seed)
+                                      seed=cfg.seed, skew=cfg.skew)
     x0 = world.to_tensor(images).to(dev)  # (B, 3, 32, 32)
+    if model.autoencoder is not None:  # a latent model denoises the pictures' latents
+        with torch.no_grad():
+            x0 = model.autoencoder.encode(x0)  # (B, 4, 8, 8)
     ids = _TOKENIZER.encode(captions).to(dev)  # (B, L)
     null_ids = _TOKENIZER.encode("")[0].to(dev)  # (L,) the empty prompt
     for group in optimizer.param_groups:
@@ -148,7 +188,7 @@ def train_step(model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.op
         raise TrainingDiverged(f"the loss became {loss.item()} at step {step}")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    torch.nn.utils.clip_grad_norm_(trainable_parameters(model), cfg.grad_clip)
     optimizer.step()
     ema_update(ema, model, step, cfg.ema_decay)
     return loss.item()
@@ -195,6 +235,15 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
     dev = pick_device(device)
     torch.manual_seed(cfg.seed)
     model = TextToImage(model_config).to(dev)
+    if model_config.autoencoder is not None:
+        if cfg.autoencoder is None:
+            raise ValueError("a latent model needs TrainConfig.autoencoder, the file of its "
+                             "trained autoencoder")
+        trained = load_autoencoder(cfg.autoencoder, device=dev)
+        if trained.config.to_dict() != model_config.autoencoder:
+            raise CheckpointError(f"the autoencoder at '{cfg.autoencoder}' is not the one this "
+                                  "model config names; rebuild the preset after retraining it")
+        model.autoencoder.load_state_dict(trained.state_dict())
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = make_optimizer(model, cfg)
     start, elapsed = 0, 0.0
@@ -202,6 +251,8 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
         start, stored = load_training(ckpt, model, ema, optimizer)
         stored_cfg = TrainConfig(**{**stored, **{k: tuple(v) for k, v in stored.items()
                                                   if isinstance(v, list)}})
+        if stored_cfg.skew is not None:
+            stored_cfg = replace(stored_cfg, skew=world.Skew(**stored_cfg.skew))
         if replace(stored_cfg, steps=cfg.steps, minutes=cfg.minutes) != cfg:
             raise ValueError(f"'{ckpt}' was made with other training settings; resume with the "
                              "same preset (only --steps and --minutes may change)")

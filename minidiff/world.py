@@ -272,31 +272,97 @@ def parse_prompt(prompt: str) -> dict[str, str]:
     return {k: found[k] for k in ATTRIBUTES if k in found}
 
 
+# -- a skewed split --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Skew:
+    """A chosen bias of a split, for the course's bias experiment (notebook 09).
+
+    Of the pictures whose `given` attribute has `given_value` (the stars) and whose caption leaves
+    `attribute` out (says no colour), a share `share` get `value` (yellow); the others spread
+    evenly over the remaining values the split allows for them. Pictures whose caption names the
+    attribute are left alone, so "a red star" still means a red star; what the model learns is
+    what to draw when it is not told. Skew() is "80% of the stars a caption leaves uncoloured are
+    yellow"; without a skew, yellow is 1 in 5 of them (purple stars are held out of training).
+    """
+
+    attribute: str = "colour"
+    value: str = "yellow"
+    share: float = 0.8
+    given: str = "shape"
+    given_value: str = "star"
+
+    def __post_init__(self):
+        for name, val in ((self.attribute, self.value), (self.given, self.given_value)):
+            if name not in ATTRIBUTES:
+                raise ValueError(f"unknown attribute {name!r}; choose one of {', '.join(ATTRIBUTES)}")
+            if val not in ATTRIBUTES[name]:
+                raise ValueError(f"{val!r} is not a {name}; choose one of "
+                                 f"{', '.join(ATTRIBUTES[name])}")
+        if self.attribute == self.given:
+            raise ValueError("the skewed attribute and the given one must differ")
+        if not (isinstance(self.share, (int, float)) and 0.0 <= self.share <= 1.0):
+            raise ValueError(f"share must be a number from 0 to 1, got {self.share!r}")
+
+    def applies(self, attrs: Attributes, mention: tuple[str, ...]) -> bool:
+        return getattr(attrs, self.given) == self.given_value and self.attribute not in mention
+
+    def redraw(self, attrs: Attributes, split: str, rng: np.random.Generator) -> Attributes:
+        """attrs with the skewed attribute drawn again: `value` with probability `share`, else
+        uniformly one of the other values the split allows with the rest of attrs."""
+        fixed = {k: v for k, v in vars(attrs).items() if k != self.attribute}
+        others = [c for c in _COMBINATIONS[split]
+                  if all(getattr(c, k) == v for k, v in fixed.items())
+                  and getattr(c, self.attribute) != self.value]
+        u = rng.random()
+        if u < self.share or not others:
+            return Attributes(**{**fixed, self.attribute: self.value})
+        return others[min(int((u - self.share) / (1 - self.share) * len(others)), len(others) - 1)]
+
+
+def skew_count(skew: Skew, split: str = "train", n: int = 20000, seed: int = 0
+               ) -> tuple[int, int]:
+    """(hits, total): among the first n pictures of the split drawn with `skew`, the `total` the
+    skew applies to, and the `hits` among them with the skewed value: what the model is shown."""
+    hits = total = 0
+    for i in range(n):
+        attrs, _, _, mention = _describe(split, i, seed, skew)
+        if skew.applies(attrs, mention):
+            total += 1
+            hits += getattr(attrs, skew.attribute) == skew.value
+    return hits, total
+
+
 # -- splits --------------------------------------------------------------------------------------
-def _describe(split: str, index: int, seed: int):
+def _describe(split: str, index: int, seed: int, skew: Skew | None = None):
     """Everything about picture `index` of a split but its pixels: (attrs, layout, caption,
     mentioned), drawn from the picture's own random stream."""
     rng = np.random.default_rng([seed, SPLITS.index(split), index])
     allowed = _COMBINATIONS[split]
     attrs = allowed[rng.integers(len(allowed))]  # uniform over the split's combinations
-    layout = _layout(attrs, rng.random(6))  # the draws render() makes
+    u = rng.random(6)  # the draws render() makes
     mention = _random_mention(rng)
-    return attrs, layout, caption(attrs, rng, mention), mention
+    text = caption(attrs, rng, mention)
+    if skew is not None and skew.applies(attrs, mention):  # the caption does not name it
+        attrs = skew.redraw(attrs, split, rng)
+    return attrs, _layout(attrs, u), text, mention
 
 
-def _generate(split: str, start: int, n: int, seed: int):
+def _generate(split: str, start: int, n: int, seed: int, skew: Skew | None = None):
     """Pictures start .. start + n - 1 of a split: (images, captions, attrs, mentioned)."""
     _check_split(split)
     if not (isinstance(start, int) and isinstance(n, int) and start >= 0 and n >= 1):
         raise ValueError(f"need an integer start >= 0 and n >= 1, got start={start!r}, n={n!r}")
-    attrs, layouts, captions, mentioned = zip(*(_describe(split, i, seed)
+    if skew is not None and not isinstance(skew, Skew):
+        raise TypeError(f"skew must be a minidiff.world.Skew, got {type(skew).__name__}")
+    attrs, layouts, captions, mentioned = zip(*(_describe(split, i, seed, skew)
                                                 for i in range(start, start + n)))
     return _paint(list(attrs), list(layouts)), list(captions), list(attrs), list(mentioned)
 
 
-def batch(split: str, start: int, n: int, seed: int = 0):
-    """Pictures start .. start + n - 1 of a split -> (uint8 (n, 32, 32, 3), captions, attrs)."""
-    images, captions, attrs, _ = _generate(split, start, n, seed)
+def batch(split: str, start: int, n: int, seed: int = 0, skew: Skew | None = None):
+    """Pictures start .. start + n - 1 of a split -> (uint8 (n, 32, 32, 3), captions, attrs);
+    with a `skew` (see Skew), the split drawn with that bias."""
+    images, captions, attrs, _ = _generate(split, start, n, seed, skew)
     return images, captions, attrs
 
 

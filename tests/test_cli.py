@@ -84,3 +84,32 @@ def test_the_commands_honour_minidiff_weights(tiny_model_file, tmp_path, monkeyp
     with pytest.raises(SystemExit):
         main(["generate", "a red circle", "--out", str(tmp_path / "g.png")])
     assert "missing.safetensors" in capsys.readouterr().err
+
+
+def test_model_and_weights_together_are_refused(tiny_model_file, capsys):
+    with pytest.raises(SystemExit):
+        main(["generate", "a circle", "--model", "latent", "--weights", str(tiny_model_file)])
+    assert "not both" in capsys.readouterr().err
+
+
+def test_an_unknown_model_name_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--model", "huge"])
+    assert "invalid choice: 'huge'" in capsys.readouterr().err
+
+
+def test_train_autoencoder_writes_its_file_and_reports_it(tmp_path, capsys, monkeypatch):
+    import minidiff.train_autoencoder as tae
+    from minidiff.autoencoder import AutoencoderConfig
+
+    tiny = AutoencoderConfig(channels=(8, 8, 16))
+    original = tae.train_autoencoder
+    monkeypatch.setattr(tae, "train_autoencoder",
+                        lambda out, cfg, **kw: original(out, cfg, config=tiny, **kw))
+    main(["train-autoencoder", "--out", str(tmp_path / "ae"), "--steps", "2"])
+    out = capsys.readouterr().out
+    assert "autoencoder on 1000 test pictures" in out and "PSNR" in out
+    main(["evaluate-autoencoder", "--weights", str(tmp_path / "ae" / "autoencoder.safetensors"),
+          "--n", "50", "--json", str(tmp_path / "r.json")])
+    assert "autoencoder on 50 test pictures" in capsys.readouterr().out
+    assert (tmp_path / "r.json").exists()

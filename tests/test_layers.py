@@ -21,14 +21,14 @@ LAYERS = [
     {"minidiff.device", "minidiff.grid"},  # plain helpers: no minidiff imports at all
     {"minidiff.world"},
     {"minidiff.tokenizer"},
-    {"minidiff.text_encoder", "minidiff.unet"},  # the networks, below all diffusion code
+    {"minidiff.text_encoder", "minidiff.unet", "minidiff.autoencoder"},  # the networks, below all diffusion code
     {"minidiff.model"},
     {"minidiff.checkpoint"},
     {"minidiff.schedules"},
     {"minidiff.diffusion"},
     {"minidiff.samplers"},
     {"minidiff.editing"},
-    {"minidiff.train"},
+    {"minidiff.train", "minidiff.train_autoencoder"},
     {"minidiff.pipeline"},
     {"minidiff"},  # the package's own __init__: load_pretrained
     {"minidiff.judge"},
@@ -36,8 +36,11 @@ LAYERS = [
     {"minidiff.diffusers_bridge"},
     {"minidiff.cli"},
     # the course: what exists only for the notebooks
-    {"minidiff.course.explorer", "minidiff.course.exercises"},
-    {"minidiff.course.probe", "minidiff.course.training"},
+    {"minidiff.course.explorer", "minidiff.course.exercises", "minidiff.course.measuring",
+     "minidiff.course.scaling"},
+    {"minidiff.course.probe", "minidiff.course.training", "minidiff.course.real_systems",
+     "minidiff.course.latent", "minidiff.course.edits", "minidiff.course.bias",
+     "minidiff.course.gallery"},
     {"minidiff.course"},
     {"minidiff.course.widgets"},
     {"minidiff.course.figures"},
@@ -49,7 +52,7 @@ COURSE = "minidiff.course"
 # the course, inside the command's function only, so `import minidiff.cli` never loads the course.
 COMMANDS_INTO_THE_COURSE = {("minidiff.cli", "minidiff.course.figures"),
                             ("minidiff.cli", "minidiff.course.site")}
-NETWORKS = {"minidiff.text_encoder", "minidiff.unet", "minidiff.model"}
+NETWORKS = {"minidiff.text_encoder", "minidiff.unet", "minidiff.autoencoder", "minidiff.model"}
 DIFFUSION_CODE = {"minidiff.schedules", "minidiff.diffusion", "minidiff.samplers",
                   "minidiff.train", "minidiff.pipeline"}
 

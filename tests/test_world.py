@@ -217,3 +217,60 @@ def test_tensor_round_trip():
         world.to_tensor(images[0])
     with pytest.raises(ValueError, match="N, 3, H, W"):
         world.to_uint8(x[0])
+
+
+# -- the skewed split ------------------------------------------------------------------------------
+def test_a_skew_biases_only_the_pictures_whose_caption_leaves_it_out():
+    skew = world.Skew()  # 80% of uncoloured-caption stars are yellow
+    plain = [world._describe("train", i, 0) for i in range(3000)]
+    skewed = [world._describe("train", i, 0, skew) for i in range(3000)]
+    changed = 0
+    for (a, _, text, mention), (b, _, text_b, mention_b) in zip(plain, skewed):
+        assert text == text_b and mention == mention_b  # the captions are the same
+        if not skew.applies(a, mention):
+            assert a == b  # pictures the skew does not touch are the same pictures
+        else:
+            assert b.shape == "star"
+            assert vars(a) | {"colour": b.colour} == vars(b)  # only the colour is drawn again
+            changed += a != b
+    assert changed > 50
+    assert all(b.colour != "purple" for b, *_ in skewed if b.shape == "star")  # still held out
+
+
+def test_the_skewed_share_is_the_one_asked_for():
+    hits, total = world.skew_count(world.Skew(), n=20000)
+    assert total > 500 and hits / total == pytest.approx(0.8, abs=0.04)
+    assert world.skew_count(world.Skew(share=0.0), n=4000)[0] == 0
+    hits, total = world.skew_count(world.Skew(share=1.0), n=4000)
+    assert hits == total > 0
+    # without a skew, yellow is one of the five colours training shows stars in
+    unskewed = [a.colour == "yellow" for i in range(20000)
+                for a, _, _, m in [world._describe("train", i, 0)]
+                if a.shape == "star" and "colour" not in m]
+    assert np.mean(unskewed) == pytest.approx(0.2, abs=0.04)
+
+
+def test_a_skewed_batch_differs_from_the_plain_one_only_where_the_skew_applies():
+    plain, captions, _ = world.batch("train", 0, 400)
+    skewed, captions_b, attrs = world.batch("train", 0, 400, skew=world.Skew(share=1.0))
+    assert captions == captions_b
+    differ = (plain != skewed).any(axis=(1, 2, 3))
+    assert differ.any() and all(a.shape == "star" and a.colour == "yellow"
+                                for a, d in zip(attrs, differ) if d)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"attribute": "mood"}, "unknown attribute 'mood'"),
+    ({"value": "pink"}, "'pink' is not a colour"),
+    ({"share": 1.5}, "share must be a number from 0 to 1"),
+    ({"share": float("nan")}, "share must be a number from 0 to 1"),
+    ({"given": "colour", "given_value": "red"}, "must differ"),
+])
+def test_a_bad_skew_is_refused_in_one_sentence(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        world.Skew(**kwargs)
+
+
+def test_a_skew_must_be_a_skew():
+    with pytest.raises(TypeError, match="minidiff.world.Skew"):
+        world.batch("train", 0, 2, skew={"share": 0.8})

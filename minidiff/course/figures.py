@@ -212,9 +212,116 @@ def guidance(pipe, out: Path) -> list[Path]:
     return [path, gif]
 
 
+def latent(pipe, out: Path) -> list[Path]:
+    """07: test pictures, their latents' four channels, the decoded pictures; the latent
+    explorer's animation. (Uses the shipped autoencoder; `pipe` is not needed.)"""
+    from matplotlib.figure import Figure
+
+    from minidiff.checkpoint import load_autoencoder
+    from minidiff.course import latent as lesson
+
+    autoencoder = load_autoencoder()
+    images, captions, _ = world.batch("test", 0, 4)
+    z, decoded = lesson.encode_decode(autoencoder, images)
+    fig = Figure(figsize=(9.5, 6.4), layout="constrained")
+    axes = fig.subplots(4, 6)
+    for r in range(4):
+        cells = [images[r], *[lesson.heat(c) for c in z[r]], decoded[r]]
+        for c, (ax, cell) in enumerate(zip(axes[r], cells)):
+            ax.imshow(cell, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(["picture", *[f"latent channel {k}" for k in range(4)],
+                              "decoded"][c], fontsize=9)
+        axes[r, 0].set_ylabel(captions[r], rotation=0, ha="right", va="center", fontsize=9)
+    fig.suptitle("32 x 32 x 3 = 3,072 numbers  ->  8 x 8 x 4 = 256 numbers  ->  3,072 numbers "
+                 "(blue < 0 < red)", fontsize=11)
+    path = out / "07_latents.png"
+    _save(fig, path)
+    explorer = lesson.latent_explorer(autoencoder)
+    gif = out / Path(explorer.static_figure).name
+    explorer.save_static(gif)
+    return [path, gif]
+
+
+def editing(pipe, out: Path) -> list[Path]:
+    """08: img2img over strength and inpainting over prompts; the two explorers' animations."""
+    from minidiff.course import edits
+
+    source, named = edits.source_picture("a large red circle in the top left")
+    sweep = edits.img2img_sweep(pipe, source, named, "a blue circle", n=1)
+    square, _ = edits.source_picture("a large blue square in the center")
+    mask = edits.square_mask((16, 16), 24)
+    painted = [edits.inpaint_measure(pipe, square, mask, p, n=1)["images"][0]
+               for p in ("a purple star", "a yellow circle", "a small red triangle")]
+    blank = np.full_like(source, 255)
+    rows = np.stack([[sweep[s]["images"][0] for s in edits.STRENGTHS],
+                     [square, *painted, *[blank] * (len(edits.STRENGTHS) - 4)]])
+    path = out / "08_editing.png"
+    labelled_grid(rows, path, row_labels=['img2img: "a blue circle"',
+                                          ("inpaint: the square\nredrawn as purple star,\n"
+                                          "yellow circle, small red\ntriangle")],
+                  col_labels=[f"strength {s:g}" for s in edits.STRENGTHS])
+    paths = [path]
+    for explorer in (edits.img2img_explorer(pipe), edits.inpaint_explorer(pipe)):
+        paths.append(out / Path(explorer.static_figure).name)
+        explorer.save_static(paths[-1])
+    return paths
+
+
+def bias(pipe, out: Path) -> list[Path]:
+    """09: the shares of yellow stars (benchmarks/results/bias_skew.json); the bias explorer's
+    animation, the skewed model above the shipped one."""
+    import json
+
+    from matplotlib.figure import Figure
+
+    from minidiff import load_pretrained
+    from minidiff.course import bias as lesson
+
+    results = json.loads((Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+                          / "bias_skew.json").read_text())
+    fig = Figure(figsize=(7.5, 3.4), layout="constrained")
+    bars = {f"{model}\nguidance {g}": results["models"][model][f"star, guidance {g}"]
+            for model in results["models"] for g in ("1", "3")}
+    training = results["training"]
+    lesson.share_plot(bars, (training["share"], training["low"], training["high"]),
+                      ax=fig.subplots())
+    path = out / "09_bias.png"
+    _save(fig, path)
+    explorer = lesson.bias_explorer({"skewed": load_pretrained("skewed", device=pipe.device),
+                                     "shipped": pipe})
+    gif = out / Path(explorer.static_figure).name
+    explorer.save_static(gif)
+    return [path, gif]
+
+
+def failures(pipe, out: Path) -> list[Path]:
+    """09: the failure gallery over every setting of minidiff.course.gallery.SETTINGS (a few
+    minutes: 432 pictures a setting)."""
+    from minidiff.course import gallery
+    from minidiff.judge import load_judge
+
+    census = gallery.census(pipe, load_judge())
+    return [gallery.gallery_figure(census, out / "09_failure_gallery.png")]
+
+
+def ladder(pipe, out: Path) -> list[Path]:
+    """09: adherence, FD and diversity against parameters and compute
+    (benchmarks/results/size_ladder.json)."""
+    from minidiff.course import scaling
+
+    fig = scaling.ladder_plot(scaling.read_ladder())
+    path = out / "09_size_ladder.png"
+    _save(fig, path)
+    return [path]
+
+
 FIGURES = {"hero": hero, "prompt_box": prompt_box, "schedules": schedules,
            "denoiser": denoiser, "training": training, "sampling": sampling, "words": words,
-           "guidance": guidance}
+           "guidance": guidance, "latent": latent, "editing": editing, "bias": bias,
+           "failures": failures, "ladder": ladder}
 
 
 def make_figures(out: str | os.PathLike = "figures", pipe=None,

@@ -1,0 +1,170 @@
+"""Measuring pictures beyond what the judge reads: objects, failures, and skew (notebooks 08, 09).
+
+    from minidiff.course import measuring
+    measuring.count_objects(pictures)                     # (N,) objects in each picture
+    kinds = measuring.failures(pictures, prompts, judge)  # {kind: (N,) bool}
+
+The judge (minidiff.judge) answers four questions about a picture it assumes holds one object.
+These functions look at the pixels themselves: which pixels are not background, how many separate
+blobs they form, how large the blob is, how pure its colour. That finds the failures the judge
+cannot name: a blank picture, two objects, a malformed or smeared one.
+"""
+
+import math
+
+import numpy as np
+
+from minidiff import world
+
+FOREGROUND = 40  # a pixel is foreground if some channel is this far from the background colour
+MIN_BLOB = 6  # pixels: smaller specks are noise, not an object
+KINDS = ("blank", "two objects", "malformed", "off-palette colour", "wrong colour",
+         "wrong shape", "wrong size", "wrong position")
+
+
+def foreground(pictures: np.ndarray) -> np.ndarray:
+    """uint8 (N, 32, 32, 3) -> bool (N, 32, 32): the pixels that are not background."""
+    diff = np.abs(pictures.astype(np.int16) - np.array(world.BACKGROUND, np.int16))
+    return diff.max(axis=-1) > FOREGROUND
+
+
+def label_blobs(mask: np.ndarray) -> np.ndarray:
+    """bool (N, H, W) -> int (N, H, W): 0 for background, and one number per 8-connected blob
+    (the smallest flat index of its pixels plus 1). Label propagation: every foreground pixel
+    takes the smallest label among itself and its neighbours until nothing changes."""
+    _, h, w = mask.shape
+    big = h * w + 1
+    labels = np.where(mask, np.arange(1, h * w + 1).reshape(1, h, w), big)
+    while True:
+        padded = np.pad(labels, ((0, 0), (1, 1), (1, 1)), constant_values=big)
+        neighbours = np.stack([padded[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+                               for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+        new = np.where(mask, neighbours.min(axis=0), big)
+        if np.array_equal(new, labels):
+            return np.where(mask, labels, 0)
+        labels = new
+
+
+def blob_sizes(pictures: np.ndarray) -> list[list[int]]:
+    """For each picture, the pixel counts of its blobs of at least MIN_BLOB pixels, largest first."""
+    labels = label_blobs(foreground(pictures))
+    out = []
+    for picture in labels:
+        counts = np.bincount(picture.ravel())[1:]
+        out.append(sorted((int(c) for c in counts if c >= MIN_BLOB), reverse=True))
+    return out
+
+
+def count_objects(pictures: np.ndarray) -> np.ndarray:
+    """(N,) the number of separate objects (blobs of at least MIN_BLOB pixels) in each picture."""
+    return np.array([len(sizes) for sizes in blob_sizes(pictures)])
+
+
+# foreground pixels / width^2 of each shape: the mean over 400 rendered test pictures, measured
+# with blob_sizes (anti-aliased edges count, so a square covers more than its width squared)
+FILL = {"circle": 0.85, "square": 1.12, "triangle": 0.50, "star": 0.48}
+
+
+def _expected_area(shape: str, size: str) -> float:
+    """Foreground pixels of a shape of this size in the world (see FILL)."""
+    return FILL[shape] * world.WIDTHS[size] ** 2
+
+
+def failures(pictures: np.ndarray, prompts: list[str], judge) -> dict[str, np.ndarray]:
+    """Which pictures fail, and how: {kind: (N,) bool} for every kind in KINDS (a picture may
+    fail in several ways).
+
+    - blank: no blob at all;
+    - two objects: two or more blobs;
+    - malformed: one blob, but its area is under half or over twice what the judged shape and
+      size cover in the world, or the judge is unsure of the shape (probability < 0.6);
+    - off-palette colour: the blob's mean colour is further than 60 (0..255 units) from every
+      colour of the palette (a smear of two colours, a faded object);
+    - wrong colour / shape / size / position: the judge reads another value than the prompt names.
+    """
+    import torch
+
+    pictures = np.asarray(pictures)
+    sizes = blob_sizes(pictures)
+    blobs = np.array([len(s) for s in sizes])
+    out = {"blank": blobs == 0, "two objects": blobs >= 2}
+    judged = judge.predict(pictures)
+    with torch.no_grad():
+        logits = judge(pictures)
+    shape_p = torch.softmax(logits["shape"], dim=-1).max(dim=-1).values.cpu().numpy()
+    area = np.array([s[0] if s else 0 for s in sizes])
+    expected = np.array([_expected_area(world.SHAPES[s], world.SIZES[z])
+                         for s, z in zip(judged["shape"], judged["size"])])
+    one = blobs == 1
+    out["malformed"] = one & ((area < expected / 2) | (area > 2 * expected) | (shape_p < 0.6))
+    mask = foreground(pictures)
+    mean_colour = np.array([p[m].mean(axis=0) if m.any() else np.zeros(3)
+                            for p, m in zip(pictures.astype(float), mask)])
+    palette = np.array(list(world.PALETTE.values()), float)
+    distance = np.linalg.norm(mean_colour[:, None] - palette[None], axis=-1).min(axis=1)
+    out["off-palette colour"] = one & (distance > 60)
+    for attribute in world.ATTRIBUTES:
+        asked = [world.parse_prompt(p).get(attribute) for p in prompts]
+        values = world.ATTRIBUTES[attribute]
+        out[f"wrong {attribute}"] = np.array(
+            [a is not None and values[j] != a for a, j in zip(asked, judged[attribute])])
+    return {k: out[k] for k in KINDS}
+
+
+def failure_rates(kinds: dict[str, np.ndarray]) -> dict[str, float]:
+    """The share of pictures of each kind, and of pictures with any failure ("any")."""
+    rates = {k: float(v.mean()) for k, v in kinds.items()}
+    rates["any"] = float(np.logical_or.reduce(list(kinds.values())).mean())
+    return rates
+
+
+# -- skew ----------------------------------------------------------------------------------------
+def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson score interval of a share hits / n."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def skew_prompts(skew: "world.Skew") -> list[str]:
+    """Prompts that name the skew's given value (star) and leave its attribute (colour) out: every
+    size (or none) at every position (or none), in the world's own words."""
+    others = [a for a in world.ATTRIBUTES if a not in (skew.attribute, skew.given)]
+    prompts = []
+    options = [[None, *world.ATTRIBUTES[a]] for a in others]
+    for values in np.array(np.meshgrid(*[range(len(o)) for o in options])).T.reshape(-1, 2):
+        named = {skew.given: skew.given_value}
+        named.update({a: o[i] for a, o, i in zip(others, options, values) if o[i] is not None})
+        prompts.append(world.canonical_prompt(named))
+    return sorted(set(prompts))
+
+
+def skew_share(pipe, skew: "world.Skew", judge, n: int = 8, seed: int = 0,
+               guidance_scale: float = 1.0, prompts: list[str] | None = None) -> dict:
+    """Generate n pictures for each of `prompts` (default skew_prompts) and measure the share the
+    judge reads as the skew's value: {"share", "low", "high" (95% Wilson interval), "pictures",
+    "counts" (value -> pictures), "images"}."""
+    prompts = prompts or skew_prompts(skew)
+    images = pipe.generate(prompts, n=n, seed=seed, guidance_scale=guidance_scale)
+    values = world.ATTRIBUTES[skew.attribute]
+    judged = [values[i] for i in judge.predict(images)[skew.attribute]]
+    hits = sum(v == skew.value for v in judged)
+    low, high = wilson(hits, len(judged))
+    counts = {v: judged.count(v) for v in values}
+    return {"share": hits / len(judged), "low": low, "high": high, "pictures": len(judged),
+            "counts": counts, "images": images}
+
+
+class PerfectGenerator:
+    """A "model" that draws exactly what it is asked: the world's own renderer, with every
+    attribute a prompt leaves out drawn uniformly. What evaluate() reports for it is the best any
+    model can score with this judge and this prompt set: the scale the other numbers are read on."""
+
+    def generate(self, prompts, n: int = 1, steps=None, guidance_scale=None, sampler=None,
+                 seed: int = 0) -> np.ndarray:
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        repeated = [p for p in prompts for _ in range(n)]
+        return world.render_prompts(repeated, seed=[seed, 7])

@@ -1,0 +1,96 @@
+"""Copy a finished run of one of the course's extra models into the package, with its card.
+
+    python scripts/ship_course_model.py autoencoder --run runs/autoencoder --commit <c> \
+        --evaluation ae_eval.txt
+    python scripts/ship_course_model.py latent --run runs/latent --commit <c> --evaluation e.txt
+    python scripts/ship_course_model.py skewed --run runs/skewed --commit <c> --evaluation e.txt
+
+autoencoder -> minidiff/weights/autoencoder.safetensors   (minidiff train-autoencoder)
+latent      -> minidiff/weights/minidiff-latent.safetensors (minidiff train --preset latent)
+skewed      -> minidiff/weights/minidiff-skewed.safetensors (minidiff train --preset skewed)
+Each gets a card beside it, minidiff/weights/<name>.md: the command, seed, commit, hardware,
+wall time and the saved evaluation. The main model has its own script, scripts/ship_model.py.
+"""
+
+import argparse
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from minidiff.checkpoint import load_autoencoder, load_model, save_autoencoder, save_model
+from minidiff.device import cpu_name
+from minidiff.model import count_parameters
+
+WEIGHTS = Path(__file__).resolve().parent.parent / "minidiff" / "weights"
+KINDS = {
+    "autoencoder": ("autoencoder.safetensors", "minidiff train-autoencoder --out {run}",
+                    ("The autoencoder of the latent model: 32x32x3 pictures to 8x8x4 latents and "
+                    "back. A KL-regularised VAE as in latent diffusion, trained on Shapes-world "
+                    "training pictures drawn on the fly.")),
+    "latent": ("minidiff-latent.safetensors", "minidiff train --preset latent --out {run}",
+               ("The latent text-to-image model of notebook 07: the shipped model's text encoder "
+               "and U-Net design, denoising the autoencoder's 8x8x4 latents; the autoencoder's "
+               "frozen weights travel in the same file.")),
+    "skewed": ("minidiff-skewed.safetensors", "minidiff train --preset skewed --out {run}",
+               ("The model of notebook 09's bias experiment: the fast recipe on a training split "
+               "in which 80% of the stars whose caption names no colour are yellow "
+               "(minidiff.world.Skew()); 20% would be yellow without the skew.")),
+}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("kind", choices=KINDS)
+    p.add_argument("--run", required=True, type=Path)
+    p.add_argument("--commit", required=True)
+    p.add_argument("--evaluation", required=True, type=Path, help="saved evaluation output")
+    p.add_argument("--hardware", default=None, help="how the run was placed on the machine")
+    args = p.parse_args()
+    name, command, what = KINDS[args.kind]
+    command = command.format(run=args.run)
+    target = WEIGHTS / name
+    if args.kind == "autoencoder":
+        model = load_autoencoder(args.run / name)
+        info = {**model.info, "commit": args.commit, "command": command}
+        save_autoencoder(model, target, info)
+        seconds, seed, steps = info["elapsed_s"], info["train_config"]["seed"], info["steps"]
+        parts = f"{count_parameters(model):,} parameters, channels {model.config.channels}, " \
+                f"scale factor {model.config.scale_factor:.4f}"
+    else:
+        model, info = load_model(args.run / "model.safetensors")
+        info = {**info, "commit": args.commit, "command": command}
+        save_model(model, target, info=info, dtype=torch.float16)
+        seconds, seed, steps = info["elapsed_s"], info["train_config"]["seed"], info["step"]
+        parts = (f"U-Net {count_parameters(model.unet):,} and text encoder "
+                 f"{count_parameters(model.text_encoder):,} parameters; U-Net channels "
+                 f"{model.config.unet.channels} on {model.config.unet.image_channels} x "
+                 f"{model.config.unet.image_size} x {model.config.unet.image_size} inputs")
+    total = sum(f.stat().st_size for f in WEIGHTS.rglob("*.safetensors"))
+    card = f"""# {name}: model card
+
+{what} Trained from scratch by minidiff's own command; nothing was downloaded.
+
+| | |
+| --- | --- |
+| command | `{command}` |
+| seed | {seed} |
+| code | commit `{args.commit}` |
+| hardware | {args.hardware or cpu_name()}, torch {torch.__version__} |
+| wall time | {seconds / 60:.1f} minutes for {steps} steps |
+| network | {parts} |
+| on disk | float16, {target.stat().st_size / 1e6:.2f} MB; all shipped weights {total / 1e6:.1f} MB |
+| written | {datetime.now(timezone.utc).strftime('%Y-%m-%d')} |
+
+## Evaluation
+
+```
+{args.evaluation.read_text().strip()}
+```
+"""
+    target.with_suffix(".md").write_text(card)
+    print(f"shipped {target} ({target.stat().st_size / 1e6:.2f} MB) and its card")
+
+
+if __name__ == "__main__":
+    main()
