@@ -38,6 +38,8 @@ class ModelConfig:
             for key in ("channels", "attention_levels"):
                 unet[key] = tuple(unet[key])
             rest = {k: v for k, v in d.items() if k not in ("text", "unet")}
+            if rest.get("autoencoder") is not None:  # as AutoencoderConfig writes it (tuples)
+                rest["autoencoder"] = AutoencoderConfig.from_dict(rest["autoencoder"]).to_dict()
             return cls(text=TextEncoderConfig(**d["text"]), unet=UNetConfig(**unet), **rest)
         except (KeyError, TypeError) as e:
             raise ValueError(f"this is not a minidiff model config ({e})") from None

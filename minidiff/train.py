@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import world
+from .autoencoder import AutoencoderConfig
 from .checkpoint import (
     DEFAULT_AUTOENCODER,
     CheckpointError,
@@ -123,7 +124,7 @@ def _autoencoder_config(path) -> dict:
     except CheckpointError:
         raise CheckpointError(f"the latent model needs a trained autoencoder at '{path}'; train "
                               "one with 'minidiff train-autoencoder'") from None
-    return json.loads(metadata["config"])
+    return AutoencoderConfig.from_dict(json.loads(metadata["config"])).to_dict()
 
 
 class TrainingDiverged(RuntimeError):
@@ -240,7 +241,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
             raise ValueError("a latent model needs TrainConfig.autoencoder, the file of its "
                              "trained autoencoder")
         trained = load_autoencoder(cfg.autoencoder, device=dev)
-        if trained.config.to_dict() != model_config.autoencoder:
+        if trained.config != AutoencoderConfig.from_dict(model_config.autoencoder):
             raise CheckpointError(f"the autoencoder at '{cfg.autoencoder}' is not the one this "
                                   "model config names; rebuild the preset after retraining it")
         model.autoencoder.load_state_dict(trained.state_dict())

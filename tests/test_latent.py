@@ -101,3 +101,14 @@ def test_the_shipped_latent_model_draws_what_it_is_asked():
     assert pipe.config.unet.image_size == 8 and pipe.latent
     report = evaluate(pipe, quick=True, progress=False)
     assert report.adherence["seen"]["all"] >= 0.9, report.table()
+
+
+@pytest.mark.skipif(not pipeline.WEIGHTS_DIR.joinpath("autoencoder.safetensors").exists(),
+                    reason="the autoencoder is not shipped yet")
+def test_the_latent_preset_trains_and_resumes_on_the_shipped_autoencoder(tmp_path):
+    model, cfg = preset("latent")
+    assert model.unet.image_size == 8 and model.autoencoder["latent_channels"] == 4
+    cfg = replace(cfg, minutes=None, steps=2, checkpoint_every=1, snapshot_steps=())
+    train(model, cfg, tmp_path / "run", progress=False, stop_at=1)
+    result = train(model, cfg, tmp_path / "run", resume=True, progress=False)
+    assert result.step == 2 and load_pretrained(tmp_path / "run" / "model.safetensors").latent
