@@ -93,6 +93,12 @@ class Pipeline:
     def latent(self) -> bool:
         return self.autoencoder is not None
 
+    @property
+    def clip_x0(self) -> bool:
+        """Whether the samplers clip x0_hat to [-1, 1]: the range of pictures, not of latents
+        (whose scale factor gives them unit variance, so about a third lie outside it)."""
+        return not self.latent
+
     @torch.no_grad()
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         """What the sampler produced -> pictures (B, 3, 32, 32) in about [-1, 1], on x's device:
@@ -177,7 +183,8 @@ class Pipeline:
         eps_fn, x_T, generator = self._setup(prompt, n, guidance_scale, negative_prompt, seed)
         x0, trajectory = samplers.sample(eps_fn, x_T, self.alpha_bar, timesteps, sampler=sampler,
                                          eta=eta, generator=generator,
-                                         keep_trajectory=keep_trajectory)
+                                         keep_trajectory=keep_trajectory,
+                                         clip_x0=self.clip_x0)
         cpu = [samplers.Step(s.t, s.x_t.cpu(), s.x0_hat.cpu(), s.eps_hat.cpu()) for s in trajectory]
         return Trajectory(world.to_uint8(self.decode(x0)), cpu,
                           self.decode if self.latent else None)
@@ -191,7 +198,7 @@ class Pipeline:
         timesteps = self._timesteps(steps)
         eps_fn, _, generator = self._setup(prompt, n, guidance_scale, negative_prompt, seed)
         x0, _ = editing.img2img(eps_fn, x_init, strength, self.alpha_bar, timesteps,
-                                 generator=generator)
+                                 generator=generator, clip_x0=self.clip_x0)
         return world.to_uint8(self.decode(x0))
 
     def inpaint(self, image: np.ndarray, mask: np.ndarray, prompt: str, n: int = 1,
