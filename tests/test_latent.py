@@ -112,3 +112,10 @@ def test_the_latent_preset_trains_and_resumes_on_the_shipped_autoencoder(tmp_pat
     train(model, cfg, tmp_path / "run", progress=False, stop_at=1)
     result = train(model, cfg, tmp_path / "run", resume=True, progress=False)
     assert result.step == 2 and load_pretrained(tmp_path / "run" / "model.safetensors").latent
+
+
+def test_the_pixel_probes_refuse_a_latent_model_in_one_sentence(latent_pipe):
+    from minidiff.course import probe
+
+    with pytest.raises(ValueError, match="works on a pixel model"):
+        probe.guidance_sweep(latent_pipe, "a red circle", [1, 3], n=1, steps=2)

@@ -31,6 +31,13 @@ def _noise(seed: int, n: int = 1, device: torch.device | str = "cpu") -> torch.T
     return samplers.seeded_noise(seed, (n, 3, world.IMAGE_SIZE, world.IMAGE_SIZE), device)[0]
 
 
+def pixel_model(pipe: Pipeline, what: str) -> None:
+    """Refuse a latent model in a probe that works on pictures, in one sentence."""
+    if pipe.latent:
+        raise ValueError(f"{what} works on a pixel model; this is a latent model (load "
+                         "minidiff.load_pretrained() for the pixel one)")
+
+
 def _timestep_list(timesteps, T: int) -> list[int]:
     ts = [int(t) for t in timesteps]
     if not ts or min(ts) < 0 or max(ts) >= T:
@@ -66,6 +73,7 @@ def denoiser_predictions(pipe: Pipeline, image: np.ndarray, prompt: str, timeste
     "eps_error": (N,) mean squared error of eps_hat}. The same noise eps is used at every t; the
     network sees the prompt without guidance (its plain conditional prediction).
     """
+    pixel_model(pipe, "denoiser_predictions")
     ts = _timestep_list(timesteps, pipe.config.T)
     t = torch.tensor(ts, device=pipe.device)  # (N,)
     x0 = world.picture_to_tensor(image).to(pipe.device).expand(len(ts), -1, -1, -1)  # (N, 3, H, W)
@@ -98,6 +106,7 @@ def attention_maps(pipe: Pipeline, prompt: str, steps: int = DEFAULT_STEPS, seed
     branch, averaged over heads, each layer's map upsampled to 32 x 32 (bilinear), then averaged
     over the attention layers. At every pixel and step the weights over the L tokens sum to 1.
     """
+    pixel_model(pipe, "attention_maps")
     tokens, _ = prompt_tokens(pipe, prompt)
     layers = [layer for _, layer in pipe.model.unet.attention_layers()]
     calls: list[torch.Tensor] = []  # one (R, heads, H*W, L_max) per layer call, in call order
@@ -138,6 +147,7 @@ def interpolate_prompts(pipe: Pipeline, prompt_a: str, prompt_b: str, weights: l
     have the same number of tokens, w = 0 gives exactly that picture and w = 1 that of prompt_b;
     otherwise the shorter prompt's padding slots are read too.
     """
+    pixel_model(pipe, "interpolate_prompts")
     weights = [float(w) for w in weights]
     if not weights or min(weights) < 0 or max(weights) > 1:
         raise ValueError(f"weights must be a non-empty list of numbers in [0, 1], got {weights}")
@@ -188,6 +198,7 @@ def guidance_sweep(pipe: Pipeline, prompt: str, scales: list[float], n: int = 8,
     All scales run as one batch: one network call per step gives the conditional and the null (or
     negative) prediction for every picture, and each scale's pictures are guided with their own s.
     """
+    pixel_model(pipe, "guidance_sweep")
     scales = [float(s) for s in scales]
     if not scales or isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"need at least one scale and n >= 1, got {scales} and n={n!r}")
