@@ -14,6 +14,7 @@ benchmarks/results/bias_skew.json.
 """
 
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -28,7 +29,7 @@ MODELS = {"skewed": "skewed", "unskewed, same recipe": ROOT / "runs" / "fast2" /
 
 
 def main() -> None:
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 2)  # threads
     judge, skew = load_judge(), world.Skew()
     hits, total = world.skew_count(skew, n=50_000)  # the training stream the model saw
     low, high = wilson(hits, total)

@@ -10,6 +10,7 @@ measures the prompts this world cannot draw (two objects).
 """
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 2)  # threads
     pipe, judge = load_pretrained(device="cpu"), load_judge()
     census = gallery.census(pipe, judge)
     print(gallery.rates_table(census))
@@ -31,13 +32,15 @@ def main() -> None:
     two = gallery.two_object_prompts(pipe, judge)
     for prompt, r in two.items():
         print(f"{prompt!r}: objects per picture {np.bincount(r['objects']).tolist()}, "
-              f"first colour {r['first']:.2f}, second colour {r['second']:.2f}")
+              f"first colour {r['first']:.2f}, second colour {r['second']:.2f}, colours "
+              f"{r['colours']}, shapes {r['shapes']}")
     result = {"pictures_per_setting": len(gallery.full_prompts()),
               "rates": {k: v["rates"] for k, v in census.items()},
               "counts": {k: {kind: int(m.sum()) for kind, m in v["kinds"].items()}
                          for k, v in census.items()},
               "two_objects": {p: {"objects": np.bincount(r["objects"], minlength=3).tolist(),
-                                  "first": r["first"], "second": r["second"]}
+                                  "first": r["first"], "second": r["second"],
+                                  "colours": r["colours"], "shapes": r["shapes"]}
                               for p, r in two.items()}}
     path = ROOT / "benchmarks" / "results" / "failure_census.json"
     path.write_text(json.dumps(result, indent=1) + "\n")

@@ -255,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("figures", help="regenerate every figure and animation of the course")
     f.add_argument("--out", default="figures", help="output folder (default figures/)")
     f.add_argument("--only", nargs="+", default=None, help="just these figures (names: "
-                   "hero prompt_box schedules denoiser training sampling words guidance)")
+                   "hero prompt_box schedules denoiser training sampling words guidance latent "
+                   "editing bias failures ladder schedulers)")
     f.add_argument("--weights", default=None, help=weights_help)
     f.add_argument("--device", default=None)
     f.set_defaults(func=_figures)

@@ -17,14 +17,29 @@ A minidiff ModelConfig says everything a diffusers scheduler needs to know about
     alpha_bar at t_prev = -1: 1  set_alpha_to_one=True, steps_offset=0
     sample(clip_x0=True)         clip_sample=True, and step(..., use_clipped_model_output=True)
 
-"ddim" and "ddpm" are the two samplers minidiff itself has, so their pictures match
-`Pipeline.generate` on the same seed (to float rounding). One caveat: diffusers' DDIMScheduler
-finds the previous timestep as t - T // steps inside step(), so it agrees with minidiff's list only
-when steps divides T (10, 20, 50 do; 30 does not). "euler" and "dpm" are diffusers' other solvers
-(EulerDiscreteScheduler, DPMSolverMultistepScheduler), here to try, with no minidiff twin.
+The kinds, and the minidiff sampler (TWINS) that computes the same steps:
+
+    kind               diffusers scheduler                 minidiff twin
+    "ddim"             DDIMScheduler                       "ddim"
+    "ddpm"             DDPMScheduler                       "ddpm"
+    "euler"            EulerDiscreteScheduler              -
+    "euler_ancestral"  EulerAncestralDiscreteScheduler     "euler_ancestral"
+    "dpm"              DPMSolverMultistepScheduler         "dpmpp_2m"
+    "unipc"            UniPCMultistepScheduler             -
+
+"ddim" and "ddpm" give `Pipeline.generate`'s pictures on the same seed (to float rounding).
+"euler_ancestral" and "dpm" do not clip x0_hat to [-1, 1] as minidiff's loop does, so theirs differ
+by a grey level or two. One caveat: diffusers' DDIMScheduler finds the previous timestep as
+t - T // steps inside step(), so it agrees with minidiff's list only when steps divides T (10, 20,
+50 do; 30 does not). Heun (HeunDiscreteScheduler) and PNDM (Stable Diffusion 1.5's default) are
+left out: both average noise guesses made at both ends of a step, and on this cosine schedule the
+first step falls from sigma = sqrt((1 - alpha_bar) / alpha_bar) of about 20,000 at t = 999 to 13,
+which magnifies the difference between the two guesses; their pictures stay noisy at 20 steps.
 
 diffusers is imported inside the functions (minidiff itself needs only torch and numpy).
 """
+
+import inspect
 
 import numpy as np
 import torch
@@ -34,7 +49,8 @@ from .pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
 BETA_SCHEDULES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}  # minidiff -> diffusers
 PREDICTION_TYPES = {"eps": "epsilon", "x0": "sample", "v": "v_prediction"}
-KINDS = ("ddim", "ddpm", "euler", "dpm")
+KINDS = ("ddim", "ddpm", "euler", "euler_ancestral", "dpm", "unipc")
+TWINS = {"ddim": "ddim", "ddpm": "ddpm", "euler_ancestral": "euler_ancestral", "dpm": "dpmpp_2m"}
 
 
 def diffusers_scheduler(config, kind: str = "ddim", prediction: str | None = None):
@@ -59,8 +75,12 @@ def diffusers_scheduler(config, kind: str = "ddim", prediction: str | None = Non
         return diffusers.DDPMScheduler(**common, clip_sample=True, variance_type="fixed_small")
     if kind == "euler":
         return diffusers.EulerDiscreteScheduler(**common)
+    if kind == "euler_ancestral":
+        return diffusers.EulerAncestralDiscreteScheduler(**common)
     if kind == "dpm":
         return diffusers.DPMSolverMultistepScheduler(**common)
+    if kind == "unipc":
+        return diffusers.UniPCMultistepScheduler(**common)
     raise ValueError(f"unknown scheduler kind {kind!r}; choose one of {', '.join(KINDS)}")
 
 
@@ -88,7 +108,9 @@ def diffusers_loop(scheduler, model_output, x_T: torch.Tensor, steps: int,
     """
     import diffusers
 
-    step_options = {"generator": generator}
+    step_options = {}
+    if "generator" in inspect.signature(scheduler.step).parameters:  # UniPC's step takes none
+        step_options["generator"] = generator
     if isinstance(scheduler, diffusers.DDIMScheduler):
         # minidiff re-derives eps_hat from the clipped x0_hat; diffusers only does when asked
         step_options["use_clipped_model_output"] = True
@@ -108,6 +130,9 @@ def sample_with_diffusers(pipe, prompt: str, n: int = 8, steps: int = DEFAULT_ST
     scheduler -> uint8 (n, 32, 32, 3). Same seed, same starting noise x_T as the pipeline."""
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive whole number of pictures, got {n!r}")
+    if getattr(pipe, "latent", False):
+        raise ValueError("the bridge samples pictures, 3 x 32 x 32; this is a latent model (use "
+                         "minidiff.load_pretrained() for the pixel one)")
     scheduler = diffusers_scheduler(pipe.config, kind, prediction="eps")
     x_T, generator = samplers.seeded_noise(seed, (n, 3, world.IMAGE_SIZE, world.IMAGE_SIZE),
                                            pipe.device)  # as Pipeline.trace draws it

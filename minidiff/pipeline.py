@@ -87,7 +87,7 @@ class Pipeline:
         self.tokenizer = Tokenizer()
         # alpha_bar stays a float64 CPU tensor (MPS has no float64); samplers cast per step.
         self.alpha_bar = make_alpha_bar(self.config.schedule, self.config.T)
-        self.autoencoder = model.autoencoder  # None for a pixel model
+        self.autoencoder = getattr(model, "autoencoder", None)  # None for a pixel model
 
     @property
     def latent(self) -> bool:

@@ -6,11 +6,13 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from minidiff import diffusion, samplers, world
 from minidiff.course import exercises
+from minidiff.evaluate import normalised_entropy
 from minidiff.tokenizer import Tokenizer
 
 
@@ -26,6 +28,9 @@ RIGHT = {
     exercises.check_guidance: diffusion.guided_eps,
     exercises.check_tokenize: lambda p: Tokenizer().encode(p)[0].tolist(),
     exercises.check_describe: lambda c, s, z, p: f"a {z} {c} {s} {world.PHRASES[p]}",
+    exercises.check_scale_factor: lambda z: 1 / z.std(),
+    exercises.check_paste_known: lambda x, known, keep: keep * known + (1 - keep) * x,
+    exercises.check_normalised_entropy: normalised_entropy,
 }
 
 
@@ -47,6 +52,12 @@ def test_the_package_answer_passes(check, capsys):
     (exercises.check_tokenize, lambda p: [Tokenizer().ids[w] for w in p.split()], "<start>"),
     (exercises.check_describe, lambda c, s, z, p: f"a {z} {c} {s}", "reads as"),
     (exercises.check_describe, lambda c, s, z, p: 1 / 0, "ZeroDivisionError"),
+    (exercises.check_scale_factor, lambda z: z.std(), "standard deviation itself"),
+    (exercises.check_scale_factor, lambda z: 1 / z.var(), "square root"),
+    (exercises.check_paste_known, lambda x, known, keep: keep * x + (1 - keep) * known,
+     "wrong way round"),
+    (exercises.check_normalised_entropy,
+     lambda v, k: normalised_entropy(v, k) * np.log(k), "Divide by log k"),
 ])
 def test_a_wrong_answer_fails_with_a_hint(check, wrong, hint, capsys):
     assert check(wrong) is False
@@ -100,7 +111,7 @@ def test_more_slips_get_their_hint(check, wrong, hint, capsys):
 
 
 # -- the notebooks' exercises: a stub the learner completes, and a hidden solution ---------------
-NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("0*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 # what each exercise asks the learner to write, as the package names it: neither the stub nor the
 # solution may use it (as `diffusion.q_sample`, or a `q_sample` imported from the package).
@@ -112,6 +123,10 @@ REFERENCE = {
     "check_ddim_step": "ddim_step",
     "check_tokenize": "encode",
     "check_guidance": "guided_eps",
+    "check_scale_factor": "measure_scale_factor",
+    "check_paste_known": "inpaint",
+    "check_normalised_entropy": "normalised_entropy",
+    "check_diffusers_loop": "diffusers_loop",
 }
 
 
@@ -194,7 +209,8 @@ def exercise(request):
 def test_each_notebook_has_its_exercise():
     assert [_exercise(p)[2] for p in NOTEBOOKS] == [
         "check_describe", "check_q_sample", "check_x0_from_eps", "check_v_from",
-        "check_ddim_step", "check_tokenize", "check_guidance"]
+        "check_ddim_step", "check_tokenize", "check_guidance", "check_scale_factor",
+        "check_paste_known", "check_normalised_entropy", "check_diffusers_loop"]
 
 
 def test_the_exercise_starts_unsolved(exercise, capsys):

@@ -72,7 +72,7 @@ def share_plot(results: dict, training_share: tuple[float, float, float], ax=Non
     ax.axhspan(low, high, color="#e0b000", alpha=0.25, lw=0)
     ax.axhline(share, color="#b08800", ls="--", lw=1, label=f"skewed training data {share:.0%}")
     ax.axhline(0.2, color="#556677", ls=":", lw=1, label="unskewed training data 20%")
-    ax.set_xticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xticks(range(len(labels)), [k.replace(", ", ",\n") for k in labels], fontsize=8)
     ax.set(ylim=(0, 1), ylabel="share of yellow stars")
     ax.legend(fontsize=8, loc="upper right")
     return ax

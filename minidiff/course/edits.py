@@ -20,6 +20,8 @@ from minidiff.grid import make_grid
 STRENGTHS = [round(float(s), 1) for s in np.linspace(0, 1, 11)]
 MASK_SIDES = (8, 12, 16, 20, 24)
 MASK_EDGE = (255, 0, 160)  # the outline drawn around a mask
+INPAINT_PROMPTS = ("a large purple star in the center", "a large yellow circle in the center",
+                   "a small red triangle in the center")
 
 
 def source_picture(prompt: str, seed: int = 0) -> tuple[np.ndarray, dict[str, str]]:
@@ -133,8 +135,7 @@ class InpaintExplorer(Explorer):
     static_figure = "figures/08_inpaint_explorer.gif"
 
     def __init__(self, pipe, source: str = "a large blue square in the center",
-                 prompts=("a purple star", "a yellow circle", "a small red triangle"),
-                 sides=MASK_SIDES, n: int = 8, seed: int = 0, judge=None):
+                 prompts=INPAINT_PROMPTS, sides=MASK_SIDES, n: int = 8, seed: int = 0, judge=None):
         image, _ = source_picture(source)
         centre = _centre(image)
         prompt = W.Dropdown(options=list(prompts), value=prompts[0], description="redraw as",
@@ -150,9 +151,8 @@ class InpaintExplorer(Explorer):
                 result = inpaint_measure(pipe, image, mask, p, n, seed, judge)
                 self.results[p, side] = result
                 grid = make_grid(result["images"], ncol=min(n, 4), scale=SCALE // 2)
-                label = (f"mask {side} x {side} px · the judge reads \"{p}\" in "
-                         f"{result['as_asked']:.0%} · largest change outside the mask: "
-                         f"{result['outside_max_change']} of 255")
+                label = (f"mask {side} x {side} px · drawn as asked: {result['as_asked']:.0%} · "
+                         f"largest change outside: {result['outside_max_change']}/255")
                 frames[p, side] = (side_by_side(outlined(image, mask), grid), label)
         self._set_frames(frames)
 
@@ -166,7 +166,6 @@ def _centre(image: np.ndarray) -> tuple[float, float]:
 
 
 def inpaint_explorer(pipe, source: str = "a large blue square in the center",
-                     prompts=("a purple star", "a yellow circle", "a small red triangle"),
-                     n: int = 8, seed: int = 0, judge=None):
+                     prompts=INPAINT_PROMPTS, n: int = 8, seed: int = 0, judge=None):
     """A dropdown of what to draw and a mask-size slider over inpainting runs, measured."""
     return InpaintExplorer(pipe, source, prompts, MASK_SIDES, n, seed, judge)

@@ -269,3 +269,155 @@ def check_describe(fn: Callable) -> bool:
         if int((ids != 0).sum()) >= MAX_TOKENS:
             return _verdict(False, what, f"{prompt!r} is too long for {MAX_TOKENS} tokens")
     return _verdict(True, what)
+
+
+# -- 10 the real thing ---------------------------------------------------------------------------
+def _stand_in_eps(x_t: torch.Tensor, t) -> torch.Tensor:
+    """A fixed, deterministic stand-in for the network's noise guess; t may be an int or a 0-d
+    tensor, as a scheduler's timesteps are."""
+    t = round(float(t))
+    return torch.tanh(x_t) * (0.5 + t / 2000) + 0.1 * torch.sin(3 * x_t)
+
+
+def _slipped_loop(scheduler, x_T: torch.Tensor, steps: int, slip: str) -> torch.Tensor:
+    """diffusers' loop with one common slip, to recognise it in a learner's answer."""
+    from diffusers.utils import logging
+
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()  # diffusers warns about the missing scale_model_input
+    try:
+        scheduler.set_timesteps(steps)
+        x = x_T if slip == "no init_noise_sigma" else x_T * scheduler.init_noise_sigma
+        for t in scheduler.timesteps:
+            x_in = x if slip == "no scale_model_input" else scheduler.scale_model_input(x, t)
+            eps_hat = _stand_in_eps(x_in, t)
+            x = scheduler.step(eps_hat, t, x_in if slip == "step from x_in" else x).prev_sample
+    finally:
+        logging.set_verbosity(verbosity)
+    return x
+
+
+def check_diffusers_loop(fn: Callable) -> bool:
+    """fn(scheduler, eps_fn, x_T, steps) -> x0: diffusers' sampling loop, for a fresh diffusers
+    scheduler, a noise-guess function eps_fn(x, t) and starting noise x_T (B, 3, 32, 32)."""
+    from minidiff import diffusers_bridge
+    from minidiff.model import ModelConfig
+    from minidiff.text_encoder import TextEncoderConfig
+
+    what, steps = "diffusers_loop", 10
+    config = ModelConfig(text=TextEncoderConfig(vocab_size=len(Tokenizer())), prediction="eps")
+
+    def fresh(kind: str):
+        return diffusers_bridge.diffusers_scheduler(config, kind)
+
+    _, x_T, _ = _inputs(10)
+    for kind in ("euler", "dpm"):  # Euler works on a rescaled x, DPM-Solver++ on x_t itself
+        scheduler = fresh(kind)
+        name = f"{what} with diffusers' {type(scheduler).__name__}"
+        out = _call(fn, what, scheduler, _stand_in_eps, x_T, steps)
+        if out is None:
+            return False
+        if hasattr(out, "prev_sample"):
+            return _verdict(False, name, "scheduler.step(...) returns an object; the next x is "
+                            "its .prev_sample, and the loop returns the last one.")
+        if len(scheduler.timesteps) != steps:
+            return _verdict(False, name, f"Call scheduler.set_timesteps(steps) first: the "
+                            f"scheduler walked {len(scheduler.timesteps)} timesteps, not {steps}.")
+        expected = diffusers_bridge.diffusers_loop(fresh(kind), _stand_in_eps, x_T, steps)
+        if _mismatch(out, expected, {}, "") is None:
+            continue
+        slips = {
+            "Start from x_T * scheduler.init_noise_sigma: Euler works on a rescaled x, whose "
+            "noise is far larger than 1 at the first step.":
+                _slipped_loop(fresh(kind), x_T, steps, "no init_noise_sigma"),
+            "Show the network scheduler.scale_model_input(x, t), not x itself: it turns the "
+            "scheduler's rescaled x back into the x_t the network was trained on.":
+                _slipped_loop(fresh(kind), x_T, steps, "no scale_model_input"),
+            "Give scheduler.step the x the scheduler keeps (x), not the network's input x_in.":
+                _slipped_loop(fresh(kind), x_T, steps, "step from x_in"),
+        }
+        hint = _mismatch(out, expected, slips,
+                         "scheduler.set_timesteps(steps); x = x_T * scheduler.init_noise_sigma; "
+                         "then for each t in scheduler.timesteps: eps_hat = "
+                         "eps_fn(scheduler.scale_model_input(x, t), t) and "
+                         "x = scheduler.step(eps_hat, t, x).prev_sample.")
+        return _verdict(False, name, hint)
+    return _verdict(True, what)
+
+
+# -- 07 latent diffusion -------------------------------------------------------------------------
+def check_scale_factor(fn: Callable) -> bool:
+    """fn(latents (N, 4, 8, 8)) -> the number that gives the latents unit variance."""
+    what = "scale_factor"
+    g = torch.Generator().manual_seed(7)
+    for spread in (0.3, 2.0):
+        latents = spread * torch.randn(64, 4, 8, 8, generator=g) + 0.1
+        out = _call(fn, what, latents)
+        if out is None:
+            return False
+        try:
+            value = float(out)
+        except (TypeError, ValueError):
+            return _verdict(False, what, f"return one number, got {type(out).__name__} "
+                            f"{getattr(out, 'shape', '')}")
+        expected = 1.0 / latents.std().item()
+        slips = {"That is the standard deviation itself; the factor divides by it: "
+                 "1 / latents.std().": latents.std().item(),
+                 "That is 1 / variance; take the square root, the standard deviation.":
+                 1.0 / latents.var().item()}
+        if abs(value - expected) > 1e-3 * expected:
+            hint = next((h for h, v in slips.items() if abs(value - v) <= 1e-3 * abs(v)),
+                        "Multiply the latents by 1 / (their standard deviation) to give them "
+                        "a standard deviation of 1.")
+            return _verdict(False, what, hint)
+    return _verdict(True, what)
+
+
+# -- 08 editing ----------------------------------------------------------------------------------
+def check_paste_known(fn: Callable) -> bool:
+    """fn(x, known_t, keep) -> x with the kept region replaced by known_t (keep: 1 = keep)."""
+    what = "paste_known"
+    x, known_t, _ = _inputs(11)
+    g = torch.Generator().manual_seed(12)
+    keep = (torch.rand(1, 1, 32, 32, generator=g) > 0.5).float()  # (1, 1, 32, 32)
+    out = _call(fn, what, x, known_t, keep)
+    if out is None:
+        return False
+    slips = {"The mask is the wrong way round: keep = 1 where the known picture stays.":
+             keep * x + (1 - keep) * known_t,
+             "Outside the kept region the sampler's own picture x must stay: "
+             "keep · known_t + (1 - keep) · x.": keep * known_t}
+    hint = _mismatch(out, keep * known_t + (1 - keep) * x, slips,
+                     "keep · known_t + (1 - keep) · x.")
+    return _verdict(hint is None, what, hint or "")
+
+
+# -- 09 measuring and bias -----------------------------------------------------------------------
+def check_normalised_entropy(fn: Callable) -> bool:
+    """fn(values (N,) ints in 0..k-1, k) -> H / log k of their frequencies."""
+    from minidiff.evaluate import normalised_entropy
+
+    what = "normalised_entropy"
+    rng = np.random.default_rng(3)
+    cases = [(rng.integers(0, 9, 48), 9), (np.zeros(20, int), 6), (np.arange(6).repeat(4), 6),
+             (rng.choice(4, 40, p=[0.7, 0.1, 0.1, 0.1]), 4)]
+    for values, k in cases:
+        out = _call(fn, what, values, k)
+        if out is None:
+            return False
+        expected = normalised_entropy(values, k)
+        counts = np.bincount(values, minlength=k)
+        p = counts[counts > 0] / len(values)
+        slips = {"Divide by log k, so that k equally common values give 1.":
+                 float(-(p * np.log(p)).sum()),
+                 "Use the frequencies (counts / N), not the counts, as probabilities.":
+                 float(-(counts[counts > 0] * np.log(counts[counts > 0])).sum() / np.log(k))}
+        try:
+            value = float(out)
+        except (TypeError, ValueError):
+            return _verdict(False, what, f"return one number, got {type(out).__name__}")
+        if not np.isclose(value, expected, atol=1e-6):
+            hint = next((h for h, v in slips.items() if np.isclose(value, v, atol=1e-6)),
+                        "H = -sum p log p over the values that occur, then divide by log k.")
+            return _verdict(False, f"{what} of {k} values", hint)
+    return _verdict(True, what)

@@ -253,16 +253,18 @@ def editing(pipe, out: Path) -> list[Path]:
     sweep = edits.img2img_sweep(pipe, source, named, "a blue circle", n=1)
     square, _ = edits.source_picture("a large blue square in the center")
     mask = edits.square_mask((16, 16), 24)
-    painted = [edits.inpaint_measure(pipe, square, mask, p, n=1)["images"][0]
-               for p in ("a purple star", "a yellow circle", "a small red triangle")]
-    blank = np.full_like(source, 255)
-    rows = np.stack([[sweep[s]["images"][0] for s in edits.STRENGTHS],
-                     [square, *painted, *[blank] * (len(edits.STRENGTHS) - 4)]])
+    painted = [edits.inpaint_measure(pipe, square, mask, p, n=3)["images"]
+               for p in edits.INPAINT_PROMPTS]
+    row = [square, *np.concatenate(painted), np.full_like(square, 255)]
+    rows = np.stack([[sweep[s]["images"][0] for s in edits.STRENGTHS], row[:len(edits.STRENGTHS)]])
     path = out / "08_editing.png"
     labelled_grid(rows, path, row_labels=['img2img: "a blue circle"',
-                                          ("inpaint: the square\nredrawn as purple star,\n"
-                                          "yellow circle, small red\ntriangle")],
-                  col_labels=[f"strength {s:g}" for s in edits.STRENGTHS])
+                                          "inpainting the square\n(24 x 24 px mask):\n"
+                                          + "; ".join(p.removeprefix("a ").removesuffix(
+                                              " in the center") for p in edits.INPAINT_PROMPTS)
+                                          + "\n(3 seeds each)"],
+                  col_labels=[f"{s:g}" for s in edits.STRENGTHS],
+                  title="img2img strength (top row) · the same noise at every strength")
     paths = [path]
     for explorer in (edits.img2img_explorer(pipe), edits.inpaint_explorer(pipe)):
         paths.append(out / Path(explorer.static_figure).name)
@@ -318,10 +320,20 @@ def ladder(pipe, out: Path) -> list[Path]:
     return [path]
 
 
+def schedulers(pipe, out: Path) -> list[Path]:
+    """10: "a red star" under every diffusers scheduler and number of steps (the explorer's
+    frames as one picture)."""
+    from minidiff.course import real_systems
+    from minidiff.judge import load_judge
+
+    explorer = real_systems.scheduler_explorer(pipe, prompt="a red star", judge=load_judge())
+    return [explorer.save_static(out / "10_schedulers.png")]
+
+
 FIGURES = {"hero": hero, "prompt_box": prompt_box, "schedules": schedules,
            "denoiser": denoiser, "training": training, "sampling": sampling, "words": words,
            "guidance": guidance, "latent": latent, "editing": editing, "bias": bias,
-           "failures": failures, "ladder": ladder}
+           "failures": failures, "ladder": ladder, "schedulers": schedulers}
 
 
 def make_figures(out: str | os.PathLike = "figures", pipe=None,

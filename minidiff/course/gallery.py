@@ -124,13 +124,19 @@ def _wrap(text: str, width: int = 30) -> str:
 def two_object_prompts(pipe, judge, prompts=TWO_OBJECT_PROMPTS, n: int = 16, seed: int = 0):
     """What the model draws for prompts naming two objects: {prompt: {"objects": (n,) objects
     per picture, "first": share drawn as the first object's colour, "second": as the second's,
-    "images"}}."""
+    "colours", "shapes": {value: pictures} as the judge reads them, "images"}}."""
+    from collections import Counter
+
     out = {}
     for prompt in prompts:
         images = pipe.generate(prompt, n=n, seed=seed)
         colours = [w for w in prompt.replace(",", " ").split() if w in world.COLOURS]
-        judged = [world.COLOURS[j] for j in judge.predict(images)["colour"]]
+        read = judge.predict(images)
+        judged = [world.COLOURS[j] for j in read["colour"]]
         out[prompt] = {"objects": count_objects(images), "images": images,
                        "first": float(np.mean([c == colours[0] for c in judged])),
-                       "second": float(np.mean([c == colours[-1] for c in judged]))}
+                       "second": float(np.mean([c == colours[-1] for c in judged])),
+                       "colours": dict(Counter(judged).most_common()),
+                       "shapes": dict(Counter(world.SHAPES[j] for j in read["shape"])
+                                      .most_common())}
     return out

@@ -37,7 +37,8 @@ def channel_tiles(z: np.ndarray, scale: int = 16) -> np.ndarray:
     enlarged to the size of the 32 x 32 picture it codes (at `scale` screen pixels per latent
     element)."""
     tiles = np.stack([heat(c) for c in np.asarray(z, dtype=np.float32)])  # (4, 8, 8, 3)
-    return make_grid(tiles, ncol=len(tiles), scale=scale, pad=4)
+    return make_grid(tiles, ncol=len(tiles), scale=scale, pad=max(2, scale // 2),
+                     background=150)  # grey gaps: white is a value (0)
 
 
 @torch.no_grad()

@@ -66,9 +66,9 @@ def ladder_plot(ladder: dict):
             ax = axes[r, c]
             ax.set_xscale("log")
             ax.set(xlabel=xlabel, title=title if r == 0 else "")
-            for row, xv in zip(rows, x):
-                ax.annotate(row["size"], (xv, ax.get_ylim()[0]), fontsize=8, ha="center",
-                            va="bottom", color="grey")
+            ax.minorticks_off()  # label the three models, not the decades
+            unit, scale = ("M", 1e6) if xkey == "parameters" else ("", 1)
+            ax.set_xticks(x, [f"{row['size']}\n{v / scale:.3g}{unit}" for row, v in zip(rows, x)])
         axes[r, 0].set_ylim(0, 1.02)
         axes[r, 0].legend(fontsize=7)
         axes[r, 1].legend(fontsize=7)

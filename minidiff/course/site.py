@@ -32,7 +32,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 REGISTRY = "https://registry.npmjs.org"
 EXPLORER_CALLS = ("schedule_explorer(", "denoiser_explorer(", "step_scrubber(", "prompt_explorer(",
-                  "guidance_explorer(", "prompt_box(", "snapshot_explorer(", "live_training(")
+                  "guidance_explorer(", "prompt_box(", "snapshot_explorer(", "live_training(",
+                  "latent_explorer(", "img2img_explorer(", "inpaint_explorer(", "bias_explorer(",
+                  "scheduler_explorer(")
 PAGE_LIMIT = 10 * 1024 * 1024  # bytes per page, widget state included
 ASSETS_URL = "../assets"  # from notebooks/ and slides/, where the pages are
 
