@@ -160,3 +160,18 @@ def test_the_size_ladder_file_holds_three_sizes_about_4x_apart():
     with pytest.raises(FileNotFoundError, match="train_size_ladder.py"):
         scaling.read_ladder(scaling.RESULTS.with_name("missing.json"))
 
+
+
+def test_the_explorers_show_their_dropdowns(pipe, judge):
+    from minidiff.checkpoint import load_autoencoder
+
+    inpaint = edits.InpaintExplorer(pipe, prompts=("a large purple star in the center",),
+                                    sides=(8,), n=1, judge=judge)
+    explorers = [inpaint, latent.LatentExplorer(load_autoencoder(), n_pictures=1, ts=(0,))]
+    for explorer in explorers:
+        shown, stack = [], list(explorer.children)
+        while stack:
+            widget = stack.pop()
+            shown.append(widget)
+            stack += list(getattr(widget, "children", ()))
+        assert explorer.outer in shown

@@ -140,7 +140,8 @@ class InpaintExplorer(Explorer):
         centre = _centre(image)
         prompt = W.Dropdown(options=list(prompts), value=prompts[0], description="redraw as",
                             layout=W.Layout(width="360px"))
-        super().__init__(selection_slider(list(sides), sides[-1], "mask side"), outer=prompt,
+        slider = selection_slider(list(sides), sides[-1], "mask side")
+        super().__init__(slider, outer=prompt, slider_box=W.VBox([prompt, slider]),
                          caption=(f"left: {source}, the square to redraw outlined · right: {n} "
                                   "pictures inpainted there from the same noises; every pixel "
                                   "outside the square is kept"))

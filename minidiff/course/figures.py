@@ -275,15 +275,12 @@ def editing(pipe, out: Path) -> list[Path]:
 def bias(pipe, out: Path) -> list[Path]:
     """09: the shares of yellow stars (benchmarks/results/bias_skew.json); the bias explorer's
     animation, the skewed model above the shipped one."""
-    import json
-
     from matplotlib.figure import Figure
 
     from minidiff import load_pretrained
     from minidiff.course import bias as lesson
 
-    results = json.loads((Path(__file__).resolve().parents[2] / "benchmarks" / "results"
-                          / "bias_skew.json").read_text())
+    results = lesson.read_results()
     fig = Figure(figsize=(7.5, 3.4), layout="constrained")
     bars = {f"{model}\nguidance {g}": results["models"][model][f"star, guidance {g}"]
             for model in results["models"] for g in ("1", "3")}

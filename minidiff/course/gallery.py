@@ -10,6 +10,7 @@ change from the defaults (DDPM, 20 steps, guidance 1) at a time, so each row of 
 what that one knob does.
 """
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,17 @@ SETTINGS = ([DEFAULT]
 # Prompts this world cannot draw: the tokenizer knows "and", so two objects are accepted.
 TWO_OBJECT_PROMPTS = ("a red circle and a blue square", ("a large yellow star and a small green "
                       "circle"), "a purple triangle on the left and an orange square on the right")
+
+
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "failure_census.json"
+
+
+def read_census(path: Path = RESULTS) -> dict:
+    """The full census (benchmarks/failure_census.py): 432 pictures under each of SETTINGS."""
+    if not path.exists():
+        raise FileNotFoundError(f"no failure census at '{path}'; run "
+                                "python benchmarks/failure_census.py")
+    return json.loads(path.read_text())
 
 
 def name(setting: dict) -> str:

@@ -58,7 +58,8 @@ class LatentExplorer(Explorer):
         self.captions = captions
         picture = W.Dropdown(options=[(c, i) for i, c in enumerate(captions)], value=0,
                              description="picture", layout=W.Layout(width="420px"))
-        super().__init__(selection_slider(list(ts), ts[0], "t"), outer=picture, caption=(
+        slider = selection_slider(list(ts), ts[0], "t")
+        super().__init__(slider, outer=picture, slider_box=W.VBox([picture, slider]), caption=(
             "left to right: the test picture · the same amount of noise added to its pixels · "
             "its latent's 4 channels with that noise added in latent space · that noisy latent, "
             "decoded. At t = 0 the last picture is the autoencoder's reconstruction."))
