@@ -79,8 +79,7 @@ def main() -> None:
             model_config, cfg = config(name)
             print(f"training {name}: {count_parameters(TextToImage(model_config)):,} parameters",
                   flush=True)
-            train(model_config, cfg, run, resume=(run / "checkpoint.safetensors").exists(),
-                  progress=False)
+            train(model_config, cfg, run, resume=(run / "checkpoint.safetensors").exists())
     rows = [measure(name, Path(args.runs) / f"ladder_{name}") for name in SIZES]
     RESULTS.write_text(json.dumps({"budget_minutes": preset("fast")[1].minutes, "rows": rows},
                                   indent=1) + "\n")

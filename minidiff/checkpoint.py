@@ -156,17 +156,27 @@ def load_autoencoder(path: str | os.PathLike | None = None,
     return model.to(device).eval()
 
 
+def run_checkpoint(out: Path, resume: bool) -> Path:
+    """The training checkpoint of the run folder `out`, after checking that a new run does not
+    overwrite one (resume=False) and that a resumed run has one to resume (resume=True)."""
+    ckpt = Path(out) / "checkpoint.safetensors"
+    if ckpt.exists() and not resume:
+        raise FileExistsError(f"'{out}' already holds a run; pass resume=True (--resume) to "
+                              "continue it, or choose another output folder")
+    if resume and not ckpt.exists():
+        raise FileNotFoundError(f"there is no checkpoint to resume in '{out}'")
+    return ckpt
+
+
 def save_training(path: str | os.PathLike, model: TextToImage, ema: TextToImage,
                   optimizer: torch.optim.Optimizer, step: int, train_config: dict) -> None:
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
-    opt = optimizer.state_dict()
-    for idx, state in opt["state"].items():
-        for name, value in state.items():
-            tensors[f"opt.{idx}.{name}"] = torch.as_tensor(value)
+    opt_tensors, param_groups = optimizer_state(optimizer)
+    tensors.update(opt_tensors)
     metadata = {"format": FORMAT, "kind": "training", "config": json.dumps(model.config.to_dict()),
                 "train_config": json.dumps(train_config), "step": str(step),
-                "param_groups": json.dumps(opt["param_groups"]),
+                "param_groups": param_groups,
                 "info": json.dumps({"step": step})}
     write_file(tensors, metadata, path)
 
@@ -183,11 +193,25 @@ def load_training(path: str | os.PathLike, model: TextToImage, ema: TextToImage,
                               f"({_first_difference(stored, model.config)})")
     load_state(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path)
     load_state(ema, {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}, path)
+    restore_optimizer(optimizer, tensors, metadata["param_groups"])
+    return int(metadata["step"]), json.loads(metadata["train_config"])
+
+
+def optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:
+    """An optimizer's state as safetensors entries ("opt.<param>.<name>") and its param groups
+    as JSON, for a training checkpoint."""
+    opt = optimizer.state_dict()
+    tensors = {f"opt.{idx}.{name}": torch.as_tensor(value)
+               for idx, state in opt["state"].items() for name, value in state.items()}
+    return tensors, json.dumps(opt["param_groups"])
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                      param_groups: str) -> None:
+    """The inverse of optimizer_state: load its entries of a checkpoint's tensors."""
     state: dict[int, dict] = {}
     for key, value in tensors.items():
         if key.startswith("opt."):
             _, idx, name = key.split(".", 2)
             state.setdefault(int(idx), {})[name] = value
-    optimizer.load_state_dict({"state": state,
-                               "param_groups": json.loads(metadata["param_groups"])})
-    return int(metadata["step"]), json.loads(metadata["train_config"])
+    optimizer.load_state_dict({"state": state, "param_groups": json.loads(param_groups)})

@@ -32,6 +32,7 @@ from .checkpoint import (
     load_autoencoder,
     load_training,
     read_file,
+    run_checkpoint,
     save_model,
     save_training,
 )
@@ -219,12 +220,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
     """
     cfg = train_config
     out = Path(out_dir)
-    ckpt = out / "checkpoint.safetensors"
-    if ckpt.exists() and not resume:
-        raise FileExistsError(f"'{out}' already holds a run; pass resume=True (--resume) to "
-                              "continue it, or choose another output folder")
-    if resume and not ckpt.exists():
-        raise FileNotFoundError(f"there is no checkpoint to resume in '{out}'")
+    ckpt = run_checkpoint(out, resume)
     for name in ("steps", "batch_size", "checkpoint_every", "sample_every", "log_every"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be at least 1, got {getattr(cfg, name)}")

@@ -22,7 +22,16 @@ from tqdm.auto import tqdm
 
 from . import world
 from .autoencoder import Autoencoder, AutoencoderConfig
-from .checkpoint import FORMAT, load_state, read_file, save_autoencoder, write_file
+from .checkpoint import (
+    FORMAT,
+    load_state,
+    optimizer_state,
+    read_file,
+    restore_optimizer,
+    run_checkpoint,
+    save_autoencoder,
+    write_file,
+)
 from .device import pick_device
 
 
@@ -54,13 +63,11 @@ def measure_scale_factor(model: Autoencoder, n: int = 2048, seed: int = 0) -> fl
 def _save_checkpoint(path: Path, model: Autoencoder, optimizer, step: int, seconds: float,
                      cfg: AutoencoderTraining) -> None:
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    opt = optimizer.state_dict()
-    for idx, state in opt["state"].items():
-        tensors.update({f"opt.{idx}.{k}": torch.as_tensor(v) for k, v in state.items()})
-    write_file(tensors, {"format": FORMAT, "kind": "autoencoder-training", "step": str(step),
+    opt_tensors, param_groups = optimizer_state(optimizer)
+    write_file({**tensors, **opt_tensors}, {"format": FORMAT, "kind": "autoencoder-training", "step": str(step),
                          "elapsed": str(seconds), "config": json.dumps(model.config.to_dict()),
                          "train_config": json.dumps(asdict(cfg)),
-                         "param_groups": json.dumps(opt["param_groups"])}, path)
+                         "param_groups": param_groups}, path)
 
 
 def train_autoencoder(out: str | Path, cfg: AutoencoderTraining | None = None,
@@ -72,14 +79,12 @@ def train_autoencoder(out: str | Path, cfg: AutoencoderTraining | None = None,
     cfg = cfg or AutoencoderTraining()
     config = config or AutoencoderConfig()
     out = Path(out)
-    ckpt = out / "checkpoint.safetensors"
-    if ckpt.exists() and not resume:
-        raise FileExistsError(f"'{out}' already holds a run; pass resume=True (--resume) to "
-                              "continue it, or choose another output folder")
-    if resume and not ckpt.exists():
-        raise FileNotFoundError(f"there is no checkpoint to resume in '{out}'")
-    if cfg.steps < 1 or cfg.batch_size < 1 or not cfg.lr > 0:
-        raise ValueError(f"steps and batch_size must be at least 1 and lr positive, got {cfg}")
+    ckpt = run_checkpoint(out, resume)
+    for name in ("steps", "batch_size", "checkpoint_every", "warmup"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be at least 1, got {getattr(cfg, name)}")
+    if not cfg.lr > 0:
+        raise ValueError(f"lr must be a positive number, got {cfg.lr}")
     dev = pick_device(device)
     torch.manual_seed(cfg.seed)
     model = Autoencoder(config).to(dev)
@@ -95,13 +100,7 @@ def train_autoencoder(out: str | Path, cfg: AutoencoderTraining | None = None,
             raise ValueError(f"'{ckpt}' was made with other settings; resume with the same ones "
                              "(only --steps may change)")
         load_state(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, ckpt)
-        state: dict[int, dict] = {}
-        for key, value in tensors.items():
-            if key.startswith("opt."):
-                _, idx, name = key.split(".", 2)
-                state.setdefault(int(idx), {})[name] = value
-        optimizer.load_state_dict({"state": state,
-                                   "param_groups": json.loads(metadata["param_groups"])})
+        restore_optimizer(optimizer, tensors, metadata["param_groups"])
         start, elapsed = int(metadata["step"]), float(metadata["elapsed"])
     out.mkdir(parents=True, exist_ok=True)
     model.train()

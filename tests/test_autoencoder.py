@@ -100,9 +100,9 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
 def test_bad_training_settings_are_refused(tmp_path):
     from dataclasses import replace
 
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match="steps must be at least 1, got 0"):
         train_autoencoder(tmp_path / "r", replace(QUICK, steps=0), TINY, progress=False)
-    with pytest.raises(ValueError, match="lr positive"):
+    with pytest.raises(ValueError, match="lr must be a positive number, got nan"):
         train_autoencoder(tmp_path / "r", replace(QUICK, lr=float("nan")), TINY, progress=False)
 
 

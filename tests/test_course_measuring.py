@@ -157,8 +157,8 @@ def test_the_size_ladder_file_holds_three_sizes_about_4x_apart():
     sizes = [row["parameters"] for row in ladder["rows"]]
     assert len(sizes) == 3 and all(3 < b / a < 5 for a, b in itertools.pairwise(sizes))
     assert scaling.ladder_table(ladder).count("\n") == 4
-    with pytest.raises(FileNotFoundError, match="train_size_ladder.py"):
-        scaling.read_ladder(scaling.RESULTS.with_name("missing.json"))
+    with pytest.raises(FileNotFoundError, match="no results at .*missing.json.*; run make it"):
+        measuring.read_results("missing.json", "make it")
 
 
 

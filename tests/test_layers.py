@@ -36,9 +36,9 @@ LAYERS = [
     {"minidiff.diffusers_bridge"},
     {"minidiff.cli"},
     # the course: what exists only for the notebooks
-    {"minidiff.course.explorer", "minidiff.course.exercises", "minidiff.course.measuring",
-     "minidiff.course.scaling"},
+    {"minidiff.course.explorer", "minidiff.course.exercises", "minidiff.course.measuring"},
     {"minidiff.course.probe", "minidiff.course.training", "minidiff.course.real_systems",
+     "minidiff.course.scaling",
      "minidiff.course.latent", "minidiff.course.edits", "minidiff.course.bias",
      "minidiff.course.gallery"},
     {"minidiff.course"},

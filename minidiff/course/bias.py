@@ -9,26 +9,20 @@ what each model draws for "a star", from the same noises, at each guidance scale
 of yellow stars the judge counts.
 """
 
-import json
-from pathlib import Path
-
 import numpy as np
 
 from minidiff import world
+from minidiff.course import measuring
 from minidiff.course.explorer import SCALE, Explorer, selection_slider
 from minidiff.course.measuring import skew_share
 from minidiff.grid import make_grid
 
 SCALES = (1, 1.5, 2, 3, 5)
-RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "bias_skew.json"
 
 
-def read_results(path: Path = RESULTS) -> dict:
+def read_results() -> dict:
     """The full bias measurement (benchmarks/bias_skew.py): 480 pictures per model and scale."""
-    if not path.exists():
-        raise FileNotFoundError(f"no bias measurement at '{path}'; run "
-                                "python benchmarks/bias_skew.py")
-    return json.loads(path.read_text())
+    return measuring.read_results("bias_skew.json", "python benchmarks/bias_skew.py")
 
 
 class BiasExplorer(Explorer):

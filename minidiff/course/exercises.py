@@ -10,6 +10,7 @@ as a stub whose body is `raise NotImplementedError(...)`: its check says the fun
 written yet (as it does for a body of `...` or `pass`, which returns None) and returns False.
 """
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -83,6 +84,24 @@ def _mismatch(out, expected: torch.Tensor, slips: dict[str, torch.Tensor],
         if _close(out, slip):
             return slip_hint
     return general
+
+
+def _wrong_number(out, expected: float, slips: dict[str, float], general: str) -> str | None:
+    """None when out is the number expected, else the hint to print: "return one number", a
+    named slip (the value a common mistake gives), or the general one."""
+    try:
+        value = float(out)
+    except (TypeError, ValueError):
+        shape = getattr(out, "shape", None)
+        return (f"Return one number, got a {type(out).__name__}"
+                + (f" of shape {tuple(shape)}." if shape is not None else "."))
+
+    def close(a: float, b: float) -> bool:
+        return math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6)
+
+    if close(value, expected):
+        return None
+    return next((hint for hint, slip in slips.items() if close(value, slip)), general)
 
 
 # -- 01 noise ------------------------------------------------------------------------------------
@@ -355,20 +374,14 @@ def check_scale_factor(fn: Callable) -> bool:
         out = _call(fn, what, latents)
         if out is None:
             return False
-        try:
-            value = float(out)
-        except (TypeError, ValueError):
-            return _verdict(False, what, f"return one number, got {type(out).__name__} "
-                            f"{getattr(out, 'shape', '')}")
-        expected = 1.0 / latents.std().item()
         slips = {"That is the standard deviation itself; the factor divides by it: "
                  "1 / latents.std().": latents.std().item(),
                  "That is 1 / variance; take the square root, the standard deviation.":
                  1.0 / latents.var().item()}
-        if abs(value - expected) > 1e-3 * expected:
-            hint = next((h for h, v in slips.items() if abs(value - v) <= 1e-3 * abs(v)),
-                        "Multiply the latents by 1 / (their standard deviation) to give them "
-                        "a standard deviation of 1.")
+        hint = _wrong_number(out, 1.0 / latents.std().item(), slips,
+                             "Multiply the latents by 1 / (their standard deviation) to give "
+                             "them a standard deviation of 1.")
+        if hint:
             return _verdict(False, what, hint)
     return _verdict(True, what)
 
@@ -405,19 +418,14 @@ def check_normalised_entropy(fn: Callable) -> bool:
         out = _call(fn, what, values, k)
         if out is None:
             return False
-        expected = normalised_entropy(values, k)
         counts = np.bincount(values, minlength=k)
         p = counts[counts > 0] / len(values)
         slips = {"Divide by log k, so that k equally common values give 1.":
                  float(-(p * np.log(p)).sum()),
                  "Use the frequencies (counts / N), not the counts, as probabilities.":
                  float(-(counts[counts > 0] * np.log(counts[counts > 0])).sum() / np.log(k))}
-        try:
-            value = float(out)
-        except (TypeError, ValueError):
-            return _verdict(False, what, f"return one number, got {type(out).__name__}")
-        if not np.isclose(value, expected, atol=1e-6):
-            hint = next((h for h, v in slips.items() if np.isclose(value, v, atol=1e-6)),
-                        "H = -sum p log p over the values that occur, then divide by log k.")
+        hint = _wrong_number(out, normalised_entropy(values, k), slips,
+                             "H = -sum p log p over the values that occur, then divide by log k.")
+        if hint:
             return _verdict(False, f"{what} of {k} values", hint)
     return _verdict(True, what)

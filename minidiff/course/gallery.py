@@ -10,13 +10,12 @@ change from the defaults (DDPM, 20 steps, guidance 1) at a time, so each row of 
 what that one knob does.
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from minidiff import world
-from minidiff.course.measuring import KINDS, count_objects, failure_rates, failures
+from minidiff.course.measuring import KINDS, count_objects, failure_rates, failures, read_results
 
 DEFAULT = {"sampler": "ddpm", "steps": 20, "guidance_scale": 1.0}
 SETTINGS = ([DEFAULT]
@@ -28,15 +27,9 @@ TWO_OBJECT_PROMPTS = ("a red circle and a blue square", ("a large yellow star an
                       "circle"), "a purple triangle on the left and an orange square on the right")
 
 
-RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "failure_census.json"
-
-
-def read_census(path: Path = RESULTS) -> dict:
+def read_census() -> dict:
     """The full census (benchmarks/failure_census.py): 432 pictures under each of SETTINGS."""
-    if not path.exists():
-        raise FileNotFoundError(f"no failure census at '{path}'; run "
-                                "python benchmarks/failure_census.py")
-    return json.loads(path.read_text())
+    return read_results("failure_census.json", "python benchmarks/failure_census.py")
 
 
 def name(setting: dict) -> str:

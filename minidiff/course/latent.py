@@ -8,19 +8,17 @@ A latent is 4 channels of 8 x 8 numbers. `channel_tiles` draws each channel as a
 picture: not its pixels, but a coarse code the decoder turns back into them.
 """
 
-import json
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from minidiff import world
 from minidiff.course.explorer import Explorer, W, selection_slider
+from minidiff.course.measuring import read_results
 from minidiff.diffusion import q_sample
 from minidiff.grid import make_grid
 from minidiff.schedules import make_alpha_bar
 
-COST_RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "latent_cost.json"
 LATENT_RANGE = 2.5  # heat-map colours saturate at this many standard deviations
 
 
@@ -101,12 +99,9 @@ def latent_explorer(autoencoder, n_pictures: int = 6, seed: int = 0):
     return LatentExplorer(autoencoder, n_pictures, seed)
 
 
-def read_cost(path: Path = COST_RESULTS) -> dict:
+def read_cost() -> dict:
     """The pixel-against-latent cost measurement (benchmarks/bench_latent_cost.py)."""
-    if not path.exists():
-        raise FileNotFoundError(f"no cost measurement at '{path}'; run "
-                                "python benchmarks/bench_latent_cost.py --train")
-    return json.loads(path.read_text())
+    return read_results("latent_cost.json", "python benchmarks/bench_latent_cost.py --train")
 
 
 def cost_table(cost: dict) -> str:

@@ -10,12 +10,15 @@ blobs they form, how large the blob is, how pure its colour. That finds the fail
 cannot name: a blank picture, two objects, a malformed or smeared one.
 """
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 
 from minidiff import world
 
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 FOREGROUND = 40  # a pixel is foreground if some channel is this far from the background colour
 MIN_BLOB = 6  # pixels: smaller specks are noise, not an object
 CORE = 120  # the object's own colour is read from pixels this far from the background (not its
@@ -24,6 +27,15 @@ OFF_PALETTE = 40  # a core colour further than this from every palette colour is
 # 432 rendered pictures are at most 25 away (99th percentile), the shipped model's at most 30
 KINDS = ("blank", "two objects", "malformed", "off-palette colour", "wrong colour",
          "wrong shape", "wrong size", "wrong position")
+
+
+def read_results(path: str | Path, command: str) -> dict:
+    """A committed results file (a name under benchmarks/results/, or a path): what a benchmark
+    measured that takes longer than a notebook may. `command` is what writes it again."""
+    path = RESULTS_DIR / path
+    if not path.exists():
+        raise FileNotFoundError(f"no results at '{path}'; run {command}")
+    return json.loads(path.read_text())
 
 
 def foreground(pictures: np.ndarray) -> np.ndarray:

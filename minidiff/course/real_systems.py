@@ -12,12 +12,12 @@ pick one, in the notebook and on the static site alike.
 """
 
 import html
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from minidiff import diffusers_bridge, world
 from minidiff.course.explorer import SCALE, Explorer, W, selection_slider, text_box
+from minidiff.course.measuring import read_results
 from minidiff.grid import make_grid
 from minidiff.model import count_parameters
 from minidiff.pipeline import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
@@ -242,11 +242,8 @@ def component_table(parts: list[Part]) -> str:
 def benchmark_results(path=None) -> dict:
     """The record benchmarks/bench_diffusers_schedulers.py wrote, with `rows` turned into
     {(kind, steps): {column: value}} under "by_setting"."""
-    path = Path(path or RESULTS)
-    if not path.exists():
-        raise FileNotFoundError(f"no benchmark results at {path}; run python "
-                                "benchmarks/bench_diffusers_schedulers.py --threads 2")
-    record = json.loads(path.read_text())
+    record = read_results(path or RESULTS, "python benchmarks/bench_diffusers_schedulers.py "
+                          "--threads 2")
     columns = record["columns"]
     record["by_setting"] = {(row[0], row[1]): dict(zip(columns, row, strict=True))
                             for row in record["rows"]}

@@ -10,17 +10,12 @@ of a laptop CPU, each measured by minidiff.evaluate at guidance 1 and 1.5. The t
 command regenerates it.
 """
 
-import json
-from pathlib import Path
-
-RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "size_ladder.json"
+from minidiff.course.measuring import read_results
 
 
-def read_ladder(path: Path = RESULTS) -> dict:
-    if not path.exists():
-        raise FileNotFoundError(f"no size ladder results at '{path}'; run "
-                                "python benchmarks/train_size_ladder.py")
-    return json.loads(path.read_text())
+def read_ladder() -> dict:
+    """benchmarks/results/size_ladder.json."""
+    return read_results("size_ladder.json", "python benchmarks/train_size_ladder.py")
 
 
 def ladder_table(ladder: dict) -> str:
