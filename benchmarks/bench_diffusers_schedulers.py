@@ -20,36 +20,12 @@ import numpy as np
 import report
 
 import minidiff
-from minidiff import samplers, world
 from minidiff.checkpoint import CheckpointError
-from minidiff.diffusers_bridge import KINDS, TWINS, diffusers_loop, diffusers_scheduler
+from minidiff.diffusers_bridge import KINDS, TWINS, DiffusersPipe, diffusers_scheduler
 from minidiff.evaluate import CHUNK, GROUPS, evaluate, prompt_set
-from minidiff.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
+from minidiff.pipeline import DEFAULT_GUIDANCE
 
 RESULTS = Path(__file__).parent / "results" / "diffusers_schedulers.json"
-
-
-class DiffusersPipe:
-    """What `evaluate` needs of a pipeline, `generate`, with a diffusers scheduler as the sampler:
-    `sampler` names a bridge kind. Prompt rows, guided network call and seeded starting noise are
-    the wrapped Pipeline's own, so a kind with a minidiff twin draws the twin's pictures."""
-
-    def __init__(self, pipe):
-        self.pipe = pipe
-
-    def generate(self, prompts, n: int = 1, steps: int = DEFAULT_STEPS,
-                 guidance_scale: float = DEFAULT_GUIDANCE, sampler: str = "ddim",
-                 seed: int = 0) -> np.ndarray:
-        guided = guidance_scale != 1.0
-        context, mask = self.pipe.encode(prompts, n, guided=guided)  # (2Pn or Pn, L, D)
-        rows = context.shape[0] // 2 if guided else context.shape[0]
-        unet = self.pipe.config.unet
-        x_T, generator = samplers.seeded_noise(
-            seed, (rows, unet.image_channels, unet.image_size, unet.image_size), self.pipe.device)
-        scheduler = diffusers_scheduler(self.pipe.config, sampler, prediction="eps")
-        x0 = diffusers_loop(scheduler, self.pipe.eps_fn(context, mask, guidance_scale), x_T,
-                            steps, generator)
-        return world.to_uint8(self.pipe.decode(x0))
 
 
 def network_calls(pipe, kind: str, steps: int) -> int:

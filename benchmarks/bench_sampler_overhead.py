@@ -25,7 +25,7 @@ import report
 import torch
 
 from minidiff import samplers, world
-from minidiff.diffusers_bridge import diffusers_loop, diffusers_scheduler, model_output_fn
+from minidiff.diffusers_bridge import diffusers_loop, diffusers_scheduler
 
 
 def timed(run, device) -> float:
@@ -42,24 +42,24 @@ def main() -> None:
     args = parser.parse_args()
     pipe = report.sampling_setup(args)
     T, dev = pipe.config.T, pipe.device
-    eps_fn = model_output_fn(pipe, args.prompt, args.n, args.guidance)  # the guided eps_hat(x_t, t)
+    prepared = pipe.prepare(args.prompt, args.n, steps=args.steps, guidance_scale=args.guidance,
+                            seed=args.seed, sampler="ddim")
+    eps_fn, x_T, timesteps = prepared.eps_fn, prepared.x_T, prepared.timesteps
     output_fn = eps_fn  # both loops call the very same guided network call
-    timesteps = samplers.make_timesteps(args.steps, T)
     scheduler = diffusers_scheduler(pipe.config, "ddim", prediction="eps")
-    x_T, _ = samplers.seeded_noise(args.seed, (args.n, 3, world.IMAGE_SIZE, world.IMAGE_SIZE), dev)
 
     def stand_in(x_t, t):  # a "network" that costs next to nothing: the samplers' cost alone
         return 0.1 * x_t
 
     runs = {
         ("minidiff samplers.sample", "model"):
-            lambda: samplers.sample(eps_fn, x_T, pipe.alpha_bar, timesteps)[0],
+            lambda: samplers.sample(eps_fn, x_T, pipe.alpha_bar, timesteps, prepared.options)[0],
         ("diffusers DDIMScheduler", "model"):
             lambda: diffusers_loop(scheduler, output_fn, x_T, args.steps),
         ("network calls alone", "model"):
             lambda: [output_fn(x_T, t) for t, _ in timesteps][-1],
         ("minidiff samplers.sample", "stand-in"):
-            lambda: samplers.sample(stand_in, x_T, pipe.alpha_bar, timesteps)[0],
+            lambda: samplers.sample(stand_in, x_T, pipe.alpha_bar, timesteps, prepared.options)[0],
         ("diffusers DDIMScheduler", "stand-in"):
             lambda: diffusers_loop(scheduler, stand_in, x_T, args.steps),
     }

@@ -44,7 +44,7 @@ import inspect
 import numpy as np
 import torch
 
-from . import samplers, world
+from . import world
 from .pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
 BETA_SCHEDULES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}  # minidiff -> diffusers
@@ -84,20 +84,6 @@ def diffusers_scheduler(config, kind: str = "ddim", prediction: str | None = Non
     raise ValueError(f"unknown scheduler kind {kind!r}; choose one of {', '.join(KINDS)}")
 
 
-def model_output_fn(pipe, prompt: str, n: int, guidance_scale: float):
-    """The guided network call as diffusers' loop wants it: (x_t, t) -> eps_hat (n, 3, 32, 32).
-
-    It is the pipeline's own guided call (`Pipeline.encode` and `Pipeline.eps_fn`), so the
-    schedulers below are made with prediction_type "epsilon" whatever the network predicts:
-    split_prediction has already turned its output into eps_hat.
-    """
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise ValueError(f"the prompt must be a non-empty string, got {prompt!r}")
-    guided = guidance_scale != 1.0
-    context, mask = pipe.encode(prompt, n, guided=guided)  # (2n or n, L, D)
-    return pipe.eps_fn(context, mask, guidance_scale)
-
-
 @torch.no_grad()
 def diffusers_loop(scheduler, model_output, x_T: torch.Tensor, steps: int,
                    generator: torch.Generator | None = None) -> torch.Tensor:
@@ -133,9 +119,25 @@ def sample_with_diffusers(pipe, prompt: str, n: int = 8, steps: int = DEFAULT_ST
     if getattr(pipe, "latent", False):
         raise ValueError("the bridge samples pictures, 3 x 32 x 32; this is a latent model (use "
                          "minidiff.load_pretrained() for the pixel one)")
-    scheduler = diffusers_scheduler(pipe.config, kind, prediction="eps")
-    x_T, generator = samplers.seeded_noise(seed, (n, 3, world.IMAGE_SIZE, world.IMAGE_SIZE),
-                                           pipe.device)  # as Pipeline.trace draws it
-    x0 = diffusers_loop(scheduler, model_output_fn(pipe, prompt, n, guidance_scale), x_T, steps,
-                        generator)
-    return world.to_uint8(x0)
+    return DiffusersPipe(pipe).generate(prompt, n, steps=steps, guidance_scale=guidance_scale,
+                                        sampler=kind, seed=seed)
+
+
+class DiffusersPipe:
+    """What `evaluate` needs of a pipeline, `generate`, with a diffusers scheduler as the sampler:
+    `sampler` names a bridge kind. The prepared call (prompt rows, guided network call, seeded
+    starting noise) is the wrapped Pipeline's own, so a kind with a minidiff twin draws the twin's
+    pictures."""
+
+    def __init__(self, pipe):
+        self.pipe = pipe
+
+    def generate(self, prompts, n: int = 1, steps: int = DEFAULT_STEPS,
+                 guidance_scale: float = DEFAULT_GUIDANCE, sampler: str = "ddim",
+                 seed: int = 0) -> np.ndarray:
+        scheduler = diffusers_scheduler(self.pipe.config, sampler, prediction="eps")
+        p = self.pipe.prepare(prompts, n, steps=steps, guidance_scale=guidance_scale, seed=seed)
+        # the schedulers take "epsilon": the prepared eps_fn has already read the network's
+        # output (whatever it predicts) as eps_hat
+        x0 = diffusers_loop(scheduler, p.eps_fn, p.x_T, steps, p.options.generator)
+        return world.to_uint8(self.pipe.decode(x0))

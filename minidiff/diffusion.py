@@ -180,6 +180,13 @@ def check_guidance_scale(guidance_scale: float | Tensor) -> None:
         raise ValueError(f"guidance_scale must be a finite number >= 0, got {shown}.")
 
 
+def is_guided(guidance_scale: float | Tensor) -> bool:
+    """Whether a network call at this scale is guided: it then needs the null (or negative) rows
+    after the prompt rows. Any scale but a plain 1 is; at 1 the guided prediction is the
+    conditional one, so the rows are not doubled (one scale per picture always doubles them)."""
+    return isinstance(guidance_scale, Tensor) or float(guidance_scale) != 1.0
+
+
 def guided_eps(eps_cond: Tensor, eps_uncond: Tensor, guidance_scale: float | Tensor) -> Tensor:
     """eps_hat = eps_uncond + s (eps_cond - eps_uncond)   [CFG eq. 6, with s = 1 + w]
 
@@ -211,7 +218,7 @@ def guided_eps_fn(
     predicts (see split_prediction), is read as eps_hat.
     """
     check_guidance_scale(guidance_scale)
-    guided = isinstance(guidance_scale, Tensor) or guidance_scale != 1.0
+    guided = is_guided(guidance_scale)
 
     @torch.no_grad()
     def eps_hat(x_t: Tensor, t: int) -> Tensor:

@@ -1,18 +1,16 @@
 """Editing a picture you already have with the sampler loop: img2img [SDEdit] and inpainting
 [RePaint]. Both hand minidiff.samplers.sample a starting point (and inpainting a constraint
-after every step); they take the same timestep list and keyword-only options as sample().
+after every step); they take the same timestep list and SampleOptions as sample().
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
-import torch
 from torch import Tensor
 
 from minidiff.diffusion import q_sample
-from minidiff.samplers import EpsFn, Step, check_timesteps, randn_like, sample
+from minidiff.samplers import EpsFn, SampleOptions, Step, check_timesteps, randn_like, sample
 
 
 def img2img(
@@ -21,13 +19,7 @@ def img2img(
     strength: float,
     alpha_bar: Tensor,
     timesteps: list[tuple[int, int]],
-    *,
-    sampler: str = "ddim",
-    eta: float = 0.0,
-    generator: torch.Generator | None = None,
-    callback: Callable[[Step], None] | None = None,
-    keep_trajectory: bool = False,
-    clip_x0: bool = True,
+    options: SampleOptions | None = None,
 ) -> tuple[Tensor, list[Step]]:
     """Redraw the picture x_init (B, C, H, W): noise it part of the way, then denoise [SDEdit].
 
@@ -35,6 +27,7 @@ def img2img(
     ceil(strength · len(timesteps)) pairs. x_init is noised to the first kept t with q_sample, so
     a small strength keeps most of the picture and strength 1 starts from (almost) pure noise.
     """
+    options = options or SampleOptions()
     if x_init.ndim != 4:
         raise ValueError(f"x_init must have shape (B, C, H, W), got {tuple(x_init.shape)}.")
     if isinstance(strength, bool) or not isinstance(strength, (int, float)) \
@@ -44,9 +37,14 @@ def img2img(
     # the 1e-9 keeps float noise (0.3 * 10 = 3.0000000000000004) from adding a step
     n_kept = max(1, math.ceil(strength * len(timesteps) - 1e-9))
     timesteps = timesteps[-n_kept:]
-    x_t = q_sample(x_init, timesteps[0][0], alpha_bar, randn_like(x_init, generator))
-    return sample(eps_fn, x_t, alpha_bar, timesteps, sampler=sampler, eta=eta, generator=generator,
-                  callback=callback, keep_trajectory=keep_trajectory, clip_x0=clip_x0)
+    x_t = q_sample(x_init, timesteps[0][0], alpha_bar, randn_like(x_init, options.generator))
+    return sample(eps_fn, x_t, alpha_bar, timesteps, options)
+
+
+def paste_known(x: Tensor, known_t: Tensor, keep: Tensor) -> Tensor:
+    """keep · known_t + (1 - keep) · x: the kept region (keep = 1) from the known picture at the
+    current noise level, the rest from the sampler's own picture x   [RePaint eq. 8]."""
+    return keep * known_t + (1 - keep) * x
 
 
 def inpaint(
@@ -55,20 +53,15 @@ def inpaint(
     mask: Tensor,
     alpha_bar: Tensor,
     timesteps: list[tuple[int, int]],
-    *,
-    sampler: str = "ddim",
-    eta: float = 0.0,
-    generator: torch.Generator | None = None,
-    callback: Callable[[Step], None] | None = None,
-    keep_trajectory: bool = False,
-    clip_x0: bool = True,
+    options: SampleOptions | None = None,
 ) -> tuple[Tensor, list[Step]]:
     """Fill in the picture `known` (B, C, H, W) where mask (B or 1, 1, H, W) is 0; keep it where 1.
 
-    After every step the kept region of x_prev is replaced by `known` noised to t_prev, so the
-    network always sees a picture whose kept part is right for its noise level [RePaint eq. 8,
-    without RePaint's resampling]. At t_prev = -1 that is `known` itself, kept exactly.
+    After every step the kept region of x_prev is replaced by `known` noised to t_prev
+    (paste_known), so the network always sees a picture whose kept part is right for its noise
+    level [RePaint, without its resampling]. At t_prev = -1 that is `known` itself, kept exactly.
     """
+    options = options or SampleOptions()
     if known.ndim != 4:
         raise ValueError(f"known must have shape (B, C, H, W), got {tuple(known.shape)}.")
     B, _, H, W = known.shape
@@ -79,13 +72,13 @@ def inpaint(
     if bool(mask.min() < 0) or bool(mask.max() > 1):
         raise ValueError("mask values must lie in [0, 1] (1 = keep the known picture).")
     check_timesteps(timesteps, alpha_bar.shape[0])
-    mask = mask.to(dtype=known.dtype, device=known.device)
+    keep = mask.to(dtype=known.dtype, device=known.device)
 
-    def paste_known(x: Tensor, t: int) -> Tensor:
-        known_t = known if t == -1 else q_sample(known, t, alpha_bar, randn_like(known, generator))
-        return mask * known_t + (1 - mask) * x
+    def constrain(x: Tensor, t: int) -> Tensor:
+        if t == -1:
+            return paste_known(x, known, keep)
+        return paste_known(x, q_sample(known, t, alpha_bar, randn_like(known, options.generator)),
+                           keep)
 
-    x_T = paste_known(randn_like(known, generator), timesteps[0][0])
-    return sample(eps_fn, x_T, alpha_bar, timesteps, sampler=sampler, eta=eta, generator=generator,
-                  callback=callback, keep_trajectory=keep_trajectory, clip_x0=clip_x0,
-                  constrain=paste_known)
+    x_T = constrain(randn_like(known, options.generator), timesteps[0][0])
+    return sample(eps_fn, x_T, alpha_bar, timesteps, options, constrain=constrain)

@@ -3,15 +3,17 @@
     pipe = minidiff.load_pretrained()
     images = pipe.generate("a large red star in the top left", n=8, seed=0)   # (8, 32, 32, 3) uint8
 
-`generate` encodes the prompt rows once (the prompt batch, then its null or negative batch:
-`encode`), builds the guided eps_fn (classifier-free guidance, `diffusion.guided_eps_fn`), draws
-the starting noise from `seed` (`samplers.seeded_noise`) and runs the sampler loop of
-`minidiff.samplers`. `trace` returns every step of the same run for watching.
+Every call starts with `prepare`: it encodes the prompt rows once (the prompt batch, then its null
+or negative batch: `encode`), builds the guided eps_fn (classifier-free guidance,
+`diffusion.guided_eps_fn`) and draws the starting noise from `seed` (`noise`). `generate` then
+runs the sampler loop of `minidiff.samplers`; `trace` returns every step of the same run for
+watching; `img2img` and `inpaint` hand the same prepared call to `minidiff.editing`.
 """
 
 import os
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +42,51 @@ SAMPLE_PROMPTS = ("a large red circle in the center", "a small blue square in th
                   "a large yellow triangle at the bottom", "a large green star on the right",
                   "a large purple star", "a small orange circle", "a green triangle",
                   "a blue star in the bottom right")
+
+
+class NegativePromptWarning(UserWarning):
+    """A negative prompt was given where it cannot act (no guidance)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the pipeline draws: the keyword settings of generate, trace, img2img and inpaint
+    (and of Pipeline.prepare), with the pipeline's defaults. The sampler loop's own options
+    (samplers.SampleOptions) are made from them."""
+
+    steps: int = DEFAULT_STEPS
+    guidance_scale: float | torch.Tensor = DEFAULT_GUIDANCE  # one, or one per picture
+    negative_prompt: str | None = None
+    seed: int = 0
+    sampler: str = DEFAULT_SAMPLER
+    eta: float = 0.0
+
+    @classmethod
+    def of(cls, settings: dict) -> "Settings":
+        """Settings from keyword arguments; an unknown name is refused in one sentence."""
+        names = [f.name for f in fields(cls)]
+        unknown = [k for k in settings if k not in names]
+        if unknown:
+            raise TypeError(f"unknown setting {unknown[0]!r}; the settings are "
+                            f"{', '.join(names)}")
+        return cls(**settings)
+
+    def __post_init__(self):
+        diffusion.check_guidance_scale(self.guidance_scale)
+        if self.sampler not in samplers.SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; choose one of "
+                             f"{', '.join(samplers.SAMPLERS)}")
+
+
+@dataclass
+class Prepared:
+    """What Pipeline.prepare hands a sampler loop: the guided network call, the seeded starting
+    noise, the timestep list and the loop's options (with the seeded generator)."""
+
+    eps_fn: samplers.EpsFn
+    x_T: torch.Tensor  # (B, C, H, W)
+    timesteps: list[tuple[int, int]]
+    options: samplers.SampleOptions
 
 
 @dataclass
@@ -149,62 +196,69 @@ class Pipeline:
         return diffusion.guided_eps_fn(self.model.unet, context, mask, self.alpha_bar,
                                        self.config.prediction, guidance_scale)
 
-    def _setup(self, prompt, n, guidance_scale, negative_prompt, seed):
-        """The guided eps_fn, and the starting noise and generator of `seed`."""
-        diffusion.check_guidance_scale(guidance_scale)
-        guided = float(guidance_scale) != 1.0
-        context, mask = self.encode(prompt, n, negative_prompt, guided)
-        rows = context.shape[0] // 2 if guided else context.shape[0]
+    @property
+    def noise_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one picture as the sampler sees it: (3, 32, 32) pixels or (4, 8, 8)
+        latents, read from the model's config."""
         unet = self.config.unet
-        x_T, generator = samplers.seeded_noise(
-            seed, (rows, unet.image_channels, unet.image_size, unet.image_size), self.device)
-        return self.eps_fn(context, mask, float(guidance_scale)), x_T, generator
+        return (unet.image_channels, unet.image_size, unet.image_size)
 
-    def _timesteps(self, steps: int) -> list[tuple[int, int]]:
-        return samplers.make_timesteps(steps, self.config.T)
+    def noise(self, seed: int, rows: int) -> tuple[torch.Tensor, torch.Generator]:
+        """(x_T (rows, C, H, W), generator): the seeded starting noise (samplers.seeded_noise)."""
+        return samplers.seeded_noise(seed, (rows, *self.noise_shape), self.device)
+
+    def prepare(self, prompt: str | list[str] | None, n: int = 1, **settings) -> Prepared:
+        """Everything one sampling call needs, from a prompt and the sampling settings (Settings):
+        checks them, encodes the prompt rows, builds the guided eps_fn and draws the seeded noise.
+
+        generate, trace, img2img and inpaint start here, and so do the course's probes and the
+        diffusers bridge, so that the same settings give the same noise and the same network call.
+        """
+        s = Settings.of(settings)
+        guided = diffusion.is_guided(s.guidance_scale)
+        if s.negative_prompt is not None and not guided:
+            warnings.warn(f"the negative prompt {s.negative_prompt!r} has no effect at guidance "
+                          "scale 1; set guidance_scale above 1 (3 is a good start) to use it",
+                          NegativePromptWarning, stacklevel=2)
+        timesteps = samplers.make_timesteps(s.steps, self.config.T)
+        context, mask = self.encode(prompt, n, s.negative_prompt, guided)
+        x_T, generator = self.noise(s.seed, context.shape[0] // 2 if guided else context.shape[0])
+        options = samplers.SampleOptions(sampler=s.sampler, eta=s.eta, clip_x0=self.clip_x0,
+                                         generator=generator)
+        return Prepared(self.eps_fn(context, mask, s.guidance_scale), x_T, timesteps, options)
 
     # -- public API ------------------------------------------------------------------------------
-    def generate(self, prompt: str | list[str] | None, n: int = 8, steps: int = DEFAULT_STEPS,
-                 guidance_scale: float = DEFAULT_GUIDANCE, negative_prompt: str | None = None,
-                 seed: int = 0, sampler: str = DEFAULT_SAMPLER, eta: float = 0.0) -> np.ndarray:
-        """n pictures per prompt as uint8 (n * prompts, 32, 32, 3)."""
-        return self.trace(prompt, n, steps, guidance_scale, negative_prompt, seed, sampler, eta,
-                          keep_trajectory=False).images
+    def generate(self, prompt: str | list[str] | None, n: int = 8, **settings) -> np.ndarray:
+        """n pictures per prompt as uint8 (n * prompts, 32, 32, 3); settings as in Settings
+        (steps, guidance_scale, negative_prompt, seed, sampler, eta)."""
+        return self._run(prompt, n, settings, keep_trajectory=False).images
 
-    def trace(self, prompt: str | list[str] | None, n: int = 1, steps: int = DEFAULT_STEPS,
-              guidance_scale: float = DEFAULT_GUIDANCE, negative_prompt: str | None = None,
-              seed: int = 0, sampler: str = DEFAULT_SAMPLER, eta: float = 0.0,
-              keep_trajectory: bool = True) -> Trajectory:
+    def trace(self, prompt: str | list[str] | None, n: int = 1, **settings) -> Trajectory:
         """Like `generate`, but also returns every step (t, x_t, x0_hat, eps_hat) of the run."""
-        if sampler not in samplers.SAMPLERS:
-            raise ValueError(f"unknown sampler {sampler!r}; choose one of "
-                             f"{', '.join(samplers.SAMPLERS)}")
-        timesteps = self._timesteps(steps)
-        eps_fn, x_T, generator = self._setup(prompt, n, guidance_scale, negative_prompt, seed)
-        x0, trajectory = samplers.sample(eps_fn, x_T, self.alpha_bar, timesteps, sampler=sampler,
-                                         eta=eta, generator=generator,
-                                         keep_trajectory=keep_trajectory,
-                                         clip_x0=self.clip_x0)
+        return self._run(prompt, n, settings, keep_trajectory=True)
+
+    def _run(self, prompt, n: int, settings: dict, keep_trajectory: bool) -> Trajectory:
+        p = self.prepare(prompt, n, **settings)
+        x0, trajectory = samplers.sample(p.eps_fn, p.x_T, self.alpha_bar, p.timesteps,
+                                         replace(p.options, keep_trajectory=keep_trajectory))
         cpu = [samplers.Step(s.t, s.x_t.cpu(), s.x0_hat.cpu(), s.eps_hat.cpu()) for s in trajectory]
         return Trajectory(world.to_uint8(self.decode(x0)), cpu,
                           self.decode if self.latent else None)
 
     def img2img(self, image: np.ndarray, prompt: str, strength: float = 0.6, n: int = 1,
-                steps: int = DEFAULT_STEPS, guidance_scale: float = DEFAULT_GUIDANCE,
-                negative_prompt: str | None = None, seed: int = 0) -> np.ndarray:
-        """Redraw `image` ((32, 32, 3) uint8) towards `prompt`; strength 1 ignores the image."""
+                **settings) -> np.ndarray:
+        """Redraw `image` ((32, 32, 3) uint8) towards `prompt`; strength 1 ignores the image.
+        Settings as in `generate`, with the same defaults (the same sampler too)."""
         x_init = world.picture_to_tensor(image).to(self.device)  # (1, 3, 32, 32)
         x_init = self.encode_pictures(x_init).expand(n, -1, -1, -1)
-        timesteps = self._timesteps(steps)
-        eps_fn, _, generator = self._setup(prompt, n, guidance_scale, negative_prompt, seed)
-        x0, _ = editing.img2img(eps_fn, x_init, strength, self.alpha_bar, timesteps,
-                                 generator=generator, clip_x0=self.clip_x0)
+        p = self.prepare(prompt, n, **settings)
+        x0, _ = editing.img2img(p.eps_fn, x_init, strength, self.alpha_bar, p.timesteps, p.options)
         return world.to_uint8(self.decode(x0))
 
     def inpaint(self, image: np.ndarray, mask: np.ndarray, prompt: str, n: int = 1,
-                steps: int = DEFAULT_STEPS, guidance_scale: float = DEFAULT_GUIDANCE,
-                negative_prompt: str | None = None, seed: int = 0) -> np.ndarray:
-        """Redraw where `mask` ((32, 32), True = redraw) is set; keep the rest of `image`."""
+                **settings) -> np.ndarray:
+        """Redraw where `mask` ((32, 32), True = redraw) is set; keep the rest of `image`.
+        Settings as in `generate`, with the same defaults (the same sampler too)."""
         if self.latent:
             raise ValueError("inpainting keeps the pixels outside the mask exactly, which a "
                              "latent model cannot; use the pixel model (load_pretrained())")
@@ -214,12 +268,9 @@ class Pipeline:
             raise ValueError(f"mask must have shape ({world.IMAGE_SIZE}, {world.IMAGE_SIZE}), "
                              f"got {mask.shape}")
         keep = torch.as_tensor(~mask.astype(bool), device=self.device).float()[None, None]
-        timesteps = self._timesteps(steps)
-        eps_fn, _, generator = self._setup(prompt, n, guidance_scale, negative_prompt, seed)
-        x0, _ = editing.inpaint(eps_fn, known, keep, self.alpha_bar, timesteps,
-                                 generator=generator)
+        p = self.prepare(prompt, n, **settings)
+        x0, _ = editing.inpaint(p.eps_fn, known, keep, self.alpha_bar, p.timesteps, p.options)
         return world.to_uint8(x0)
-
 
 
 def sample_grid(model: TextToImage, prompts: tuple[str, ...] = SAMPLE_PROMPTS, n: int = 4,

@@ -4,8 +4,8 @@ A sampler builds its list of (t, t_prev) pairs once (make_timesteps) and walks i
 only looks at the two ᾱ values of its pair, so skipping steps needs no special case. t_prev = -1
 means "before the first step": the clean picture, where ᾱ = 1 (see diffusion.alpha_bar_at, the one
 place this is written). The loop is written once, in sample(); img2img and inpaint
-(minidiff.editing) reuse it, and all three take an explicit timestep list and the same keyword-only
-options. Four samplers share the loop: DDPM and DDIM, and the two that real systems use most,
+(minidiff.editing) reuse it, and all three take an explicit timestep list and one SampleOptions.
+Four samplers share the loop: DDPM and DDIM, and the two that real systems use most,
 DPM-Solver++ (2M) and Euler ancestral. Names follow the glossary in `minidiff.schedules`;
 eps_fn(x_t, t) -> eps_hat is the (possibly guided) network.
 """
@@ -235,35 +235,54 @@ def randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
     return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
+@dataclass(frozen=True)
+class SampleOptions:
+    """How a sampling loop runs: the one set of options of sample, img2img and inpaint.
+
+    sampler: one of SAMPLERS. "ddim" uses eta (0: deterministic); "ddpm" and "euler_ancestral"
+             add noise at every step but the last; "dpmpp_2m" never does.
+    clip_x0: clip x0_hat to the picture range [-1, 1] (right for pixels, wrong for latents).
+    generator: where every drawn noise comes from, so the same seed gives the same picture.
+    callback: sees every Step as it happens; keep_trajectory: return them all.
+    """
+
+    sampler: str = "ddim"
+    eta: float = 0.0
+    clip_x0: bool = True
+    generator: torch.Generator | None = None
+    callback: Callable[[Step], None] | None = None
+    keep_trajectory: bool = False
+
+    def __post_init__(self):
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}.")
+        if isinstance(self.eta, bool) or not isinstance(self.eta, (int, float)) \
+                or not 0.0 <= self.eta <= 1.0:
+            raise ValueError(f"eta must be a number between 0 and 1, got {self.eta!r}.")
+
+
 @torch.no_grad()
 def sample(
     eps_fn: EpsFn,
     x_T: Tensor,
     alpha_bar: Tensor,
     timesteps: list[tuple[int, int]],
-    *,
-    sampler: str = "ddim",
-    eta: float = 0.0,
-    generator: torch.Generator | None = None,
-    callback: Callable[[Step], None] | None = None,
-    keep_trajectory: bool = False,
-    clip_x0: bool = True,
+    options: SampleOptions | None = None,
     constrain: Callable[[Tensor, int], Tensor] | None = None,
 ) -> tuple[Tensor, list[Step]]:
     """Walk the (t, t_prev) pairs from x_T (B, C, H, W) to a picture; returns (x0, trajectory).
 
-    eps_fn(x_t, t) -> eps_hat is called once per step; callback(Step) sees every step, and the
-    trajectory holds them all when keep_trajectory (else it is []). sampler "ddim" uses eta
-    (0: deterministic); the others ignore it ("ddpm" and "euler_ancestral" add noise at every
-    step but the last, "dpmpp_2m" never does). Noise comes from `generator`, so the same seed gives
-    the same picture. constrain(x_prev, t_prev) -> x_prev, if given, edits the picture after
-    every step (inpaint uses it). The last step has ᾱ_prev = 1, so it returns its x0_hat.
+    eps_fn(x_t, t) -> eps_hat is called once per step; options.callback sees every step, and the
+    trajectory holds them all when options.keep_trajectory (else it is []). constrain(x_prev,
+    t_prev) -> x_prev, if given, edits the picture after every step (inpaint uses it). The last
+    step has ᾱ_prev = 1, so it returns its x0_hat.
     """
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}.")
-    if not 0.0 <= eta <= 1.0:
-        raise ValueError(f"eta must be between 0 and 1, got {eta}.")
+    options = SampleOptions() if options is None else options
+    if not isinstance(options, SampleOptions):
+        raise TypeError(f"options must be a SampleOptions, got {type(options).__name__}.")
     check_timesteps(timesteps, alpha_bar.shape[0])
+    sampler, eta, clip_x0, generator = (options.sampler, options.eta, options.clip_x0,
+                                        options.generator)
     x_t, trajectory, last = x_T, [], None
     for t, t_prev in timesteps:
         ab_t, ab_prev = alpha_bar_at(alpha_bar, t), alpha_bar_at(alpha_bar, t_prev)
@@ -287,9 +306,9 @@ def sample(
         if constrain is not None:
             x_prev = constrain(x_prev, t_prev)
         step = Step(t, x_t.detach(), x0_hat.detach(), eps_hat.detach())
-        if callback is not None:
-            callback(step)
-        if keep_trajectory:
+        if options.callback is not None:
+            options.callback(step)
+        if options.keep_trajectory:
             trajectory.append(step)
         x_t = x_prev
     return x_t, trajectory

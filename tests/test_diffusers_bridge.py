@@ -15,7 +15,7 @@ from minidiff.diffusers_bridge import (
 )
 from minidiff.model import ModelConfig
 from minidiff.pipeline import Pipeline
-from minidiff.samplers import make_timesteps, sample
+from minidiff.samplers import SampleOptions, make_timesteps, sample
 from minidiff.schedules import make_alpha_bar
 from minidiff.train import preset
 
@@ -131,6 +131,6 @@ def test_each_twin_computes_minidiffs_steps(eps_config, kind):
         theirs = diffusers_loop(diffusers_scheduler(eps_config, kind, prediction="eps"), eps_fn,
                                 x_T, steps, torch.Generator().manual_seed(2))
         ours, _ = sample(eps_fn, x_T, alpha_bar, make_timesteps(steps, eps_config.T),
-                         sampler=TWINS[kind], generator=torch.Generator().manual_seed(2))
+                         SampleOptions(sampler=TWINS[kind], generator=torch.Generator().manual_seed(2)))
         torch.testing.assert_close(theirs, ours, rtol=0, atol=1e-3)
         assert (theirs - x_T).abs().max() > 0.1  # it did move

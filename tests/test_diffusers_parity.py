@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from minidiff.samplers import (
+    SampleOptions,
     SPACINGS,
     ddim_step,
     ddpm_step,
@@ -136,7 +137,7 @@ def test_ten_step_ddim_loop_is_the_diffusers_loop(schedule, spacing, clip):
     for t in scheduler.timesteps:
         x = scheduler.step(eps_fn(x, int(t)), t, x, use_clipped_model_output=clip).prev_sample
     ours, _ = sample(eps_fn, x_T, make_alpha_bar(schedule, T), make_timesteps(10, T, spacing),
-                     sampler="ddim", clip_x0=clip)
+                     SampleOptions(sampler="ddim", clip_x0=clip))
     torch.testing.assert_close(ours, x, **TOL)
 
 
@@ -149,7 +150,8 @@ def test_ten_step_ddpm_loop_with_the_same_seed_is_the_diffusers_loop(schedule, s
     for t in scheduler.timesteps:
         x = scheduler.step(eps_fn(x, int(t)), t, x, generator=generator).prev_sample
     ours, _ = sample(eps_fn, x_T, make_alpha_bar(schedule, T), make_timesteps(10, T, spacing),
-                     sampler="ddpm", generator=torch.Generator().manual_seed(0), clip_x0=False)
+                     SampleOptions(sampler="ddpm", generator=torch.Generator().manual_seed(0),
+                                   clip_x0=False))
     torch.testing.assert_close(ours, x, **TOL)
 
 
@@ -235,6 +237,6 @@ def test_ten_step_loops_of_the_new_samplers_are_the_diffusers_loops(sampler, mak
     for t in scheduler.timesteps:
         x_in = scheduler.scale_model_input(x, t)  # back to x_t for the network
         x = scheduler.step(eps_fn(x_in, int(t)), t, x, generator=generator).prev_sample
-    ours, _ = sample(eps_fn, x_T, alpha_bar, make_timesteps(10, T), sampler=sampler,
-                     generator=torch.Generator().manual_seed(0), clip_x0=False)
+    ours, _ = sample(eps_fn, x_T, alpha_bar, make_timesteps(10, T), SampleOptions(
+        sampler=sampler, generator=torch.Generator().manual_seed(0), clip_x0=False))
     torch.testing.assert_close(ours, x.double(), rtol=tol, atol=tol)

@@ -1,8 +1,10 @@
+import warnings
+
 import numpy as np
 import pytest
 
 from minidiff.checkpoint import CheckpointError
-from minidiff.pipeline import load_pretrained
+from minidiff.pipeline import NegativePromptWarning, load_pretrained
 from minidiff.tokenizer import UnknownWordError
 
 
@@ -35,10 +37,33 @@ def test_trace_records_every_step(tiny_pipe, sampler):
     assert np.array_equal(traj.images, same)
 
 
-def test_unconditional_and_negative_prompts(tiny_pipe):
-    assert tiny_pipe.generate(None, n=1, steps=3).shape == (1, 32, 32, 3)
-    out = tiny_pipe.generate("a red circle", n=1, steps=3, negative_prompt="a blue square")
-    assert out.shape == (1, 32, 32, 3)
+def test_unconditional_and_negative_prompts(colour_pipe):
+    """None samples the empty prompt; a negative prompt takes the null rows' place in the guided
+    call, so at scale 0 (the second prediction alone) it draws what the negative prompt asks."""
+    def grey_red_blue(prompt, **settings):  # mean (R, G, B) in 0..255 of 4 pictures
+        return colour_pipe.generate(prompt, n=4, steps=4, seed=2, **settings).mean((0, 1, 2))
+
+    grey = grey_red_blue(None)
+    assert np.abs(grey - grey.mean()).max() < 15  # no colour named: grey
+    assert np.abs(grey_red_blue("a red circle", guidance_scale=0.0) - grey).max() < 3
+    as_negative = grey_red_blue("a red circle", guidance_scale=0.0, negative_prompt="a blue circle")
+    blue = grey_red_blue("a blue circle")
+    assert np.abs(as_negative - blue).max() < 3 and blue[2] > blue[0] + 50
+
+
+def test_a_negative_prompt_without_guidance_warns_in_one_sentence(colour_pipe):
+    with pytest.warns(NegativePromptWarning, match="no effect at guidance scale 1") as seen:
+        colour_pipe.generate("a red circle", n=1, steps=2, negative_prompt="blue")
+    assert "\n" not in str(seen[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # above 1 it acts, and nothing is said
+        colour_pipe.generate("a red circle", n=1, steps=2, negative_prompt="blue",
+                             guidance_scale=3.0)
+
+
+def test_an_unknown_setting_is_named(tiny_pipe):
+    with pytest.raises(TypeError, match="unknown setting 'guidance'; the settings are steps"):
+        tiny_pipe.generate("a red circle", n=1, guidance=3.0)
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -9,6 +9,7 @@ import pytest
 
 from minidiff import world
 from minidiff.cli import main
+from minidiff.pipeline import NegativePromptWarning
 
 GREY = 127.5  # the colour of a prompt that names none: 0 in model space
 
@@ -51,8 +52,9 @@ def test_a_negative_prompt_pushes_the_pictures_away_from_it(colour_pipe):
 def test_without_guidance_a_negative_prompt_changes_nothing(colour_pipe):
     """At scale 1 only the conditional prediction is used: there is nothing to push away from."""
     plain = colour_pipe.generate("a blue circle", n=2, guidance_scale=1.0)
-    negative = colour_pipe.generate("a blue circle", n=2, guidance_scale=1.0,
-                                    negative_prompt="blue")
+    with pytest.warns(NegativePromptWarning):
+        negative = colour_pipe.generate("a blue circle", n=2, guidance_scale=1.0,
+                                        negative_prompt="blue")
     np.testing.assert_array_equal(plain, negative)
 
 

@@ -10,6 +10,7 @@ import minidiff
 from minidiff.diffusion import eps_from_x0
 from minidiff.editing import img2img, inpaint
 from minidiff.samplers import (
+    SampleOptions,
     SPACINGS,
     Step,
     ddim_step,
@@ -130,9 +131,9 @@ def test_steps_that_add_noise_ask_for_it():
 def test_sample_returns_the_last_x0_hat_and_every_step(sampler, eta, clip_x0):
     seen = []
     timesteps = make_timesteps(10, 1000)
-    x0, trajectory = sample(gaussian_eps_fn, _randn(*SHAPE), ALPHA_BAR, timesteps, sampler=sampler,
-                            eta=eta, generator=torch.Generator().manual_seed(0), callback=seen.append,
-                            keep_trajectory=True, clip_x0=clip_x0)
+    x0, trajectory = sample(gaussian_eps_fn, _randn(*SHAPE), ALPHA_BAR, timesteps, SampleOptions(
+        sampler=sampler, eta=eta, generator=torch.Generator().manual_seed(0), callback=seen.append,
+        keep_trajectory=True, clip_x0=clip_x0))
     assert [s.t for s in trajectory] == [t for t, _ in timesteps] == [s.t for s in seen]
     assert all(isinstance(s, Step) and s.x_t.shape == SHAPE for s in trajectory)
     assert torch.equal(x0, trajectory[-1].x0_hat)
@@ -144,10 +145,11 @@ def test_clip_x0_keeps_the_guess_inside_the_picture_range():
         return -50 * torch.ones_like(x_t)  # its x0_hat is far above 1
 
     x0, trajectory = sample(wild, _randn(*SHAPE), ALPHA_BAR, make_timesteps(5, 1000),
-                            keep_trajectory=True)
+                            SampleOptions(keep_trajectory=True))
     assert all(bool(s.x0_hat.abs().max() <= 1) for s in trajectory)
     assert bool(x0.abs().max() <= 1)
-    unclipped, _ = sample(wild, _randn(*SHAPE), ALPHA_BAR, make_timesteps(5, 1000), clip_x0=False)
+    unclipped, _ = sample(wild, _randn(*SHAPE), ALPHA_BAR, make_timesteps(5, 1000),
+                          SampleOptions(clip_x0=False))
     assert bool(unclipped.abs().max() > 1)
 
 
@@ -161,9 +163,8 @@ def test_the_same_seed_gives_the_same_picture(sampler):
     def run(seed):
         g = torch.Generator().manual_seed(seed)
         x_T = torch.randn(SHAPE, generator=g)
-        return sample(gaussian_eps_fn, x_T, ALPHA_BAR, make_timesteps(8, 1000), sampler=sampler,
-                      eta=1.0,
-                      generator=g)[0]
+        return sample(gaussian_eps_fn, x_T, ALPHA_BAR, make_timesteps(8, 1000),
+                      SampleOptions(sampler=sampler, eta=1.0, generator=g))[0]
 
     assert torch.equal(run(0), run(0))
     assert not torch.allclose(run(0), run(1))
@@ -171,7 +172,8 @@ def test_the_same_seed_gives_the_same_picture(sampler):
 
 def test_sample_follows_the_dtype_of_its_input():
     x0, _ = sample(gaussian_eps_fn, _randn(*SHAPE, dtype=torch.float64), ALPHA_BAR,
-                   make_timesteps(3, 1000), sampler="ddpm", generator=torch.Generator().manual_seed(0))
+                   make_timesteps(3, 1000),
+                   SampleOptions(sampler="ddpm", generator=torch.Generator().manual_seed(0)))
     assert x0.dtype == torch.float64
 
 
@@ -179,16 +181,17 @@ def test_sample_follows_the_dtype_of_its_input():
     "kwargs, message",
     [
         ({"sampler": "euler"}, "sampler must be one of"),
-        ({"eta": -0.1}, "eta must be between 0 and 1"),
+        ({"eta": -0.1}, "eta must be a number between 0 and 1"),
+        ({"eta": float("nan")}, "eta must be a number between 0 and 1"),
         ({"timesteps": []}, "timesteps is empty"),
         ({"timesteps": [(1000, 500), (500, -1)]}, "0 <= t < 1000"),
         ({"timesteps": [(900, 500), (400, -1)]}, "does not start where"),
     ],
 )
 def test_sample_rejects_bad_settings(kwargs, message):
-    kwargs = {"timesteps": make_timesteps(2, 1000)} | kwargs
+    timesteps = kwargs.pop("timesteps", make_timesteps(2, 1000))
     with pytest.raises(ValueError, match=message):
-        sample(gaussian_eps_fn, torch.zeros(SHAPE), ALPHA_BAR, **kwargs)
+        sample(gaussian_eps_fn, torch.zeros(SHAPE), ALPHA_BAR, timesteps, SampleOptions(**kwargs))
 
 
 def test_sample_rejects_a_wrongly_shaped_eps():
@@ -204,7 +207,7 @@ def test_img2img_with_small_strength_changes_the_picture_little():
 
     def change(strength):
         g = torch.Generator().manual_seed(0)
-        x0, _ = img2img(gaussian_eps_fn, x_init, strength, ALPHA_BAR, TEN_STEPS, generator=g)
+        x0, _ = img2img(gaussian_eps_fn, x_init, strength, ALPHA_BAR, TEN_STEPS, SampleOptions(generator=g))
         return (x0 - x_init).abs().mean().item()
 
     # strength 1 ends in an unrelated picture from N(0, 0.5² I): mean |difference| about 0.5
@@ -214,7 +217,8 @@ def test_img2img_with_small_strength_changes_the_picture_little():
 
 def test_img2img_runs_the_last_share_of_the_steps():
     seen = []
-    img2img(gaussian_eps_fn, torch.zeros(SHAPE), 0.3, ALPHA_BAR, TEN_STEPS, callback=seen.append)
+    img2img(gaussian_eps_fn, torch.zeros(SHAPE), 0.3, ALPHA_BAR, TEN_STEPS,
+            SampleOptions(callback=seen.append))
     assert [s.t for s in seen] == [t for t, _ in make_timesteps(10, 1000)[-3:]]
 
 
@@ -235,8 +239,8 @@ def test_inpaint_keeps_the_known_region_exactly(sampler):
     mask = torch.zeros(1, 1, 8, 8)
     mask[..., :4, :] = 1  # keep the top half
     x0, trajectory = inpaint(gaussian_eps_fn, known, mask, ALPHA_BAR, make_timesteps(10, 1000),
-                             sampler=sampler, generator=torch.Generator().manual_seed(0),
-                             keep_trajectory=True)
+                             SampleOptions(sampler=sampler, generator=torch.Generator().manual_seed(0),
+                                           keep_trajectory=True))
     assert torch.equal(x0[..., :4, :], known[..., :4, :])
     assert not torch.allclose(x0[..., 4:, :], known[..., 4:, :], atol=0.1)  # the rest is redrawn
     # at every step the network saw the known half noised to its t, not the raw picture

@@ -26,11 +26,6 @@ from minidiff.schedules import make_alpha_bar
 EPS_RANGE = 3.0  # eps = ±3 is shown as black / white: 99.7 % of standard normal noise fits
 
 
-def _noise(seed: int, n: int = 1, device: torch.device | str = "cpu") -> torch.Tensor:
-    """The starting noise of pipe.generate(..., n, seed=seed): (n, 3, 32, 32)."""
-    return samplers.seeded_noise(seed, (n, 3, world.IMAGE_SIZE, world.IMAGE_SIZE), device)[0]
-
-
 def pixel_model(pipe: Pipeline, what: str) -> None:
     """Refuse a latent model in a probe that works on pictures, in one sentence."""
     if pipe.latent:
@@ -60,7 +55,7 @@ def noised_pictures(image: np.ndarray, schedule: str, timesteps: list[int], seed
     alpha_bar = make_alpha_bar(schedule, T)
     ts = _timestep_list(timesteps, T)
     x0 = world.picture_to_tensor(image).expand(len(ts), -1, -1, -1)  # (N, 3, 32, 32)
-    eps = _noise(seed).expand_as(x0)
+    eps = samplers.seeded_noise(seed, tuple(x0.shape[1:]))[0].expand_as(x0)  # one noise, every t
     return world.to_uint8(diffusion.q_sample(x0, torch.tensor(ts), alpha_bar, eps))
 
 
@@ -77,7 +72,7 @@ def denoiser_predictions(pipe: Pipeline, image: np.ndarray, prompt: str, timeste
     ts = _timestep_list(timesteps, pipe.config.T)
     t = torch.tensor(ts, device=pipe.device)  # (N,)
     x0 = world.picture_to_tensor(image).to(pipe.device).expand(len(ts), -1, -1, -1)  # (N, 3, H, W)
-    eps = _noise(seed, device=pipe.device).expand_as(x0)
+    eps = pipe.noise(seed, 1)[0].expand_as(x0)  # the noise pipe.generate(..., seed) starts from
     x_t = diffusion.q_sample(x0, t, pipe.alpha_bar, eps)
     ids = pipe.tokenizer.encode(prompt).to(pipe.device).expand(len(ts), -1)  # (N, L)
     out = pipe.model(x_t, t, ids)
@@ -152,7 +147,7 @@ def interpolate_prompts(pipe: Pipeline, prompt_a: str, prompt_b: str, weights: l
     if not weights or min(weights) < 0 or max(weights) > 1:
         raise ValueError(f"weights must be a non-empty list of numbers in [0, 1], got {weights}")
     diffusion.check_guidance_scale(guidance_scale)
-    guided = guidance_scale != 1.0
+    guided = diffusion.is_guided(guidance_scale)
     context, mask = pipe.encode([prompt_a, prompt_b], guided=guided)  # (2 or 4, L, D), (.., L)
     w = torch.tensor(weights, device=pipe.device, dtype=context.dtype)[:, None, None]  # (W, 1, 1)
     mixed = (1 - w) * context[0] + w * context[1]  # (W, L, D)
@@ -161,9 +156,10 @@ def interpolate_prompts(pipe: Pipeline, prompt_a: str, prompt_b: str, weights: l
         mixed = torch.cat([mixed, context[2:3].expand(len(weights), -1, -1)])
         mixed_mask = torch.cat([mixed_mask, mask[2:3].expand(len(weights), -1)])
     eps_fn = pipe.eps_fn(mixed, mixed_mask, float(guidance_scale))
-    x_T = _noise(seed, device=pipe.device).expand(len(weights), -1, -1, -1)  # (W, 3, 32, 32)
+    x_T = pipe.noise(seed, 1)[0].expand(len(weights), -1, -1, -1)  # (W, 3, 32, 32)
     x0, _ = samplers.sample(eps_fn, x_T, pipe.alpha_bar,
-                            samplers.make_timesteps(steps, pipe.config.T), sampler="ddim")
+                            samplers.make_timesteps(steps, pipe.config.T),
+                            samplers.SampleOptions(sampler="ddim"))
     return world.to_uint8(x0)
 
 
@@ -203,12 +199,11 @@ def guidance_sweep(pipe: Pipeline, prompt: str, scales: list[float], n: int = 8,
     if not scales or isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"need at least one scale and n >= 1, got {scales} and n={n!r}")
     k = len(scales)
-    context, mask = pipe.encode(prompt, k * n, negative_prompt)  # (2kn, L, D): k*n prompt rows,
-    per_row = torch.tensor(scales).repeat_interleave(n)  # then k*n null rows; (k*n,) scales
-    eps_fn = pipe.eps_fn(context, mask, per_row)
-    x_T = _noise(seed, n, pipe.device).repeat(k, 1, 1, 1)  # (k*n, 3, 32, 32)
-    x0, _ = samplers.sample(eps_fn, x_T, pipe.alpha_bar,
-                            samplers.make_timesteps(steps, pipe.config.T), sampler="ddim")
+    per_row = torch.tensor(scales).repeat_interleave(n)  # (k*n,) one scale per picture
+    p = pipe.prepare(prompt, k * n, steps=steps, guidance_scale=per_row,
+                     negative_prompt=negative_prompt, seed=seed, sampler="ddim")
+    x_T = pipe.noise(seed, n)[0].repeat(k, 1, 1, 1)  # (k*n, 3, 32, 32) the same n noises per scale
+    x0, _ = samplers.sample(p.eps_fn, x_T, pipe.alpha_bar, p.timesteps, p.options)
     return world.to_uint8(x0).reshape(k, n, world.IMAGE_SIZE, world.IMAGE_SIZE, 3)
 
 
