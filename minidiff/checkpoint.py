@@ -3,8 +3,9 @@
 Two kinds of file, both a single `.safetensors` file with the config in its metadata:
 - a *model file* (`kind: model`): the weights of one TextToImage network and its ModelConfig; this is
   what ships in the package and what `load_pretrained` and `minidiff evaluate` read;
-- a *training checkpoint* (`kind: training`): the network, its EMA copy, the AdamW state, the step
-  and the training config, so an interrupted run resumes exactly where it stopped.
+- a *training checkpoint* (`kind: training`): the networks (for a text-to-image model: the network
+  and its EMA copy), the optimizers' state, the step, the seconds spent and the training config,
+  so an interrupted run resumes exactly where it stopped (minidiff.scaffold writes and reads it).
 
 A file is written to a temporary name beside its target and renamed over it (os.replace is atomic),
 so a run killed mid-write leaves the previous file intact, never half a file.
@@ -101,12 +102,6 @@ def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path) -> 
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
 
 
-def read_config(path: str | os.PathLike) -> ModelConfig:
-    """The ModelConfig stored in a model file or training checkpoint, without building the model."""
-    _, metadata = read_file(path)
-    return ModelConfig.from_dict(json.loads(metadata["config"]))
-
-
 def load_model(path: str | os.PathLike, config: ModelConfig | None = None,
                device: str | torch.device = "cpu") -> tuple[TextToImage, dict]:
     """Build the network a model file (or a training checkpoint's EMA weights) describes.
@@ -118,7 +113,7 @@ def load_model(path: str | os.PathLike, config: ModelConfig | None = None,
     stored = ModelConfig.from_dict(json.loads(metadata["config"]))
     if config is not None and config != stored:
         raise CheckpointError(f"'{path}' was saved for a different model config than the one "
-                              f"given ({_first_difference(stored, config)})")
+                              f"given ({_first_difference(stored.to_dict(), config.to_dict())})")
     if metadata.get("kind") == "training":  # use the EMA weights, as a model file would
         tensors = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
     model = TextToImage(stored)
@@ -126,15 +121,14 @@ def load_model(path: str | os.PathLike, config: ModelConfig | None = None,
     return model.to(device).eval(), json.loads(metadata.get("info", "{}"))
 
 
-def _first_difference(a: ModelConfig, b: ModelConfig) -> str:
-    da, db = a.to_dict(), b.to_dict()
-    for part in da:
-        if da[part] != db[part]:
-            if isinstance(da[part], dict):
-                for k in da[part]:
-                    if da[part][k] != db[part][k]:
-                        return f"{part}.{k}: file has {da[part][k]}, given {db[part][k]}"
-            return f"{part}: file has {da[part]}, given {db[part]}"
+def _first_difference(a: dict, b: dict, where: str = "") -> str:
+    """The first setting in which two configs (as dicts, nested) differ, in words."""
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict) and x != y:
+            return _first_difference(x, y, f"{where}{key}.")
+        if x != y:
+            return f"{where}{key}: file has {x}, given {y}"
     return "no difference found"
 
 
@@ -168,50 +162,62 @@ def run_checkpoint(out: Path, resume: bool) -> Path:
     return ckpt
 
 
-def save_training(path: str | os.PathLike, model: TextToImage, ema: TextToImage,
-                  optimizer: torch.optim.Optimizer, step: int, train_config: dict) -> None:
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
-    opt_tensors, param_groups = optimizer_state(optimizer)
-    tensors.update(opt_tensors)
-    metadata = {"format": FORMAT, "kind": "training", "config": json.dumps(model.config.to_dict()),
+def save_training(path: str | os.PathLike, modules: dict[str, torch.nn.Module],
+                  optimizers: dict[str, torch.optim.Optimizer], config: dict, train_config: dict,
+                  step: int, elapsed: float) -> None:
+    """A training checkpoint: every module's weights under its name ("model.", "ema."), every
+    optimizer's state ("opt.<param>.<name>"), the networks' config, the training config, the
+    step and the seconds spent (minidiff.scaffold writes it)."""
+    tensors = {f"{name}.{k}": v for name, module in modules.items()
+               for k, v in module.state_dict().items()}
+    param_groups = {}
+    for name, optimizer in optimizers.items():
+        opt_tensors, param_groups[name] = optimizer_state(optimizer, name)
+        tensors.update(opt_tensors)
+    metadata = {"format": FORMAT, "kind": "training", "config": json.dumps(config),
                 "train_config": json.dumps(train_config), "step": str(step),
-                "param_groups": param_groups,
+                "elapsed": str(round(elapsed, 3)), "param_groups": json.dumps(param_groups),
                 "info": json.dumps({"step": step})}
     write_file(tensors, metadata, path)
 
 
-def load_training(path: str | os.PathLike, model: TextToImage, ema: TextToImage,
-                  optimizer: torch.optim.Optimizer) -> tuple[int, dict]:
-    """Restore a training checkpoint into live objects; returns (step, train_config)."""
+def load_training(path: str | os.PathLike, modules: dict[str, torch.nn.Module],
+                  optimizers: dict[str, torch.optim.Optimizer], config: dict) -> dict[str, str]:
+    """Restore a training checkpoint into live modules and optimizers, after checking that it was
+    made for networks of this `config`; returns its metadata (step, elapsed, train_config)."""
     tensors, metadata = read_file(path)
     if metadata.get("kind") != "training":
         raise CheckpointError(f"'{path}' holds model weights only, not a training state to resume")
-    stored = ModelConfig.from_dict(json.loads(metadata["config"]))
-    if stored != model.config:
+    stored = json.loads(metadata["config"])
+    if stored != json.loads(json.dumps(config)):
         raise CheckpointError(f"'{path}' was saved by a run with another model config "
-                              f"({_first_difference(stored, model.config)})")
-    load_state(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path)
-    load_state(ema, {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}, path)
-    restore_optimizer(optimizer, tensors, metadata["param_groups"])
-    return int(metadata["step"]), json.loads(metadata["train_config"])
+                              f"({_first_difference(stored, config)})")
+    for name, module in modules.items():
+        prefix = name + "."
+        load_state(module, {k[len(prefix):]: v for k, v in tensors.items()
+                            if k.startswith(prefix)}, path)
+    param_groups = json.loads(metadata["param_groups"])
+    for name, optimizer in optimizers.items():
+        restore_optimizer(optimizer, tensors, param_groups[name], name)
+    return metadata
 
 
-def optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:
-    """An optimizer's state as safetensors entries ("opt.<param>.<name>") and its param groups
-    as JSON, for a training checkpoint."""
+def optimizer_state(optimizer: torch.optim.Optimizer, prefix: str = "opt"
+                    ) -> tuple[dict[str, torch.Tensor], list]:
+    """An optimizer's state as safetensors entries ("<prefix>.<param>.<name>") and its param
+    groups, for a training checkpoint."""
     opt = optimizer.state_dict()
-    tensors = {f"opt.{idx}.{name}": torch.as_tensor(value)
+    tensors = {f"{prefix}.{idx}.{name}": torch.as_tensor(value)
                for idx, state in opt["state"].items() for name, value in state.items()}
-    return tensors, json.dumps(opt["param_groups"])
+    return tensors, opt["param_groups"]
 
 
 def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
-                      param_groups: str) -> None:
+                      param_groups: list, prefix: str = "opt") -> None:
     """The inverse of optimizer_state: load its entries of a checkpoint's tensors."""
     state: dict[int, dict] = {}
     for key, value in tensors.items():
-        if key.startswith("opt."):
+        if key.startswith(prefix + "."):
             _, idx, name = key.split(".", 2)
             state.setdefault(int(idx), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": json.loads(param_groups)})
+    optimizer.load_state_dict({"state": state, "param_groups": param_groups})

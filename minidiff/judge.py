@@ -20,7 +20,6 @@ the test split.
 import json
 import os
 import shlex
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,8 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import world
+from . import scaffold, world
 from .checkpoint import CheckpointError, load_state, read_file, save_weights
+from .scaffold import LoopConfig, learning_rate, step_generator
 
 DEFAULT_JUDGE = Path(__file__).parent / "weights" / "judge.safetensors"
 KIND = "judge"
@@ -161,53 +161,70 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return ((1 - w) * x + w * blurred + sigma * noise).clamp(-1, 1)
 
 
-def train_judge(steps: int = 600, batch_size: int = 128, seed: int = 0,
-                out_path: str | os.PathLike | None = None, progress: bool = True,
-                lr: float = 2e-3, config: JudgeConfig | None = None,
-                accuracy_pictures: int = 5000) -> Judge:
-    """Train a judge from scratch on validation-split pictures; save it to out_path if given.
+@dataclass
+class JudgeTraining(LoopConfig):
+    steps: int = 600
+    lr: float = 2e-3
+    warmup: int = 0  # no warm-up: a cosine from lr down to zero
+    final_lr: float = 0.0
+    checkpoint_every: int = 100
+    log_every: int = 20
+    batch_size: int = 128
 
-    Step k uses validation pictures k * batch_size ... (k + 1) * batch_size - 1, so every picture is
-    new. AdamW, learning rate decayed along a cosine to zero; the loss is the sum of the four
-    attributes' cross-entropies. The saved file records the command and the accuracy on the first
-    `accuracy_pictures` test pictures.
-    """
-    from tqdm.auto import tqdm
+    def positive_counts(self) -> tuple[str, ...]:
+        return ("batch_size",)
 
-    if not (isinstance(steps, int) and steps >= 1 and isinstance(batch_size, int)
-            and batch_size >= 1):
-        raise ValueError(f"steps and batch_size must be positive integers, got {steps!r}, "
-                         f"{batch_size!r}")
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    judge = Judge(config).train()
-    optimizer = torch.optim.AdamW(judge.parameters(), lr=lr, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
-    start_time = time.time()
-    bar = tqdm(range(steps), desc="training the judge", disable=not progress)
-    for step in bar:
-        images, _, attrs = world.batch("val", step * batch_size, batch_size)
-        x = augment(world.to_tensor(images), generator)  # (B, 3, 32, 32)
-        logits = judge(x)
+
+class JudgeTask:
+    """The scaffold's view of the judge's training: step k reads validation pictures
+    k * batch_size ... (k + 1) * batch_size - 1, so every picture is new, augmented with the
+    step's generator; the loss is the sum of the four attributes' cross-entropies."""
+
+    def __init__(self, judge: "Judge", cfg: JudgeTraining):
+        self.judge, self.cfg = judge, cfg
+        self.modules = {"model": judge}
+        self.optimizers = {"opt": torch.optim.AdamW(judge.parameters(), lr=cfg.lr,
+                                                    weight_decay=0.01)}
+
+    def step(self, step: int, progress: float | None) -> float:
+        cfg, optimizer = self.cfg, self.optimizers["opt"]
+        images, _, attrs = world.batch("val", step * cfg.batch_size, cfg.batch_size)
+        x = augment(world.to_tensor(images), step_generator(cfg.seed, step))  # (B, 3, 32, 32)
+        scaffold.set_learning_rate(optimizer, learning_rate(step, cfg, progress))
+        logits = self.judge(x)
         loss = sum(F.cross_entropy(logits[name], torch.from_numpy(y))
                    for name, y in targets(attrs).items())
+        scaffold.check_finite(loss, step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        schedule.step()
-        if step % 20 == 0:
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-    judge.eval()
-    seconds = time.time() - start_time
-    if out_path is not None:
+        return loss.item()
+
+
+def train_judge(out: str | os.PathLike, cfg: JudgeTraining | None = None,
+                config: JudgeConfig | None = None, resume: bool = False, progress: bool = True,
+                stop_at: int | None = None, accuracy_pictures: int = 5000) -> "Judge":
+    """Train (or resume) a judge from scratch on validation-split pictures in the run folder
+    `out`, in the training scaffold (scaffold.run); at the end it is written to
+    out/judge.safetensors with the command and its accuracy on the first `accuracy_pictures` test
+    pictures. Returns it in eval mode."""
+    cfg = cfg or JudgeTraining()
+    cfg.check()
+    torch.manual_seed(cfg.seed)
+    task = JudgeTask(Judge(config).train(), cfg)
+    result = scaffold.run(task, cfg, out, task.judge.config.to_dict(), resume=resume,
+                          progress=progress, stop_at=stop_at, desc="training the judge")
+    judge = task.judge.eval()
+    if result.finished:
         accuracy = judge_accuracy(judge, n=accuracy_pictures)
-        command = ["minidiff", "train-judge", "--out", str(out_path), "--steps", str(steps),
-                   "--seed", str(seed), "--batch-size", str(batch_size)]
-        info = {"command": shlex.join(command), "steps": steps, "batch_size": batch_size,
-                "seed": seed, "lr": lr, "train_split": "val", "train_seconds": round(seconds),
+        command = ["minidiff", "train-judge", "--out", str(out), "--steps", str(cfg.steps),
+                   "--seed", str(cfg.seed), "--batch-size", str(cfg.batch_size)]
+        info = {"command": shlex.join(command), "steps": cfg.steps,
+                "batch_size": cfg.batch_size, "seed": cfg.seed, "lr": cfg.lr,
+                "train_split": "val", "train_seconds": round(result.history[-1]["elapsed"]),
                 "test_pictures": accuracy_pictures,
                 "test_accuracy": {k: round(v, 4) for k, v in accuracy.items()}}
-        save_judge(judge, out_path, info)
+        save_judge(judge, Path(out) / "judge.safetensors", info)
         judge.info = info
     return judge
 

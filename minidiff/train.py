@@ -3,68 +3,63 @@
     minidiff train --preset small --out runs/small          # start
     minidiff train --preset small --out runs/small --resume # go on after an interruption
 
-Each step draws the next batch of training pictures and captions (batch k is always the same
-pictures), noises them with a generator seeded by (seed, step), and takes one AdamW step on the loss
-of `minidiff.diffusion.training_loss`. An EMA copy of the weights is what gets sampled and shipped.
-Because data and noise depend only on the step number, a run resumed from a checkpoint continues the
-very same loss curve. Checkpoints are written atomically (see `minidiff.checkpoint`); Ctrl-C saves
-one before stopping.
+Each step (`train_step`) draws the next batch of training pictures and captions (batch k is always
+the same pictures), noises them with the step's generator, and takes one AdamW step on the loss of
+`minidiff.diffusion.training_loss`. An EMA copy of the weights is what gets sampled and shipped.
+Everything around the step (learning-rate schedule, step seed, checkpoints and resume, time budget,
+progress, Ctrl-C) is the training scaffold's, `minidiff.scaffold`, which every training shares.
 """
 
 import copy
 import json
-import math
-import signal
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
-from . import world
+from . import scaffold, world
 from .autoencoder import AutoencoderConfig
 from .checkpoint import (
     DEFAULT_AUTOENCODER,
     CheckpointError,
     load_autoencoder,
-    load_training,
     read_file,
-    run_checkpoint,
     save_model,
-    save_training,
 )
 from .device import pick_device
 from .diffusion import training_loss
 from .model import ModelConfig, TextToImage, trainable_parameters
 from .schedules import make_alpha_bar
+from .scaffold import LoopConfig, RunResult, TrainingDiverged, learning_rate, step_generator
 from .text_encoder import TextEncoderConfig
 from .tokenizer import MAX_TOKENS, Tokenizer
 from .unet import UNetConfig
 
+__all__ = ["TrainConfig", "TrainingDiverged", "learning_rate", "preset", "train", "train_step"]
+
 
 @dataclass
-class TrainConfig:
-    steps: int = 6000  # the most steps; with `minutes`, the run may end sooner
-    minutes: float | None = None  # a wall-clock budget: the schedule spans it, the run ends at it
-    batch_size: int = 64
-    lr: float = 1e-3
+class TrainConfig(LoopConfig):
+    """A text-to-image training: the scaffold's settings (LoopConfig), then the model's own."""
+
+    steps: int = 6000
     warmup: int = 200  # linear warm-up steps, then cosine decay to lr / 10
+    batch_size: int = 64
     betas: tuple[float, float] = (0.9, 0.99)  # AdamW's moment decays
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     p_uncond: float = 0.1  # condition dropout, for classifier-free guidance
     t_sampling: str = "logit_normal"  # or "uniform"
-    seed: int = 0
-    checkpoint_every: int = 250
     sample_every: int = 1000
     snapshot_steps: tuple[int, ...] = ()  # also save EMA weights at these steps
-    log_every: int = 10
     autoencoder: str | None = None  # a latent model's autoencoder file (its weights are copied in)
     skew: world.Skew | None = None  # draw the training split with this bias (notebook 09)
+
+    def positive_counts(self) -> tuple[str, ...]:
+        return ("batch_size", "sample_every")
 
 
 def _text(width: int, layers: int) -> TextEncoderConfig:
@@ -118,8 +113,6 @@ PRESETS = ("tiny", "small", "fast", "latent", "skewed", "base")
 
 
 def _autoencoder_config(path) -> dict:
-    import json
-
     try:
         _, metadata = read_file(path)
     except CheckpointError:
@@ -128,21 +121,7 @@ def _autoencoder_config(path) -> dict:
     return AutoencoderConfig.from_dict(json.loads(metadata["config"])).to_dict()
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss stopped being a finite number."""
-
-
 _TOKENIZER = Tokenizer()
-
-
-def learning_rate(step: int, cfg: TrainConfig, progress: float | None = None) -> float:
-    """Linear warm-up over cfg.warmup steps, then cosine decay to lr / 10 at the end of the run:
-    at cfg.steps, or, for a run on a time budget, at `progress` (the share of it spent) = 1."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    if progress is None:
-        progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
 @torch.no_grad()
@@ -151,10 +130,6 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, step: int, decay: f
     d = min(decay, (1 + step) / (10 + step))
     for e, p in zip(ema.parameters(), model.parameters()):
         e.lerp_(p, 1 - d)
-
-
-def step_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
-    return torch.Generator(device).manual_seed(seed * 1_000_003 + step)
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
@@ -181,13 +156,11 @@ def train_step(model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.op
             x0 = model.autoencoder.encode(x0)  # (B, 4, 8, 8)
     ids = _TOKENIZER.encode(captions).to(dev)  # (B, L)
     null_ids = _TOKENIZER.encode("")[0].to(dev)  # (L,) the empty prompt
-    for group in optimizer.param_groups:
-        group["lr"] = learning_rate(step, cfg, progress)
+    scaffold.set_learning_rate(optimizer, learning_rate(step, cfg, progress))
     generator = step_generator(cfg.seed, step, dev)
     loss = training_loss(model, x0, ids, null_ids, alpha_bar, model.config.prediction,
                          cfg.p_uncond, cfg.t_sampling, generator=generator)
-    if not torch.isfinite(loss):
-        raise TrainingDiverged(f"the loss became {loss.item()} at step {step}")
+    scaffold.check_finite(loss, step)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(trainable_parameters(model), cfg.grad_clip)
@@ -196,151 +169,67 @@ def train_step(model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.op
     return loss.item()
 
 
-@dataclass
-class TrainResult:
-    out_dir: Path
-    step: int
-    history: list[dict] = field(default_factory=list)  # one record per logged step
+class TextToImageTask:
+    """The scaffold's view of a text-to-image training: the network, its EMA copy and AdamW."""
+
+    def __init__(self, model: TextToImage, cfg: TrainConfig):
+        self.model, self.cfg = model, cfg
+        self.ema = copy.deepcopy(model).requires_grad_(False)
+        self.modules = {"model": model, "ema": self.ema}
+        self.optimizers = {"opt": make_optimizer(model, cfg)}
+        self.alpha_bar = make_alpha_bar(model.config.schedule, model.config.T)  # float64, CPU
+
+    def step(self, step: int, progress: float | None) -> float:
+        return train_step(self.model, self.ema, self.optimizers["opt"], step, self.cfg,
+                          self.alpha_bar, progress)
 
 
-def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | Path,
-          resume: bool = False, device: str | None = None, progress: bool = True,
-          stop_at: int | None = None,
-          on_sample: Callable[[TextToImage, int], None] | None = None,
-          on_log: Callable[[dict], None] | None = None,
-          stop: threading.Event | None = None) -> TrainResult:
-    """Train (or resume) a run in `out_dir`; `stop_at` ends early at that step, as an interruption.
-
-    on_sample(ema, step), if given, is called every `sample_every` steps and at the end, to draw
-    from the EMA weights (the command line writes a grid of pictures; see
-    minidiff.pipeline.sample_grid). Training itself knows nothing about sampling.
-    on_log(record) sees every logged {"step", "loss", "lr", "elapsed"}. Setting `stop` (from
-    another thread, such as a notebook's Stop button) ends the run at the next step as a spent
-    time budget does: checkpoint, samples and model.safetensors are written.
-    """
-    cfg = train_config
-    out = Path(out_dir)
-    ckpt = run_checkpoint(out, resume)
-    for name in ("steps", "batch_size", "checkpoint_every", "sample_every", "log_every"):
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"{name} must be at least 1, got {getattr(cfg, name)}")
-    if cfg.minutes is not None and not (math.isfinite(cfg.minutes) and cfg.minutes > 0):
-        raise ValueError(f"minutes must be a positive number, got {cfg.minutes}")
-    budget = None if cfg.minutes is None else 60.0 * cfg.minutes  # seconds
-    if not cfg.lr > 0:
-        raise ValueError(f"lr must be positive, got {cfg.lr}")
-    dev = pick_device(device)
+def build_model(model_config: ModelConfig, cfg: TrainConfig, device: torch.device) -> TextToImage:
+    """A fresh network seeded by cfg.seed; a latent one gets its trained autoencoder copied in."""
     torch.manual_seed(cfg.seed)
-    model = TextToImage(model_config).to(dev)
+    model = TextToImage(model_config).to(device)
     if model_config.autoencoder is not None:
         if cfg.autoencoder is None:
             raise ValueError("a latent model needs TrainConfig.autoencoder, the file of its "
                              "trained autoencoder")
-        trained = load_autoencoder(cfg.autoencoder, device=dev)
+        trained = load_autoencoder(cfg.autoencoder, device=device)
         if trained.config != AutoencoderConfig.from_dict(model_config.autoencoder):
             raise CheckpointError(f"the autoencoder at '{cfg.autoencoder}' is not the one this "
                                   "model config names; rebuild the preset after retraining it")
         model.autoencoder.load_state_dict(trained.state_dict())
-    ema = copy.deepcopy(model).requires_grad_(False)
-    optimizer = make_optimizer(model, cfg)
-    start, elapsed = 0, 0.0
-    if resume:
-        start, stored = load_training(ckpt, model, ema, optimizer)
-        stored_cfg = TrainConfig(**{**stored, **{k: tuple(v) for k, v in stored.items()
-                                                  if isinstance(v, list)}})
-        if stored_cfg.skew is not None:
-            stored_cfg = replace(stored_cfg, skew=world.Skew(**stored_cfg.skew))
-        if replace(stored_cfg, steps=cfg.steps, minutes=cfg.minutes) != cfg:
-            raise ValueError(f"'{ckpt}' was made with other training settings; resume with the "
-                             "same preset (only --steps and --minutes may change)")
-    out.mkdir(parents=True, exist_ok=True)
-    log_path = out / "log.jsonl"
-    history = _read_log(log_path, upto=start)
-    if history:
-        elapsed = history[-1]["elapsed"]
-    _write_log(log_path, history)  # drop records after the checkpoint we resumed from
-
-    alpha_bar = make_alpha_bar(model_config.schedule, model_config.T)  # float64, on the CPU
-    end = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
-    if budget is None:  # the bar counts steps, or, on a time budget, seconds
-        bar = tqdm(total=cfg.steps, initial=start, desc="training", unit="step",
-                   disable=not progress)
-    else:
-        bar = tqdm(total=round(budget), initial=min(round(elapsed), round(budget)),
-                   desc="training", unit="s", disable=not progress)
-    step, t0 = start, time.perf_counter() - elapsed
-    spent = (lambda: (time.perf_counter() - t0) / budget) if budget else (lambda: None)
-    out_of_time = False
-    model.train()
-    restore_sigterm = _sigterm_as_interrupt()
-    try:
-        while step < end and not out_of_time:
-            try:
-                loss = train_step(model, ema, optimizer, step, cfg, alpha_bar, spent())
-            except TrainingDiverged as e:
-                raise TrainingDiverged(f"{e}; the last good checkpoint is '{ckpt}' — try a lower "
-                                       f"learning rate than {cfg.lr}") from None
-            step += 1
-            out_of_time = (budget is not None and spent() >= 1) or (stop is not None
-                                                                    and stop.is_set())
-            bar.update(1 if budget is None else min(round(spent() * budget), bar.total) - bar.n)
-            last = step == end or out_of_time
-            if step % cfg.log_every == 0 or last:
-                record = {"step": step, "loss": round(loss, 6),
-                          "lr": optimizer.param_groups[0]["lr"],
-                          "elapsed": round(time.perf_counter() - t0, 3)}
-                history.append(record)
-                with open(log_path, "a") as f:
-                    f.write(json.dumps(record) + "\n")
-                if on_log is not None:
-                    on_log(record)
-                bar.set_postfix(step=step, loss=f"{record['loss']:.4f}")
-            if step in cfg.snapshot_steps:
-                save_model(ema, out / "snapshots" / f"step-{step:06d}.safetensors",
-                           info={"step": step}, dtype=torch.float16)
-            if on_sample is not None and (step % cfg.sample_every == 0 or step == cfg.steps
-                                          or out_of_time):
-                was_training = ema.training
-                on_sample(ema, step)
-                ema.train(was_training)
-            if step % cfg.checkpoint_every == 0 or last:
-                save_training(ckpt, model, ema, optimizer, step, asdict(cfg))
-    except KeyboardInterrupt:
-        save_training(ckpt, model, ema, optimizer, step, asdict(cfg))
-        bar.close()
-        print(f"stopped at step {step}; checkpoint saved, continue with --resume")
-        raise
-    finally:
-        restore_sigterm()
-    bar.close()
-    if step == cfg.steps or out_of_time:
-        info = {"step": step, "train_config": asdict(cfg), "elapsed_s": history[-1]["elapsed"]
-                if history else None, "final_loss": history[-1]["loss"] if history else None}
-        save_model(ema, out / "model.safetensors", info=info)
-    return TrainResult(out, step, history)
+    return model
 
 
-def _sigterm_as_interrupt():
-    """Let `kill` (SIGTERM) stop a run like Ctrl-C does: save a checkpoint, then stop."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
+def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | Path, *,
+          resume: bool = False, device: str | None = None, progress: bool = True,
+          stop_at: int | None = None, stop: threading.Event | None = None,
+          on_log: Callable[[dict], None] | None = None,
+          on_sample: Callable[[TextToImage, int], None] | None = None) -> RunResult:
+    """Train (or resume) a run in `out_dir`, in the training scaffold (scaffold.run: `stop_at`,
+    `stop`, `on_log` and `progress` are its). At the end (cfg.steps, the time budget, or `stop`)
+    the EMA weights are written to out_dir/model.safetensors.
 
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
+    on_sample(ema, step), if given, is called every `sample_every` steps and at the end, to draw
+    from the EMA weights (the command line writes a grid of pictures; see
+    minidiff.pipeline.sample_grid). Training itself knows nothing about sampling.
+    """
+    cfg, out = train_config, Path(out_dir)
+    task = TextToImageTask(build_model(model_config, cfg, pick_device(device)), cfg)
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+    def after_step(step: int, last: bool) -> None:
+        if step in cfg.snapshot_steps:
+            save_model(task.ema, out / "snapshots" / f"step-{step:06d}.safetensors",
+                       info={"step": step}, dtype=torch.float16)
+        if on_sample is not None and (step % cfg.sample_every == 0 or last):
+            on_sample(task.ema, step)
+            task.ema.train()
 
-
-def _read_log(path: Path, upto: int) -> list[dict]:
-    if not path.exists():
-        return []
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in records if r["step"] <= upto]
-
-
-def _write_log(path: Path, records: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-    tmp.replace(path)
+    task.model.train()
+    result = scaffold.run(task, cfg, out, model_config.to_dict(), resume=resume, progress=progress,
+                          stop_at=stop_at, stop=stop, on_log=on_log, on_step=after_step)
+    if result.finished:
+        last = result.history[-1] if result.history else {}
+        info = {"step": result.step, "train_config": json.loads(json.dumps(asdict(cfg))),
+                "elapsed_s": last.get("elapsed"), "final_loss": last.get("loss")}
+        save_model(task.ema, out / "model.safetensors", info=info)
+    return result

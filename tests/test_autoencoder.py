@@ -90,7 +90,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
     resumed = train_autoencoder(tmp_path / "half", QUICK, TINY, resume=True, progress=False)
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, msg=name)
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(ValueError, match="other training settings"):
         train_autoencoder(tmp_path / "half", replace(QUICK, lr=1e-4), TINY, resume=True,
                           progress=False)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
@@ -100,7 +100,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
 def test_bad_training_settings_are_refused(tmp_path):
     from dataclasses import replace
 
-    with pytest.raises(ValueError, match="steps must be at least 1, got 0"):
+    with pytest.raises(ValueError, match="steps must be a whole number of at least 1, got 0"):
         train_autoencoder(tmp_path / "r", replace(QUICK, steps=0), TINY, progress=False)
     with pytest.raises(ValueError, match="lr must be a positive number, got nan"):
         train_autoencoder(tmp_path / "r", replace(QUICK, lr=float("nan")), TINY, progress=False)

@@ -3,7 +3,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from minidiff.checkpoint import CheckpointError, load_model, read_config, save_model
+from minidiff.checkpoint import CheckpointError, load_model, save_model
 from minidiff.model import TextToImage
 from minidiff.train import preset
 
@@ -19,7 +19,7 @@ def test_model_file_round_trip(model, tmp_path):
     save_model(model, path, info={"step": 7})
     loaded, info = load_model(path)
     assert info == {"step": 7}
-    assert read_config(path) == model.config
+    assert loaded.config == model.config
     for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a, b), k
 

@@ -4,7 +4,15 @@ import torch
 
 from minidiff import world
 from minidiff.checkpoint import CheckpointError
-from minidiff.judge import Judge, judge_accuracy, load_judge, save_judge, targets, train_judge
+from minidiff.judge import (
+    Judge,
+    JudgeTraining,
+    judge_accuracy,
+    load_judge,
+    save_judge,
+    targets,
+    train_judge,
+)
 
 
 @pytest.fixture(scope="module")
@@ -87,10 +95,16 @@ def test_load_judge_errors_in_one_sentence(tmp_path, tiny_model_file):
         load_judge(tiny_model_file)
 
 
-def test_train_judge_writes_a_usable_file(tmp_path):
-    path = tmp_path / "j.safetensors"
-    judge = train_judge(steps=2, batch_size=8, out_path=path, progress=False,
-                        accuracy_pictures=50)
-    assert judge.info["command"] == (f"minidiff train-judge --out {path} --steps 2 --seed 0 "
-                                     "--batch-size 8")
+def test_train_judge_writes_a_usable_file_and_resumes(tmp_path):
+    cfg = JudgeTraining(steps=4, batch_size=8, checkpoint_every=2)
+    whole = train_judge(tmp_path / "whole", cfg, progress=False, accuracy_pictures=50)
+    assert whole.info["command"] == (f"minidiff train-judge --out {tmp_path / 'whole'} --steps 4 "
+                                     "--seed 0 --batch-size 8")
+    path = tmp_path / "whole" / "judge.safetensors"
     assert set(load_judge(path).predict(world.batch("test", 0, 3)[0])) == set(world.ATTRIBUTES)
+    train_judge(tmp_path / "half", cfg, progress=False, stop_at=2)
+    assert not (tmp_path / "half" / "judge.safetensors").exists()
+    resumed = train_judge(tmp_path / "half", cfg, resume=True, progress=False,
+                          accuracy_pictures=50)
+    for k, v in whole.state_dict().items():  # the same steps, whether interrupted or not
+        torch.testing.assert_close(resumed.state_dict()[k], v)

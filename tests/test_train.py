@@ -86,7 +86,7 @@ def test_a_diverging_run_stops_with_a_clear_message(configs, tmp_path, monkeypat
 
 def test_bad_settings_are_refused(configs, tmp_path):
     model_config, train_config = configs
-    with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
+    with pytest.raises(ValueError, match="batch_size must be a whole number of at least 1, got 0"):
         train(model_config, replace(train_config, batch_size=0), tmp_path, progress=False)
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         preset("huge")
