@@ -14,24 +14,19 @@ prompts, same seed. Notebook 10 reads the JSON.
 """
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import report
 
 import minidiff
 from minidiff.checkpoint import CheckpointError
+from minidiff.course.paths import RESULTS_DIR
+from minidiff.course.real_systems import network_calls
 from minidiff.diffusers_bridge import KINDS, TWINS, DiffusersPipe, diffusers_scheduler
 from minidiff.evaluate import CHUNK, GROUPS, evaluate, prompt_set
 from minidiff.pipeline import DEFAULT_GUIDANCE
 
-RESULTS = Path(__file__).parent / "results" / "diffusers_schedulers.json"
-
-
-def network_calls(pipe, kind: str, steps: int) -> int:
-    scheduler = diffusers_scheduler(pipe.config, kind, prediction="eps")
-    scheduler.set_timesteps(steps)
-    return len(scheduler.timesteps)
+RESULTS = RESULTS_DIR / "diffusers_schedulers.json"
 
 
 def twin_difference(pipe, bridged, kind, steps, guidance, seed, quick) -> int | None:
@@ -83,7 +78,7 @@ def main() -> None:
             pictures = sum(r.pictures[g] for g in GROUPS)
             pooled = sum(r.adherence[g]["all"] * r.pictures[g] for g in GROUPS) / pictures
             per_attribute = [v for k, v in r.diversity.items() if k != "mean"]
-            row = [kind, steps, network_calls(pipe, kind, steps), r.adherence["seen"]["all"],
+            row = [kind, steps, network_calls(pipe.config, kind, steps), r.adherence["seen"]["all"],
                    r.adherence["held_out"]["all"], r.adherence["paraphrase"]["all"], pooled,
                    r.diversity["mean"], min(per_attribute), r.frechet_distance, r.frechet_floor,
                    twin_difference(pipe, bridged, kind, steps, args.guidance, args.seed,

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import torch
 
-from minidiff import world
+from minidiff import pixels, world
 from minidiff.autoencoder import Autoencoder
+from minidiff.course.paths import RESULTS_DIR, RUNS_DIR
 from minidiff.model import TextToImage, count_parameters, unet_flops
 from minidiff.pipeline import load_pretrained
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results" / "latent_cost.json"
+RESULTS = RESULTS_DIR / "latent_cost.json"
 
 
 def median_ms(fn, repeats: int, warmup: int = 3) -> float:
@@ -117,7 +117,7 @@ def main() -> None:
                 ae.decode(z[:1])
             with torch.no_grad():
                 row["decoder_ms_8_pictures"] = round(median_ms(lambda: ae.decode(z), 30), 2)  # noqa: B023
-                images = world.to_tensor(world.batch("test", 0, 8)[0])
+                images = pixels.to_tensor(world.batch("test", 0, 8)[0])
                 row["encoder_ms_8_pictures"] = round(median_ms(lambda: ae.encode(images), 30), 2)  # noqa: B023
             row["decoder_mflop_per_picture"] = round(counter.get_total_flops() / 1e6, 2)
             row["autoencoder_parameters"] = count_parameters(ae)
@@ -125,8 +125,8 @@ def main() -> None:
         print(name, json.dumps(row), flush=True)
     result = {"threads": 2, "device": "cpu", "rows": rows}
     if args.train:
-        result["time_to_90"] = {"pixel (runs/fast2)": time_to_90(ROOT / "runs" / "fast2", 250),
-                                "latent (runs/latent)": time_to_90(ROOT / "runs" / "latent", 250)}
+        result["time_to_90"] = {"pixel (runs/fast2)": time_to_90(RUNS_DIR / "fast2", 250),
+                                "latent (runs/latent)": time_to_90(RUNS_DIR / "latent", 250)}
         print(json.dumps(result["time_to_90"]))
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {RESULTS}")

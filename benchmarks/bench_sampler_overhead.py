@@ -24,7 +24,7 @@ import time
 import report
 import torch
 
-from minidiff import samplers, world
+from minidiff import pixels, samplers
 from minidiff.diffusers_bridge import diffusers_loop, diffusers_scheduler
 
 
@@ -73,8 +73,8 @@ def main() -> None:
             for key, run in runs.items():  # interleaved
                 seconds[key].append(timed(run, dev))
     stats = {key: report.timing(s) for key, s in seconds.items()}
-    diff = int((torch.from_numpy(world.to_uint8(x0_minidiff)).int()
-                - torch.from_numpy(world.to_uint8(x0_diffusers)).int()).abs().max())
+    diff = int((torch.from_numpy(pixels.to_uint8(x0_minidiff)).int()
+                - torch.from_numpy(pixels.to_uint8(x0_diffusers)).int()).abs().max())
 
     columns = ["loop", "network", "median ms", "min ms", "max ms", "ms/step"]
     rows = [[loop, net, 1000 * s["median_s"], 1000 * s["min_s"], 1000 * s["max_s"],

@@ -24,7 +24,7 @@ import time
 import report
 import torch
 
-from minidiff import world
+from minidiff import pixels, world
 from minidiff.model import TextToImage
 from minidiff.schedules import make_alpha_bar
 from minidiff.train import make_optimizer, preset, train_step
@@ -74,7 +74,7 @@ def data_cost(repeats: int, batch_size: int) -> float:
     for i in range(repeats):
         start = time.perf_counter()
         images, captions, _ = world.batch("train", i * batch_size, batch_size, seed=0)
-        world.to_tensor(images), tokenizer.encode(captions)
+        pixels.to_tensor(images), tokenizer.encode(captions)
         seconds.append(time.perf_counter() - start)
     return statistics.median(seconds)
 

@@ -15,16 +15,16 @@ benchmarks/results/bias_skew.json.
 
 import json
 import sys
-from pathlib import Path
 
 import torch
 
 from minidiff import load_pretrained, world
-from minidiff.course.measuring import skew_prompts, skew_share, wilson
+from minidiff.course.bias import skew_prompts, skew_share
+from minidiff.course.measuring import wilson
+from minidiff.course.paths import RESULTS_DIR, RUNS_DIR
 from minidiff.judge import load_judge
 
-ROOT = Path(__file__).resolve().parent.parent
-MODELS = {"skewed": "skewed", "unskewed, same recipe": ROOT / "runs" / "fast2" /
+MODELS = {"skewed": "skewed", "unskewed, same recipe": RUNS_DIR / "fast2" /
           "model.safetensors", "shipped": "pixel"}
 
 
@@ -53,7 +53,7 @@ def main() -> None:
             print(f"{label}, {shape}: yellow {m['share']:.3f}", flush=True)
         result["models"][label] = rows
     result["prompts"] = skew_prompts(skew)
-    path = ROOT / "benchmarks" / "results" / "bias_skew.json"
+    path = RESULTS_DIR / "bias_skew.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {path}")
 

@@ -11,16 +11,14 @@ measures the prompts this world cannot draw (two objects).
 
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from minidiff import load_pretrained
 from minidiff.course import gallery
+from minidiff.course.paths import FIGURES_DIR, RESULTS_DIR
 from minidiff.judge import load_judge
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
@@ -28,7 +26,7 @@ def main() -> None:
     pipe, judge = load_pretrained(device="cpu"), load_judge()
     census = gallery.census(pipe, judge)
     print(gallery.rates_table(census))
-    gallery.gallery_figure(census, ROOT / "figures" / "09_failure_gallery.png")
+    gallery.gallery_figure(census, FIGURES_DIR / "09_failure_gallery.png")
     two = gallery.two_object_prompts(pipe, judge)
     for prompt, r in two.items():
         print(f"{prompt!r}: objects per picture {np.bincount(r['objects']).tolist()}, "
@@ -42,7 +40,7 @@ def main() -> None:
                                   "first": r["first"], "second": r["second"],
                                   "colours": r["colours"], "shapes": r["shapes"]}
                               for p, r in two.items()}}
-    path = ROOT / "benchmarks" / "results" / "failure_census.json"
+    path = RESULTS_DIR / "failure_census.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {path}")
 

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import torch
 
+from minidiff.course.paths import RESULTS_DIR, RUNS_DIR
 from minidiff.evaluate import evaluate
 from minidiff.model import TextToImage, count_parameters, unet_flops
 from minidiff.pipeline import load_pretrained
 from minidiff.train import preset, train
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results" / "size_ladder.json"
+RESULTS = RESULTS_DIR / "size_ladder.json"
 # name: (U-Net channels, text encoder width)
 SAME_STEPS = 500  # every size gets this far in 5 minutes
 SIZES = {"S": ((24, 48, 48), 64), "M": ((48, 96, 96), 128), "L": ((96, 192, 192), 256)}
@@ -69,7 +69,7 @@ def measure(name: str, run: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--measure", action="store_true", help="only measure existing runs")
-    parser.add_argument("--runs", default=str(ROOT / "runs"), help="folder of the runs")
+    parser.add_argument("--runs", default=str(RUNS_DIR), help="folder of the runs")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

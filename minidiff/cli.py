@@ -96,7 +96,7 @@ def _evaluate(args) -> None:
 def _train_autoencoder(args) -> None:
     from dataclasses import replace
 
-    from .evaluate import evaluate_autoencoder
+    from .evaluate_autoencoder import evaluate_autoencoder
     from .train_autoencoder import AutoencoderTraining, train_autoencoder
 
     cfg = AutoencoderTraining()
@@ -116,7 +116,7 @@ def _evaluate_autoencoder(args) -> None:
     import json
 
     from .checkpoint import load_autoencoder
-    from .evaluate import evaluate_autoencoder
+    from .evaluate_autoencoder import evaluate_autoencoder
 
     report = evaluate_autoencoder(load_autoencoder(args.weights), n=args.n)
     print(report.table())
@@ -127,17 +127,20 @@ def _evaluate_autoencoder(args) -> None:
 
 
 def _train_judge(args) -> None:
-    from .judge import train_judge
+    from .judge import JudgeTraining, train_judge
 
-    judge = train_judge(steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-                        out_path=args.out)
+    cfg = JudgeTraining(steps=args.steps, batch_size=args.batch_size, seed=args.seed)
+    try:
+        judge = train_judge(args.out, cfg, resume=args.resume)
+    except KeyboardInterrupt:
+        sys.exit(130)
     accuracy = ", ".join(f"{k} {v:.4f}" for k, v in judge.info["test_accuracy"].items())
-    print(f"wrote the judge to {args.out}; accuracy on {judge.info['test_pictures']} test "
-          f"pictures: {accuracy}")
+    print(f"wrote the judge to {args.out}/judge.safetensors; accuracy on "
+          f"{judge.info['test_pictures']} test pictures: {accuracy}")
 
 
 def _figures(args) -> None:
-    from .course.figures import make_figures
+    from .course.registry import make_figures
     from .pipeline import load_pretrained
 
     pipe = load_pretrained(args.weights, device=args.device)
@@ -146,15 +149,16 @@ def _figures(args) -> None:
 
 
 def _site(args) -> None:
-    from .course.site import REPO, build, report_table
+    from .course.paths import NOTEBOOKS
+    from .course.site import build, report_table
 
     notebooks = None
     if args.only:
-        notebooks = [REPO / "notebooks" / (n if n.endswith(".ipynb") else f"{n}.ipynb")
+        notebooks = [NOTEBOOKS / (n if n.endswith(".ipynb") else f"{n}.ipynb")
                      for n in args.only]
         missing = [p.stem for p in notebooks if not p.exists()]
         if missing:
-            known = sorted(p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+            known = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
             raise FileNotFoundError(f"no notebook named {', '.join(missing)}; the notebooks "
                                     f"are {', '.join(known)}")
     try:
@@ -163,6 +167,13 @@ def _site(args) -> None:
         raise SystemExit(f"minidiff site: error: {e}") from None
     print(report_table(report))
     print(f"open {args.out}/index.html, or serve it: python -m http.server -d {args.out} 8000")
+
+
+def figure_names() -> list[str]:
+    """The figures `minidiff figures` can draw, as the course's registry lists them."""
+    from .course.registry import FIGURES
+
+    return list(FIGURES)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     ea.set_defaults(func=_evaluate_autoencoder)
 
     j = sub.add_parser("train-judge", help="train the attribute classifier used by evaluate")
-    j.add_argument("--out", required=True)
+    j.add_argument("--out", required=True, help="the run folder (checkpoint, log, judge)")
+    j.add_argument("--resume", action="store_true", help="continue the run in --out")
     j.add_argument("--steps", type=int, default=600)
     j.add_argument("--seed", type=int, default=0)
     j.add_argument("--batch-size", type=int, default=128)
@@ -255,8 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("figures", help="regenerate every figure and animation of the course")
     f.add_argument("--out", default="figures", help="output folder (default figures/)")
     f.add_argument("--only", nargs="+", default=None, help="just these figures (names: "
-                   "hero prompt_box schedules denoiser training sampling words guidance latent "
-                   "editing bias failures ladder schedulers)")
+                   f"{' '.join(figure_names())})")
     f.add_argument("--weights", default=None, help=weights_help)
     f.add_argument("--device", default=None)
     f.set_defaults(func=_figures)

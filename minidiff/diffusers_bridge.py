@@ -44,7 +44,7 @@ import inspect
 import numpy as np
 import torch
 
-from . import world
+from . import pixels
 from .pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
 BETA_SCHEDULES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}  # minidiff -> diffusers
@@ -140,4 +140,4 @@ class DiffusersPipe:
         # the schedulers take "epsilon": the prepared eps_fn has already read the network's
         # output (whatever it predicts) as eps_hat
         x0 = diffusers_loop(scheduler, p.eps_fn, p.x_T, steps, p.options.generator)
-        return world.to_uint8(self.pipe.decode(x0))
+        return pixels.to_uint8(self.pipe.decode(x0))

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import scaffold, world
+from . import pixels, scaffold, world
 from .checkpoint import CheckpointError, load_state, read_file, save_weights
 from .scaffold import LoopConfig, learning_rate, step_generator
 
@@ -60,7 +60,7 @@ def _as_model_input(x) -> torch.Tensor:
         return x
     if isinstance(x, torch.Tensor):
         x = x.cpu().numpy()
-    return world.to_tensor(np.asarray(x))  # checks uint8 (N, H, W, 3)
+    return pixels.to_tensor(np.asarray(x))  # checks uint8 (N, H, W, 3)
 
 
 class Judge(nn.Module):
@@ -189,7 +189,7 @@ class JudgeTask:
     def step(self, step: int, progress: float | None) -> float:
         cfg, optimizer = self.cfg, self.optimizers["opt"]
         images, _, attrs = world.batch("val", step * cfg.batch_size, cfg.batch_size)
-        x = augment(world.to_tensor(images), step_generator(cfg.seed, step))  # (B, 3, 32, 32)
+        x = augment(pixels.to_tensor(images), step_generator(cfg.seed, step))  # (B, 3, 32, 32)
         scaffold.set_learning_rate(optimizer, learning_rate(step, cfg, progress))
         logits = self.judge(x)
         loss = sum(F.cross_entropy(logits[name], torch.from_numpy(y))

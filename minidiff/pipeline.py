@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import diffusion, editing, samplers, world
+from . import diffusion, editing, pixels, samplers, world
 from .checkpoint import CheckpointError, load_model
 from .device import pick_device
 from .model import TextToImage
@@ -112,7 +112,7 @@ class Trajectory:
         for a latent model)."""
         self._check(which)
         decode = self.decode or (lambda x: x)
-        return np.stack([world.to_uint8(decode(getattr(s, which))) for s in self.steps])
+        return np.stack([pixels.to_uint8(decode(getattr(s, which))) for s in self.steps])
 
     @staticmethod
     def _check(which: str) -> None:
@@ -242,18 +242,18 @@ class Pipeline:
         x0, trajectory = samplers.sample(p.eps_fn, p.x_T, self.alpha_bar, p.timesteps,
                                          replace(p.options, keep_trajectory=keep_trajectory))
         cpu = [samplers.Step(s.t, s.x_t.cpu(), s.x0_hat.cpu(), s.eps_hat.cpu()) for s in trajectory]
-        return Trajectory(world.to_uint8(self.decode(x0)), cpu,
+        return Trajectory(pixels.to_uint8(self.decode(x0)), cpu,
                           self.decode if self.latent else None)
 
     def img2img(self, image: np.ndarray, prompt: str, strength: float = 0.6, n: int = 1,
                 **settings) -> np.ndarray:
         """Redraw `image` ((32, 32, 3) uint8) towards `prompt`; strength 1 ignores the image.
         Settings as in `generate`, with the same defaults (the same sampler too)."""
-        x_init = world.picture_to_tensor(image).to(self.device)  # (1, 3, 32, 32)
+        x_init = pixels.picture_to_tensor(image).to(self.device)  # (1, 3, 32, 32)
         x_init = self.encode_pictures(x_init).expand(n, -1, -1, -1)
         p = self.prepare(prompt, n, **settings)
         x0, _ = editing.img2img(p.eps_fn, x_init, strength, self.alpha_bar, p.timesteps, p.options)
-        return world.to_uint8(self.decode(x0))
+        return pixels.to_uint8(self.decode(x0))
 
     def inpaint(self, image: np.ndarray, mask: np.ndarray, prompt: str, n: int = 1,
                 **settings) -> np.ndarray:
@@ -262,7 +262,7 @@ class Pipeline:
         if self.latent:
             raise ValueError("inpainting keeps the pixels outside the mask exactly, which a "
                              "latent model cannot; use the pixel model (load_pretrained())")
-        known = world.picture_to_tensor(image).to(self.device).expand(n, -1, -1, -1)
+        known = pixels.picture_to_tensor(image).to(self.device).expand(n, -1, -1, -1)
         mask = np.asarray(mask)
         if mask.shape != (world.IMAGE_SIZE, world.IMAGE_SIZE):
             raise ValueError(f"mask must have shape ({world.IMAGE_SIZE}, {world.IMAGE_SIZE}), "
@@ -270,7 +270,7 @@ class Pipeline:
         keep = torch.as_tensor(~mask.astype(bool), device=self.device).float()[None, None]
         p = self.prepare(prompt, n, **settings)
         x0, _ = editing.inpaint(p.eps_fn, known, keep, self.alpha_bar, p.timesteps, p.options)
-        return world.to_uint8(x0)
+        return pixels.to_uint8(x0)
 
 
 def sample_grid(model: TextToImage, prompts: tuple[str, ...] = SAMPLE_PROMPTS, n: int = 4,

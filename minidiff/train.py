@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from . import scaffold, world
+from . import pixels, scaffold, world
 from .autoencoder import AutoencoderConfig
 from .checkpoint import (
     DEFAULT_AUTOENCODER,
@@ -31,8 +31,8 @@ from .checkpoint import (
 from .device import pick_device
 from .diffusion import training_loss
 from .model import ModelConfig, TextToImage, trainable_parameters
-from .schedules import make_alpha_bar
 from .scaffold import LoopConfig, RunResult, TrainingDiverged, learning_rate, step_generator
+from .schedules import make_alpha_bar
 from .text_encoder import TextEncoderConfig
 from .tokenizer import MAX_TOKENS, Tokenizer
 from .unet import UNetConfig
@@ -150,7 +150,7 @@ def train_step(model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.op
     dev = next(model.parameters()).device
     images, captions, _ = world.batch("train", step * cfg.batch_size, cfg.batch_size,
                                       seed=cfg.seed, skew=cfg.skew)
-    x0 = world.to_tensor(images).to(dev)  # (B, 3, 32, 32)
+    x0 = pixels.to_tensor(images).to(dev)  # (B, 3, 32, 32)
     if model.autoencoder is not None:  # a latent model denoises the pictures' latents
         with torch.no_grad():
             x0 = model.autoencoder.encode(x0)  # (B, 4, 8, 8)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from . import scaffold, world
+from . import pixels, scaffold, world
 from .autoencoder import Autoencoder, AutoencoderConfig
 from .checkpoint import save_autoencoder
 from .device import pick_device
@@ -41,7 +41,7 @@ def measure_scale_factor(model: Autoencoder, n: int = 2048, seed: int = 0) -> fl
     """1 / std of the (unscaled) latent means of n training pictures: the factor that gives the
     diffusion model latents of unit variance."""
     images, _, _ = world.batch("train", 0, n, seed=seed)
-    mean, _ = model.posterior(world.to_tensor(images).to(next(model.parameters()).device))
+    mean, _ = model.posterior(pixels.to_tensor(images).to(next(model.parameters()).device))
     return 1.0 / mean.std().item()
 
 
@@ -59,7 +59,7 @@ class AutoencoderTask:
         dev = next(self.model.parameters()).device
         images, _, _ = world.batch("train", step * cfg.batch_size, cfg.batch_size, seed=cfg.seed)
         scaffold.set_learning_rate(optimizer, learning_rate(step, cfg, progress))
-        _, loss = self.model(world.to_tensor(images).to(dev), step_generator(cfg.seed, step, dev))
+        _, loss = self.model(pixels.to_tensor(images).to(dev), step_generator(cfg.seed, step, dev))
         scaffold.check_finite(loss, step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

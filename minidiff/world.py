@@ -182,6 +182,29 @@ def _paint(attrs: list[Attributes], layouts: list[tuple]) -> np.ndarray:
     return np.round(image).astype(np.uint8)
 
 
+def coverage(shapes: list[str], cx, cy, width, canvas: int = IMAGE_SIZE) -> np.ndarray:
+    """The renderer's anti-aliased masks of k objects, for pictures of several (minidiff.scenes):
+    box centres (cx, cy) and widths (k,) in pixels from the top left corner of a canvas x canvas
+    picture -> the fraction of each pixel that each object covers, float32 (k, canvas, canvas)."""
+    unknown = sorted(set(shapes) - set(SHAPES))
+    if unknown:
+        raise ValueError(f"unknown shapes {unknown}; allowed: {', '.join(SHAPES)}")
+    cx, cy, width = (np.asarray(v, dtype=np.float32).reshape(-1) for v in (cx, cy, width))
+    alpha = np.zeros((len(shapes), canvas, canvas), dtype=np.float32)  # (k, canvas, canvas)
+    for shape in SHAPES:
+        rows = np.flatnonzero(np.array(shapes) == shape)
+        if len(rows) == 0:
+            continue
+        side = min(math.ceil(float(width[rows].max())) + 2, canvas, IMAGE_SIZE)  # as in _paint
+        left = np.clip(np.floor(cx[rows] - side / 2), 0, canvas - side).astype(int)  # (m,)
+        top = np.clip(np.floor(cy[rows] - side / 2), 0, canvas - side).astype(int)
+        window = _coverage(shape, cx[rows] - left, cy[rows] - top, width[rows], side)
+        steps = np.arange(side)
+        alpha[rows[:, None, None], top[:, None, None] + steps[None, :, None],
+              left[:, None, None] + steps[None, None, :]] = window  # (m, side, side)
+    return alpha
+
+
 def render(attrs: Attributes, rng: np.random.Generator) -> np.ndarray:
     """One picture of `attrs` with random jitter drawn from rng -> uint8 (32, 32, 3)."""
     return _paint([attrs], [_layout(attrs, rng.random(6))])[0]
@@ -417,34 +440,3 @@ def export_split(split: str, n: int, out_dir, seed: int = 0) -> Path:
                        "mentioned": list(mentioned[i])}
                 lines.write(json.dumps(row) + "\n")
     return out_dir
-
-
-# -- pixels <-> model space ----------------------------------------------------------------------
-def to_tensor(images: np.ndarray):
-    """uint8 (N, H, W, 3) in [0, 255] -> float32 torch tensor (N, 3, H, W) in [-1, 1]."""
-    import torch  # lazy: generating the world needs numpy only
-
-    images = np.asarray(images)
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"to_tensor expects uint8 pictures of shape (N, H, W, 3), got "
-                         f"{images.dtype} {images.shape}; for one picture pass image[None]")
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float()  # (N, 3, H, W)
-    return x / 127.5 - 1
-
-
-def picture_to_tensor(image: np.ndarray, name: str = "image"):
-    """One picture of this world, uint8 (32, 32, 3) -> float32 tensor (1, 3, 32, 32) in [-1, 1]."""
-    image = np.asarray(image)
-    expected = (IMAGE_SIZE, IMAGE_SIZE, 3)
-    if image.shape != expected or image.dtype != np.uint8:
-        raise ValueError(f"{name} must be a uint8 array of shape {expected}, "
-                         f"got {image.dtype} {image.shape}")
-    return to_tensor(image[None])
-
-
-def to_uint8(x) -> np.ndarray:
-    """Float tensor (N, 3, H, W), nominally in [-1, 1] -> uint8 (N, H, W, 3); clips outside."""
-    if x.ndim != 4 or x.shape[1] != 3:
-        raise ValueError(f"to_uint8 expects a tensor of shape (N, 3, H, W), got {tuple(x.shape)}")
-    x = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round()
-    return x.to("cpu").byte().permute(0, 2, 3, 1).numpy()  # (N, H, W, 3)

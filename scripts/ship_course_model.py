@@ -21,8 +21,9 @@ import torch
 from minidiff.checkpoint import load_autoencoder, load_model, save_autoencoder, save_model
 from minidiff.device import cpu_name
 from minidiff.model import count_parameters
+from minidiff.pipeline import WEIGHTS_DIR
 
-WEIGHTS = Path(__file__).resolve().parent.parent / "minidiff" / "weights"
+WEIGHTS = WEIGHTS_DIR
 KINDS = {
     "autoencoder": ("autoencoder.safetensors", "minidiff train-autoencoder --out {run}",
                     ("The autoencoder of the latent model: 32x32x3 pictures to 8x8x4 latents and "

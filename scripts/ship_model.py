@@ -20,8 +20,9 @@ import torch
 from minidiff.checkpoint import load_model, save_model
 from minidiff.device import cpu_name
 from minidiff.model import count_parameters
+from minidiff.pipeline import WEIGHTS_DIR
 
-WEIGHTS = Path(__file__).resolve().parent.parent / "minidiff" / "weights"
+WEIGHTS = WEIGHTS_DIR
 
 
 def main() -> None:

@@ -129,7 +129,7 @@ def test_a_latent_model_file_carries_its_autoencoder(tmp_path):
 
 @pytest.mark.skipif(not DEFAULT_AUTOENCODER.exists(), reason="the autoencoder is not shipped yet")
 def test_the_shipped_autoencoder_keeps_what_the_judge_reads():
-    from minidiff.evaluate import evaluate_autoencoder
+    from minidiff.evaluate_autoencoder import evaluate_autoencoder
 
     ae = load_autoencoder()
     report = evaluate_autoencoder(ae, n=1000)

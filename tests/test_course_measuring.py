@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from minidiff import world
-from minidiff.course import bias, edits, gallery, latent, measuring, scaling
+from minidiff.course import bias, blobs, edits, gallery, latent, measuring, paths, scaling
 from minidiff.evaluate import evaluate
 from minidiff.judge import load_judge
 
@@ -38,17 +38,17 @@ def test_blobs_are_counted_with_diagonal_neighbours_joined():
     mask = np.zeros((1, 8, 8), bool)
     mask[0, 1, 1] = mask[0, 2, 2] = True  # diagonal: one blob
     mask[0, 5:7, 5:7] = True  # another
-    labels = measuring.label_blobs(mask)
+    labels = blobs.label_blobs(mask)
     assert len(np.unique(labels[labels > 0])) == 2
     assert labels[0, 1, 1] == labels[0, 2, 2] != labels[0, 5, 5]
 
 
 def test_every_world_picture_holds_one_object_and_a_blank_holds_none():
     pictures, _, _ = world.batch("test", 0, 200)
-    assert (measuring.count_objects(pictures) == 1).all()
+    assert (blobs.count_objects(pictures) == 1).all()
     blank = np.full((1, 32, 32, 3), world.BACKGROUND, np.uint8)
-    assert measuring.count_objects(blank).tolist() == [0]
-    assert measuring.count_objects(_two_objects()[None]).tolist() == [2]
+    assert blobs.count_objects(blank).tolist() == [0]
+    assert blobs.count_objects(_two_objects()[None]).tolist() == [2]
 
 
 def test_failures_find_what_is_wrong_and_nothing_in_real_pictures(judge):
@@ -75,7 +75,7 @@ def test_the_wilson_interval_holds_the_share_and_narrows_with_more_pictures():
 
 
 def test_skew_prompts_name_the_shape_and_never_the_colour():
-    prompts = measuring.skew_prompts(world.Skew())
+    prompts = bias.skew_prompts(world.Skew())
     assert len(prompts) == 30 and "a star" in prompts
     for p in prompts:
         named = world.parse_prompt(p)
@@ -158,7 +158,7 @@ def test_the_size_ladder_file_holds_three_sizes_about_4x_apart():
     assert len(sizes) == 3 and all(3 < b / a < 5 for a, b in itertools.pairwise(sizes))
     assert scaling.ladder_table(ladder).count("\n") == 4
     with pytest.raises(FileNotFoundError, match="no results at .*missing.json.*; run make it"):
-        measuring.read_results("missing.json", "make it")
+        paths.read_results("missing.json", "make it")
 
 
 

@@ -1,23 +1,50 @@
 """`minidiff figures` and the notebooks' helpers in minidiff.course, on the untrained tiny model."""
 
+import json
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from minidiff import course
 from minidiff.cli import main
-from minidiff.course import figures, widgets
+from minidiff.course import paths, registry, widgets
 
 
 @pytest.mark.slow
-def test_figures_are_written_as_images(tiny_pipe, tmp_path):
-    written = figures.make_figures(tmp_path, pipe=tiny_pipe, only=["hero", "schedules"])
-    names = {p.name for p in written}
-    assert {"hero.png", "01_schedule_x_t.png", "01_schedules.png",
-            "01_schedule_explorer.gif"} <= names
-    for path in written:
-        with Image.open(path) as image:
-            assert image.size[0] > 100 and image.size[1] > 50
+def test_figures_and_their_explorers_twins_are_written(tiny_pipe, tmp_path):
+    written = registry.make_figures(tmp_path, pipe=tiny_pipe, only=["hero", "schedules"])
+    assert [p.name for p in written] == ["hero.png", "01_schedule_x_t.png", "01_schedules.png",
+                                         "01_schedule_explorer.gif"]
+    with Image.open(tmp_path / "hero.png") as image:
+        hero = np.asarray(image.convert("RGB"), dtype=float)
+    # seven prompts by eight seeds of pictures: far from a blank page, and taller than wide / 2
+    assert hero.std() > 20 and hero.shape[0] > hero.shape[1] / 2
+    with Image.open(tmp_path / "01_schedule_explorer.gif") as gif:
+        frames = []
+        for k in range(gif.n_frames):
+            gif.seek(k)
+            frames.append(np.asarray(gif.convert("RGB"), dtype=float))
+    # the slider's walk from t = 0 to t = 999: the picture drowns in noise frame by frame
+    assert len(frames) >= 8 and np.abs(frames[0] - frames[-1]).mean() > 10
+
+
+def test_every_explorer_a_notebook_calls_is_registered_once():
+    """The registry is the one list: the site finds explorer cells by it, and the figures
+    command writes the twins it names."""
+    called = {}
+    for path in sorted(paths.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
+                         if c["cell_type"] == "code")
+        for name in re.findall(r"\b(\w+_explorer|step_scrubber|prompt_box|live_training)\(", code):
+            called.setdefault(name, set()).add(path.stem)
+    names = [entry.name for entry in registry.EXPLORERS]
+    assert len(names) == len(set(names))
+    assert set(called) == set(names), "register each explorer in minidiff.course.registry"
+    for entry in registry.EXPLORERS:
+        assert entry.notebook in called[entry.name]
+        assert entry.figure is None or entry.figure in registry.FIGURES
 
 
 def test_an_unknown_figure_is_refused_in_one_sentence(capsys, tmp_path):

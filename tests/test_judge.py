@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from minidiff import world
+from minidiff import pixels, world
 from minidiff.checkpoint import CheckpointError
 from minidiff.judge import (
     Judge,
@@ -55,7 +55,7 @@ def test_shapes_and_both_input_kinds(judge):
     assert {k: tuple(v.shape) for k, v in logits.items()} == {
         name: (5, len(values)) for name, values in world.ATTRIBUTES.items()}
     with torch.no_grad():
-        from_floats = judge(world.to_tensor(images))
+        from_floats = judge(pixels.to_tensor(images))
     for name in logits:
         torch.testing.assert_close(logits[name], from_floats[name])
     assert judge.features(images).shape == (5, judge.config.features)

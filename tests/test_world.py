@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from minidiff import world
+from minidiff import pixels, world
 from minidiff.world import Attributes
 
 ALL = [Attributes(*c) for c in product(world.COLOURS, world.SHAPES, world.SIZES, world.POSITIONS)]
@@ -208,15 +208,15 @@ def test_export_split(tmp_path):
 
 def test_tensor_round_trip():
     images = world.batch("train", 0, 4)[0]
-    x = world.to_tensor(images)
+    x = pixels.to_tensor(images)
     assert x.shape == (4, 3, 32, 32) and x.dtype == torch.float32
     assert x.min() >= -1 and x.max() <= 1
-    assert np.array_equal(world.to_uint8(x), images)
-    assert (world.to_uint8(torch.full((1, 3, 2, 2), 5.0)) == 255).all()
+    assert np.array_equal(pixels.to_uint8(x), images)
+    assert (pixels.to_uint8(torch.full((1, 3, 2, 2), 5.0)) == 255).all()
     with pytest.raises(ValueError, match=r"image\[None\]"):
-        world.to_tensor(images[0])
+        pixels.to_tensor(images[0])
     with pytest.raises(ValueError, match="N, 3, H, W"):
-        world.to_uint8(x[0])
+        pixels.to_uint8(x[0])
 
 
 # -- the skewed split ------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from minidiff.course.plotting import bare
+
 PACKAGE = Path(__file__).resolve().parents[1]  # minidiff/
 SNAPSHOT_DIR = PACKAGE / "weights" / "snapshots"
 
@@ -68,10 +70,7 @@ def show(images: np.ndarray, ncol: int | None = None, titles: list[str] | None =
                              figsize=(scale * (1.1 * ncol + label_width),
                                       scale * (1.1 * nrow + (0.3 if title else 0))))
     for i, ax in enumerate(axes.flat):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for spine in ax.spines.values():
-            spine.set_visible(False)
+        bare(ax)
         if i < n:
             ax.imshow(images[i], interpolation="nearest")
             if titles is not None:

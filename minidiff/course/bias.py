@@ -12,17 +12,46 @@ of yellow stars the judge counts.
 import numpy as np
 
 from minidiff import world
-from minidiff.course import measuring
+from minidiff.course import paths
 from minidiff.course.explorer import SCALE, Explorer, selection_slider
-from minidiff.course.measuring import skew_share
+from minidiff.course.measuring import wilson
 from minidiff.grid import make_grid
 
 SCALES = (1, 1.5, 2, 3, 5)
 
 
+def skew_prompts(skew: "world.Skew") -> list[str]:
+    """Prompts that name the skew's given value (star) and leave its attribute (colour) out: every
+    size (or none) at every position (or none), in the world's own words."""
+    others = [a for a in world.ATTRIBUTES if a not in (skew.attribute, skew.given)]
+    prompts = []
+    options = [[None, *world.ATTRIBUTES[a]] for a in others]
+    for values in np.array(np.meshgrid(*[range(len(o)) for o in options])).T.reshape(-1, 2):
+        named = {skew.given: skew.given_value}
+        named.update({a: o[i] for a, o, i in zip(others, options, values) if o[i] is not None})
+        prompts.append(world.canonical_prompt(named))
+    return sorted(set(prompts))
+
+
+def skew_share(pipe, skew: "world.Skew", judge, n: int = 8, seed: int = 0,
+               guidance_scale: float = 1.0, prompts: list[str] | None = None) -> dict:
+    """Generate n pictures for each of `prompts` (default skew_prompts) and measure the share the
+    judge reads as the skew's value: {"share", "low", "high" (95% Wilson interval), "pictures",
+    "counts" (value -> pictures), "images"}."""
+    prompts = prompts or skew_prompts(skew)
+    images = pipe.generate(prompts, n=n, seed=seed, guidance_scale=guidance_scale)
+    values = world.ATTRIBUTES[skew.attribute]
+    judged = [values[i] for i in judge.predict(images)[skew.attribute]]
+    hits = sum(v == skew.value for v in judged)
+    low, high = wilson(hits, len(judged))
+    counts = {v: judged.count(v) for v in values}
+    return {"share": hits / len(judged), "low": low, "high": high, "pictures": len(judged),
+            "counts": counts, "images": images}
+
+
 def read_results() -> dict:
     """The full bias measurement (benchmarks/bias_skew.py): 480 pictures per model and scale."""
-    return measuring.read_results("bias_skew.json", "python benchmarks/bias_skew.py")
+    return paths.read_results("bias_skew.json", "python benchmarks/bias_skew.py")
 
 
 class BiasExplorer(Explorer):

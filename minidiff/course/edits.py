@@ -13,8 +13,8 @@ back in after every step [RePaint]. The measurements read every picture with the
 import numpy as np
 
 from minidiff import world
+from minidiff.course.blobs import count_objects
 from minidiff.course.explorer import SCALE, Explorer, W, selection_slider, side_by_side
-from minidiff.course.measuring import count_objects
 from minidiff.grid import make_grid
 
 STRENGTHS = [round(float(s), 1) for s in np.linspace(0, 1, 11)]
@@ -160,7 +160,7 @@ class InpaintExplorer(Explorer):
 
 def _centre(image: np.ndarray) -> tuple[float, float]:
     """The (x, y) centre of the object in a picture, in pixels."""
-    from minidiff.course.measuring import foreground
+    from minidiff.course.blobs import foreground
 
     ys, xs = np.nonzero(foreground(image[None])[0])
     return (float(xs.mean()) + 0.5, float(ys.mean()) + 0.5)

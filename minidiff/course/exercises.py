@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from minidiff import diffusion, samplers, world
+from minidiff import diffusion, editing, samplers, world
 from minidiff.schedules import make_alpha_bar
 from minidiff.tokenizer import MAX_TOKENS, Tokenizer
 
@@ -400,7 +400,7 @@ def check_paste_known(fn: Callable) -> bool:
              keep * x + (1 - keep) * known_t,
              "Outside the kept region the sampler's own picture x must stay: "
              "keep · known_t + (1 - keep) · x.": keep * known_t}
-    hint = _mismatch(out, keep * known_t + (1 - keep) * x, slips,
+    hint = _mismatch(out, editing.paste_known(x, known_t, keep), slips,
                      "keep · known_t + (1 - keep) · x.")
     return _verdict(hint is None, what, hint or "")
 

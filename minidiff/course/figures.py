@@ -3,18 +3,19 @@
     minidiff figures                  # all of them, into figures/
     minidiff figures --only hero      # just one
 
-Each figure is one function below, registered in FIGURES under the file name it writes. The
-explorers of `minidiff.course.widgets` write their own animated twins (`save_static`); the rest are
-labelled grids and plots drawn with matplotlib's object API (no pyplot, so no display is needed).
+Each figure is one function below, registered in minidiff.course.registry.FIGURES under its name.
+The explorers write their own animated twins (`save_static`): make_figures asks the registry which
+explorers go with a figure. The rest are labelled grids and plots drawn with matplotlib's object
+API (no pyplot, so no display is needed).
 Everything is drawn with fixed seeds, so the same weights always give the same figures.
 """
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from minidiff import world
+from minidiff import pixels, world
+from minidiff.course.plotting import bare
 
 HERO_PROMPTS = ("a large red circle in the center", "a small blue square in the top left",
                 "a large yellow triangle at the bottom", "a green star on the right",
@@ -46,10 +47,7 @@ def labelled_grid(images: np.ndarray, path: Path, row_labels=(), col_labels=(),
         for c in range(cols):
             ax = axes[r, c]
             ax.imshow(images[r, c], interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
+            bare(ax)
         if row_labels:
             axes[r, 0].set_ylabel(row_labels[r], rotation=0, ha="right", va="center", fontsize=10)
     for c, label in enumerate(col_labels):
@@ -84,14 +82,13 @@ def schedules(pipe, out: Path) -> list[Path]:
     from matplotlib.figure import Figure
 
     from minidiff import diffusion
-    from minidiff.course import widgets
     from minidiff.schedules import make_alpha_bar, snr
 
     image = world.example(*EXAMPLE).image
-    x0 = world.to_tensor(image[None])  # (1, 3, 32, 32)
+    x0 = pixels.to_tensor(image[None])  # (1, 3, 32, 32)
     eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
     ts = [0, 100, 250, 400, 550, 700, 850, 999]
-    rows = np.stack([world.to_uint8(torch.cat([diffusion.q_sample(x0, t, make_alpha_bar(name),
+    rows = np.stack([pixels.to_uint8(torch.cat([diffusion.q_sample(x0, t, make_alpha_bar(name),
                                                                   eps) for t in ts]))
                      for name in ("linear", "cosine")])  # (2, len(ts), 32, 32, 3)
     strip = out / "01_schedule_x_t.png"
@@ -109,15 +106,12 @@ def schedules(pipe, out: Path) -> list[Path]:
     curves = out / "01_schedules.png"
     _save(fig, curves)
 
-    explorer = widgets.schedule_explorer(image)
-    gif = out / Path(explorer.static_figure).name
-    explorer.save_static(gif)
-    return [strip, curves, gif]
+    return [strip, curves]
 
 
 def denoiser(pipe, out: Path) -> list[Path]:
     """02: x_t, eps, eps_hat, x0_hat at five noise levels; the denoiser explorer's animation."""
-    from minidiff.course import probe, widgets
+    from minidiff.course import probe
 
     image = world.render(world.Attributes("red", "circle", "large", "center"),
                          np.random.default_rng(0))
@@ -127,10 +121,7 @@ def denoiser(pipe, out: Path) -> list[Path]:
     labelled_grid(np.stack([d[r] for r in ("x_t", "eps", "eps_hat", "x0_hat")]), path,
                   row_labels=["noisy x_t", "true noise ε", "guessed ε̂", "implied x̂0"],
                   col_labels=[f"t = {t}" for t in ts])
-    explorer = widgets.denoiser_explorer(pipe, prompt=PROMPT, seed=0)
-    gif = out / Path(explorer.static_figure).name
-    explorer.save_static(gif)
-    return [path, gif]
+    return [path]
 
 
 def training(pipe, out: Path) -> list[Path]:
@@ -158,7 +149,6 @@ def training(pipe, out: Path) -> list[Path]:
 
 def sampling(pipe, out: Path) -> list[Path]:
     """04: one sampling run, x_t and x0_hat at every other step; the step scrubber's animation."""
-    from minidiff.course import widgets
 
     run = pipe.trace(PROMPT, n=1, steps=20, seed=0)
     every = list(range(0, 20, 2)) + [19]
@@ -166,17 +156,14 @@ def sampling(pipe, out: Path) -> list[Path]:
     path = out / "04_trajectory.png"
     labelled_grid(rows, path, row_labels=["shown to the network: x_t", "its guess: x̂0"],
                   col_labels=[f"step {i + 1}" for i in every])
-    explorer = widgets.step_scrubber(pipe, prompt=PROMPT, steps=20, seed=0)
-    gif = out / Path(explorer.static_figure).name
-    explorer.save_static(gif)
-    return [path, gif]
+    return [path]
 
 
 def words(pipe, out: Path) -> list[Path]:
     """05: each word's attention map over the first steps; the prompt explorer's animation."""
     from matplotlib.figure import Figure
 
-    from minidiff.course import probe, widgets
+    from minidiff.course import probe
 
     tokens, picture, maps = probe.attention_maps(pipe, ATTENTION_PROMPT, steps=20)
     fig = Figure(figsize=(1.3 * (len(tokens) + 1), 1.7), layout="constrained")
@@ -190,26 +177,19 @@ def words(pipe, out: Path) -> list[Path]:
         ax.axis("off")
     path = out / "05_attention.png"
     _save(fig, path)
-    explorer = widgets.prompt_explorer(pipe, prompt=PROMPT, seed=0)
-    gif = out / Path(explorer.static_figure).name
-    explorer.save_static(gif)
-    return [path, gif]
+    return [path]
 
 
 def guidance(pipe, out: Path) -> list[Path]:
     """06: the same noise at five guidance scales; the guidance explorer's animation."""
-    from minidiff.course import probe, widgets
+    from minidiff.course import probe
 
     scales = [0, 1, 1.5, 3, 8]
     rows = probe.guidance_sweep(pipe, "a red star", scales, n=8, seed=0)
     path = out / "06_guidance.png"
     labelled_grid(rows, path, row_labels=[f"guidance {s}" for s in scales],
                   title='"a red star", the same 8 noises at each guidance scale')
-    explorer = widgets.guidance_explorer(pipe, prompt="a red star", scales=(0, 1, 1.5, 2, 3, 5, 8),
-                                         n=8, seed=0)
-    gif = out / Path(explorer.static_figure).name
-    explorer.save_static(gif)
-    return [path, gif]
+    return [path]
 
 
 def latent(pipe, out: Path) -> list[Path]:
@@ -229,8 +209,7 @@ def latent(pipe, out: Path) -> list[Path]:
         cells = [images[r], *[lesson.heat(c) for c in z[r]], decoded[r]]
         for c, (ax, cell) in enumerate(zip(axes[r], cells)):
             ax.imshow(cell, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
+            bare(ax)
             if r == 0:
                 ax.set_title(["picture", *[f"latent channel {k}" for k in range(4)],
                               "decoded"][c], fontsize=9)
@@ -239,10 +218,7 @@ def latent(pipe, out: Path) -> list[Path]:
                  "(blue < 0 < red)", fontsize=11)
     path = out / "07_latents.png"
     _save(fig, path)
-    explorer = lesson.latent_explorer(autoencoder)
-    gif = out / Path(explorer.static_figure).name
-    explorer.save_static(gif)
-    return [path, gif]
+    return [path]
 
 
 def editing(pipe, out: Path) -> list[Path]:
@@ -265,11 +241,7 @@ def editing(pipe, out: Path) -> list[Path]:
                                           + "\n(3 seeds each)"],
                   col_labels=[f"{s:g}" for s in edits.STRENGTHS],
                   title="img2img strength (top row) · the same noise at every strength")
-    paths = [path]
-    for explorer in (edits.img2img_explorer(pipe), edits.inpaint_explorer(pipe)):
-        paths.append(out / Path(explorer.static_figure).name)
-        explorer.save_static(paths[-1])
-    return paths
+    return [path]
 
 
 def bias(pipe, out: Path) -> list[Path]:
@@ -277,7 +249,6 @@ def bias(pipe, out: Path) -> list[Path]:
     animation, the skewed model above the shipped one."""
     from matplotlib.figure import Figure
 
-    from minidiff import load_pretrained
     from minidiff.course import bias as lesson
 
     results = lesson.read_results()
@@ -289,11 +260,7 @@ def bias(pipe, out: Path) -> list[Path]:
                       ax=fig.subplots())
     path = out / "09_bias.png"
     _save(fig, path)
-    explorer = lesson.bias_explorer({"skewed": load_pretrained("skewed", device=pipe.device),
-                                     "shipped": pipe})
-    gif = out / Path(explorer.static_figure).name
-    explorer.save_static(gif)
-    return [path, gif]
+    return [path]
 
 
 def failures(pipe, out: Path) -> list[Path]:
@@ -315,44 +282,3 @@ def ladder(pipe, out: Path) -> list[Path]:
     path = out / "09_size_ladder.png"
     _save(fig, path)
     return [path]
-
-
-def schedulers(pipe, out: Path) -> list[Path]:
-    """10: "a red star" under every diffusers scheduler and number of steps (the explorer's
-    frames as one picture)."""
-    from minidiff.course import real_systems
-    from minidiff.judge import load_judge
-
-    explorer = real_systems.scheduler_explorer(pipe, prompt="a red star", judge=load_judge())
-    return [explorer.save_static(out / "10_schedulers.png")]
-
-
-FIGURES = {"hero": hero, "prompt_box": prompt_box, "schedules": schedules,
-           "denoiser": denoiser, "training": training, "sampling": sampling, "words": words,
-           "guidance": guidance, "latent": latent, "editing": editing, "bias": bias,
-           "failures": failures, "ladder": ladder, "schedulers": schedulers}
-
-
-def make_figures(out: str | os.PathLike = "figures", pipe=None,
-                 only: list[str] | None = None) -> list[Path]:
-    """Draw the figures named in `only` (default: all of FIGURES) into `out`; returns the paths.
-
-    pipe defaults to the shipped model (or $MINIDIFF_WEIGHTS, see minidiff.course.pipe).
-    """
-    import matplotlib
-    from tqdm.auto import tqdm
-
-    from minidiff import course
-
-    names = list(FIGURES) if not only else list(only)
-    unknown = [n for n in names if n not in FIGURES]
-    if unknown:
-        raise ValueError(f"unknown figure {unknown[0]!r}; choose from {', '.join(FIGURES)}")
-    matplotlib.use("Agg", force=False)  # drawing files only: no window needed
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    pipe = pipe if pipe is not None else course.pipe()
-    written = []
-    for name in tqdm(names, desc="figures"):
-        written += FIGURES[name](pipe, out)
-    return written

@@ -15,7 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from minidiff import world
-from minidiff.course.measuring import KINDS, count_objects, failure_rates, failures, read_results
+from minidiff.course.blobs import count_objects
+from minidiff.course.measuring import KINDS, failure_rates, failures
+from minidiff.course.paths import read_results
+from minidiff.course.plotting import bare
 
 DEFAULT = {"sampler": "ddpm", "steps": 20, "guidance_scale": 1.0}
 SETTINGS = ([DEFAULT]
@@ -28,8 +31,11 @@ TWO_OBJECT_PROMPTS = ("a red circle and a blue square", ("a large yellow star an
 
 
 def read_census() -> dict:
-    """The full census (benchmarks/failure_census.py): 432 pictures under each of SETTINGS."""
-    return read_results("failure_census.json", "python benchmarks/failure_census.py")
+    """The full census (benchmarks/failure_census.py), 432 pictures under each of SETTINGS, in
+    the shape `census` returns without the pictures: {setting name: {"rates", "counts"}}."""
+    stored = read_results("failure_census.json", "python benchmarks/failure_census.py")
+    return {name: {"rates": rates, "counts": stored["counts"][name]}
+            for name, rates in stored["rates"].items()}
 
 
 def name(setting: dict) -> str:
@@ -98,10 +104,7 @@ def gallery_figure(census_: dict, path, per_kind: int = 6):
     for row, kind in zip(axes, KINDS):
         count = sum(int(r["kinds"][kind].sum()) for r in census_.values())
         for ax in row:
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
+            bare(ax)
         for ax, (picture, prompt, setting) in zip(row, found[kind]):
             ax.imshow(picture, interpolation="nearest")
             ax.set_title(_wrap(prompt) + "\n" + setting, fontsize=5.5)

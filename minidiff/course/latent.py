@@ -12,9 +12,10 @@ picture: not its pixels, but a coarse code the decoder turns back into them.
 import numpy as np
 import torch
 
-from minidiff import world
+from minidiff import pixels, world
 from minidiff.course.explorer import Explorer, W, selection_slider
-from minidiff.course.measuring import read_results
+from minidiff.course.paths import read_results
+from minidiff.course.plotting import bare
 from minidiff.diffusion import q_sample
 from minidiff.grid import make_grid
 from minidiff.schedules import make_alpha_bar
@@ -43,8 +44,8 @@ def channel_tiles(z: np.ndarray, scale: int = 16) -> np.ndarray:
 def encode_decode(autoencoder, pictures: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """uint8 pictures (N, 32, 32, 3) -> (latents (N, 4, 8, 8) float32, as the diffusion model sees
     them, i.e. scaled; their decoded pictures uint8 (N, 32, 32, 3))."""
-    z = autoencoder.encode(world.to_tensor(pictures))
-    return z.numpy(), world.to_uint8(autoencoder.decode(z))
+    z = autoencoder.encode(pixels.to_tensor(pictures))
+    return z.numpy(), pixels.to_uint8(autoencoder.decode(z))
 
 
 class LatentExplorer(Explorer):
@@ -62,7 +63,7 @@ class LatentExplorer(Explorer):
             "its latent's 4 channels with that noise added in latent space · that noisy latent, "
             "decoded. At t = 0 the last picture is the autoencoder's reconstruction."))
         alpha_bar = make_alpha_bar("cosine")
-        x0 = world.to_tensor(images)  # (N, 3, 32, 32)
+        x0 = pixels.to_tensor(images)  # (N, 3, 32, 32)
         with torch.no_grad():
             z0 = autoencoder.encode(x0)  # (N, 4, 8, 8)
             frames = {}
@@ -70,8 +71,8 @@ class LatentExplorer(Explorer):
                 g = torch.Generator().manual_seed(seed)
                 x_t = q_sample(x0, t, alpha_bar, torch.randn(x0.shape, generator=g))
                 z_t = q_sample(z0, t, alpha_bar, torch.randn(z0.shape, generator=g))
-                decoded = world.to_uint8(autoencoder.decode(z_t))
-                noisy = world.to_uint8(x_t)
+                decoded = pixels.to_uint8(autoencoder.decode(z_t))
+                noisy = pixels.to_uint8(x_t)
                 for i in range(n_pictures):
                     row = [make_grid(images[i:i + 1], scale=4), make_grid(noisy[i:i + 1], scale=4),
                            channel_tiles(z_t[i].numpy(), scale=16),
@@ -141,8 +142,7 @@ def show_trace(run, picks=(1, 4, 8, 12, 16, 20)):
         axes[0, c].set_title(f"step {step}, t = {run.timesteps[step - 1]}", fontsize=8)
         axes[1, c].imshow(decoded[step - 1], interpolation="nearest")
         for ax in axes[:, c]:
-            ax.set_xticks([])
-            ax.set_yticks([])
+            bare(ax)
     axes[0, 0].set_ylabel("latent x_t\n(4 channels)", fontsize=8)
     axes[1, 0].set_ylabel("decoded x̂0", fontsize=8)
     fig.tight_layout()

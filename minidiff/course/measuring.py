@@ -1,79 +1,28 @@
-"""Measuring pictures beyond what the judge reads: objects, failures, and skew (notebooks 08, 09).
+"""Measuring what goes wrong (notebook 09): the failure classifier, the share's confidence
+interval, and the perfect generator that every metric is read against.
 
     from minidiff.course import measuring
-    measuring.count_objects(pictures)                     # (N,) objects in each picture
     kinds = measuring.failures(pictures, prompts, judge)  # {kind: (N,) bool}
 
 The judge (minidiff.judge) answers four questions about a picture it assumes holds one object.
-These functions look at the pixels themselves: which pixels are not background, how many separate
-blobs they form, how large the blob is, how pure its colour. That finds the failures the judge
-cannot name: a blank picture, two objects, a malformed or smeared one.
+`failures` also looks at the pixels themselves (minidiff.course.blobs: which pixels are not
+background, how many separate blobs they form, how large the blob is, how pure its colour). That
+finds the failures the judge cannot name: a blank picture, two objects, a malformed or smeared one.
 """
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 
 from minidiff import world
+from minidiff.course.blobs import blob_sizes
 
-RESULTS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
-FOREGROUND = 40  # a pixel is foreground if some channel is this far from the background colour
-MIN_BLOB = 6  # pixels: smaller specks are noise, not an object
 CORE = 120  # the object's own colour is read from pixels this far from the background (not its
 # anti-aliased edge, which blends into the background)
 OFF_PALETTE = 40  # a core colour further than this from every palette colour is off-palette:
 # 432 rendered pictures are at most 25 away (99th percentile), the shipped model's at most 30
 KINDS = ("blank", "two objects", "malformed", "off-palette colour", "wrong colour",
          "wrong shape", "wrong size", "wrong position")
-
-
-def read_results(path: str | Path, command: str) -> dict:
-    """A committed results file (a name under benchmarks/results/, or a path): what a benchmark
-    measured that takes longer than a notebook may. `command` is what writes it again."""
-    path = RESULTS_DIR / path
-    if not path.exists():
-        raise FileNotFoundError(f"no results at '{path}'; run {command}")
-    return json.loads(path.read_text())
-
-
-def foreground(pictures: np.ndarray) -> np.ndarray:
-    """uint8 (N, 32, 32, 3) -> bool (N, 32, 32): the pixels that are not background."""
-    diff = np.abs(pictures.astype(np.int16) - np.array(world.BACKGROUND, np.int16))
-    return diff.max(axis=-1) > FOREGROUND
-
-
-def label_blobs(mask: np.ndarray) -> np.ndarray:
-    """bool (N, H, W) -> int (N, H, W): 0 for background, and one number per 8-connected blob
-    (the smallest flat index of its pixels plus 1). Label propagation: every foreground pixel
-    takes the smallest label among itself and its neighbours until nothing changes."""
-    _, h, w = mask.shape
-    big = h * w + 1
-    labels = np.where(mask, np.arange(1, h * w + 1).reshape(1, h, w), big)
-    while True:
-        padded = np.pad(labels, ((0, 0), (1, 1), (1, 1)), constant_values=big)
-        neighbours = np.stack([padded[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
-                               for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
-        new = np.where(mask, neighbours.min(axis=0), big)
-        if np.array_equal(new, labels):
-            return np.where(mask, labels, 0)
-        labels = new
-
-
-def blob_sizes(pictures: np.ndarray) -> list[list[int]]:
-    """For each picture, the pixel counts of its blobs of at least MIN_BLOB pixels, largest first."""
-    labels = label_blobs(foreground(pictures))
-    out = []
-    for picture in labels:
-        counts = np.bincount(picture.ravel())[1:]
-        out.append(sorted((int(c) for c in counts if c >= MIN_BLOB), reverse=True))
-    return out
-
-
-def count_objects(pictures: np.ndarray) -> np.ndarray:
-    """(N,) the number of separate objects (blobs of at least MIN_BLOB pixels) in each picture."""
-    return np.array([len(sizes) for sizes in blob_sizes(pictures)])
 
 
 # foreground pixels / width^2 of each shape: the mean over 400 rendered test pictures, measured
@@ -145,35 +94,6 @@ def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def skew_prompts(skew: "world.Skew") -> list[str]:
-    """Prompts that name the skew's given value (star) and leave its attribute (colour) out: every
-    size (or none) at every position (or none), in the world's own words."""
-    others = [a for a in world.ATTRIBUTES if a not in (skew.attribute, skew.given)]
-    prompts = []
-    options = [[None, *world.ATTRIBUTES[a]] for a in others]
-    for values in np.array(np.meshgrid(*[range(len(o)) for o in options])).T.reshape(-1, 2):
-        named = {skew.given: skew.given_value}
-        named.update({a: o[i] for a, o, i in zip(others, options, values) if o[i] is not None})
-        prompts.append(world.canonical_prompt(named))
-    return sorted(set(prompts))
-
-
-def skew_share(pipe, skew: "world.Skew", judge, n: int = 8, seed: int = 0,
-               guidance_scale: float = 1.0, prompts: list[str] | None = None) -> dict:
-    """Generate n pictures for each of `prompts` (default skew_prompts) and measure the share the
-    judge reads as the skew's value: {"share", "low", "high" (95% Wilson interval), "pictures",
-    "counts" (value -> pictures), "images"}."""
-    prompts = prompts or skew_prompts(skew)
-    images = pipe.generate(prompts, n=n, seed=seed, guidance_scale=guidance_scale)
-    values = world.ATTRIBUTES[skew.attribute]
-    judged = [values[i] for i in judge.predict(images)[skew.attribute]]
-    hits = sum(v == skew.value for v in judged)
-    low, high = wilson(hits, len(judged))
-    counts = {v: judged.count(v) for v in values}
-    return {"share": hits / len(judged), "low": low, "high": high, "pictures": len(judged),
-            "counts": counts, "images": images}
 
 
 class PerfectGenerator:

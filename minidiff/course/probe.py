@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from minidiff import diffusion, samplers, world
+from minidiff import diffusion, pixels, samplers, world
 from minidiff.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS, Pipeline
 from minidiff.schedules import make_alpha_bar
 
@@ -43,7 +43,7 @@ def _timestep_list(timesteps, T: int) -> list[int]:
 
 def eps_picture(eps: torch.Tensor) -> np.ndarray:
     """Noise (N, 3, H, W) -> uint8 (N, H, W, 3): -EPS_RANGE black, 0 grey, +EPS_RANGE white."""
-    return world.to_uint8(eps / EPS_RANGE)
+    return pixels.to_uint8(eps / EPS_RANGE)
 
 
 def noised_pictures(image: np.ndarray, schedule: str, timesteps: list[int], seed: int = 0,
@@ -54,9 +54,9 @@ def noised_pictures(image: np.ndarray, schedule: str, timesteps: list[int], seed
     """
     alpha_bar = make_alpha_bar(schedule, T)
     ts = _timestep_list(timesteps, T)
-    x0 = world.picture_to_tensor(image).expand(len(ts), -1, -1, -1)  # (N, 3, 32, 32)
+    x0 = pixels.picture_to_tensor(image).expand(len(ts), -1, -1, -1)  # (N, 3, 32, 32)
     eps = samplers.seeded_noise(seed, tuple(x0.shape[1:]))[0].expand_as(x0)  # one noise, every t
-    return world.to_uint8(diffusion.q_sample(x0, torch.tensor(ts), alpha_bar, eps))
+    return pixels.to_uint8(diffusion.q_sample(x0, torch.tensor(ts), alpha_bar, eps))
 
 
 @torch.no_grad()
@@ -71,7 +71,7 @@ def denoiser_predictions(pipe: Pipeline, image: np.ndarray, prompt: str, timeste
     pixel_model(pipe, "denoiser_predictions")
     ts = _timestep_list(timesteps, pipe.config.T)
     t = torch.tensor(ts, device=pipe.device)  # (N,)
-    x0 = world.picture_to_tensor(image).to(pipe.device).expand(len(ts), -1, -1, -1)  # (N, 3, H, W)
+    x0 = pixels.picture_to_tensor(image).to(pipe.device).expand(len(ts), -1, -1, -1)  # (N, 3, H, W)
     eps = pipe.noise(seed, 1)[0].expand_as(x0)  # the noise pipe.generate(..., seed) starts from
     x_t = diffusion.q_sample(x0, t, pipe.alpha_bar, eps)
     ids = pipe.tokenizer.encode(prompt).to(pipe.device).expand(len(ts), -1)  # (N, L)
@@ -79,8 +79,8 @@ def denoiser_predictions(pipe: Pipeline, image: np.ndarray, prompt: str, timeste
     ab_t = pipe.alpha_bar[t.cpu()]  # (N,)
     eps_hat, x0_hat = diffusion.split_prediction(out, x_t, ab_t, pipe.config.prediction)
     error = ((eps_hat - eps) ** 2).mean(dim=(1, 2, 3))  # (N,)
-    return {"t": np.array(ts), "x_t": world.to_uint8(x_t), "eps": eps_picture(eps),
-            "eps_hat": eps_picture(eps_hat), "x0_hat": world.to_uint8(x0_hat),
+    return {"t": np.array(ts), "x_t": pixels.to_uint8(x_t), "eps": eps_picture(eps),
+            "eps_hat": eps_picture(eps_hat), "x0_hat": pixels.to_uint8(x0_hat),
             "eps_error": error.double().cpu().numpy()}
 
 
@@ -160,7 +160,7 @@ def interpolate_prompts(pipe: Pipeline, prompt_a: str, prompt_b: str, weights: l
     x0, _ = samplers.sample(eps_fn, x_T, pipe.alpha_bar,
                             samplers.make_timesteps(steps, pipe.config.T),
                             samplers.SampleOptions(sampler="ddim"))
-    return world.to_uint8(x0)
+    return pixels.to_uint8(x0)
 
 
 def word_similarity(pipe: Pipeline, layer: str = "output") -> tuple[list[str], np.ndarray]:
@@ -204,7 +204,7 @@ def guidance_sweep(pipe: Pipeline, prompt: str, scales: list[float], n: int = 8,
                      negative_prompt=negative_prompt, seed=seed, sampler="ddim")
     x_T = pipe.noise(seed, n)[0].repeat(k, 1, 1, 1)  # (k*n, 3, 32, 32) the same n noises per scale
     x0, _ = samplers.sample(p.eps_fn, x_T, pipe.alpha_bar, p.timesteps, p.options)
-    return world.to_uint8(x0).reshape(k, n, world.IMAGE_SIZE, world.IMAGE_SIZE, 3)
+    return pixels.to_uint8(x0).reshape(k, n, world.IMAGE_SIZE, world.IMAGE_SIZE, 3)
 
 
 def adherence_and_diversity(judge, prompt: str, images: np.ndarray) -> dict[str, float]:

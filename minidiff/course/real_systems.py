@@ -17,7 +17,8 @@ from pathlib import Path
 
 from minidiff import diffusers_bridge, world
 from minidiff.course.explorer import SCALE, Explorer, W, selection_slider, text_box
-from minidiff.course.measuring import read_results
+from minidiff.course.paths import RESULTS_DIR, read_results
+from minidiff.course.plotting import bare
 from minidiff.grid import make_grid
 from minidiff.model import count_parameters
 from minidiff.pipeline import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
@@ -26,8 +27,7 @@ PROMPT = "a red star"
 STEP_COUNTS = (2, 5, 10, 20, 50)  # each divides T = 1000, as diffusers' DDIM needs (the bridge)
 NAMES = {"ddim": "DDIM", "ddpm": "DDPM", "euler": "Euler", "euler_ancestral": "Euler ancestral",
          "dpm": "DPM-Solver++ (2M)", "unipc": "UniPC"}
-REPO = Path(__file__).resolve().parents[2]
-RESULTS = REPO / "benchmarks" / "results" / "diffusers_schedulers.json"
+RESULTS = RESULTS_DIR / "diffusers_schedulers.json"
 
 
 def scheduler_class(kind: str) -> str:
@@ -129,10 +129,7 @@ def schedulers_figure(pictures: dict, path, per_cell: int = 4, title: str = "") 
             ax = axes[r, c]
             ax.imshow(make_grid(pictures[kind, steps][:per_cell], ncol=per_cell, pad=1, scale=1),
                       interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
+            bare(ax)
         axes[r, 0].set_ylabel(NAMES.get(kind, kind), rotation=0, ha="right", va="center",
                               fontsize=10)
     for c, steps in enumerate(step_counts):
@@ -239,6 +236,19 @@ def component_table(parts: list[Part]) -> str:
 
 
 # -- the measurement: benchmarks/bench_diffusers_schedulers.py -----------------------------------
+def results_table(results: dict) -> str:
+    """Markdown: a row per scheduler, a column per number of steps, "adherence / FD" in each cell,
+    from benchmark_results()["by_setting"]."""
+    kinds = list(dict.fromkeys(kind for kind, _ in results))
+    step_counts = sorted({steps for _, steps in results})
+    lines = ["| scheduler | " + " | ".join(f"{s} steps" for s in step_counts) + " |",
+             "| --- |" + " --- |" * len(step_counts)]
+    lines += [f"| {NAMES[kind]} | " + " | ".join(
+        f"{results[kind, s]['all']:.3f} / {results[kind, s]['FD']:.1f}" for s in step_counts)
+        + " |" for kind in kinds]
+    return "\n".join(lines)
+
+
 def benchmark_results(path=None) -> dict:
     """The record benchmarks/bench_diffusers_schedulers.py wrote, with `rows` turned into
     {(kind, steps): {column: value}} under "by_setting"."""

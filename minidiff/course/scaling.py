@@ -10,7 +10,7 @@ of a laptop CPU, each measured by minidiff.evaluate at guidance 1 and 1.5. The t
 command regenerates it.
 """
 
-from minidiff.course.measuring import read_results
+from minidiff.course.paths import read_results
 
 
 def read_ladder() -> dict:

@@ -29,12 +29,11 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from minidiff.course import registry
+from minidiff.course.paths import FIGURES_DIR, NOTEBOOKS
+
 REGISTRY = "https://registry.npmjs.org"
-EXPLORER_CALLS = ("schedule_explorer(", "denoiser_explorer(", "step_scrubber(", "prompt_explorer(",
-                  "guidance_explorer(", "prompt_box(", "snapshot_explorer(", "live_training(",
-                  "latent_explorer(", "img2img_explorer(", "inpaint_explorer(", "bias_explorer(",
-                  "scheduler_explorer(")
+EXPLORER_CALLS = registry.explorer_calls()
 PAGE_LIMIT = 10 * 1024 * 1024  # bytes per page, widget state included
 ASSETS_URL = "../assets"  # from notebooks/ and slides/, where the pages are
 
@@ -306,16 +305,16 @@ def build(out: str | os.PathLike = "site", notebooks: list[Path] | None = None,
 
     start = time.time()
     out = Path(out)
-    notebooks = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")) if notebooks is None \
+    notebooks = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) if notebooks is None \
         else [Path(p) for p in notebooks]
     if not notebooks:
-        raise FileNotFoundError(f"no notebooks found under {REPO / 'notebooks'}; minidiff site "
+        raise FileNotFoundError(f"no notebooks found under {NOTEBOOKS}; minidiff site "
                                 "builds the course from a clone of the minidiff repository")
     for folder in ("notebooks", "slides"):
         (out / folder).mkdir(parents=True, exist_ok=True)
     assets = copy_assets(out)
-    if (REPO / "figures").is_dir():
-        shutil.copytree(REPO / "figures", out / "figures", dirs_exist_ok=True)
+    if FIGURES_DIR.is_dir():
+        shutil.copytree(FIGURES_DIR, out / "figures", dirs_exist_ok=True)
     page_exporter, slides_exporter = _exporters()
     entries = []
     for path in tqdm(notebooks, desc="building pages", disable=not progress):
