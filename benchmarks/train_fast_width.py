@@ -13,6 +13,7 @@ from dataclasses import replace
 import torch
 
 from minidiff.model import TextToImage, count_parameters
+from minidiff.scaffold import QUIET
 from minidiff.train import preset, train
 
 
@@ -25,7 +26,7 @@ def main() -> None:
     model_config = replace(model_config, unet=replace(model_config.unet, channels=channels))
     print(f"U-Net channels {channels}: {count_parameters(TextToImage(model_config)):,} "
           "parameters", flush=True)
-    result = train(model_config, cfg, sys.argv[2], progress=False)
+    result = train(model_config, cfg, sys.argv[2], watch=QUIET)
     print(f"trained {result.step} steps in {cfg.minutes} minutes", flush=True)
 
 

@@ -78,7 +78,6 @@ def _info(args) -> None:
 
 
 def _evaluate(args) -> None:
-    import json
 
     from .evaluate import evaluate
     from .pipeline import load_pretrained
@@ -86,11 +85,18 @@ def _evaluate(args) -> None:
     pipe = load_pretrained(args.weights, device=args.device)
     report = evaluate(pipe, quick=args.quick, steps=args.steps, guidance_scale=args.guidance,
                       seed=args.seed, sampler=args.sampler)
+    _print_report(report, args.json)
+
+
+def _print_report(report, json_path: str | None) -> None:
+    """An evaluation's table, and its numbers as JSON at json_path if given (--json)."""
+    import json
+
     print(report.table())
-    if args.json:
-        with open(args.json, "w") as f:
+    if json_path:
+        with open(json_path, "w") as f:
             json.dump(report.to_dict(), f, indent=2)
-        print(f"wrote the report to {args.json}")
+        print(f"wrote the report to {json_path}")
 
 
 def _train_autoencoder(args) -> None:
@@ -113,17 +119,12 @@ def _train_autoencoder(args) -> None:
 
 
 def _evaluate_autoencoder(args) -> None:
-    import json
 
     from .checkpoint import load_autoencoder
     from .evaluate_autoencoder import evaluate_autoencoder
 
     report = evaluate_autoencoder(load_autoencoder(args.weights), n=args.n)
-    print(report.table())
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report.to_dict(), f, indent=2)
-        print(f"wrote the report to {args.json}")
+    _print_report(report, args.json)
 
 
 def _train_judge(args) -> None:

@@ -30,7 +30,7 @@ from torch import nn
 
 from . import pixels, scaffold, world
 from .checkpoint import CheckpointError, load_state, read_file, save_weights
-from .scaffold import LoopConfig, learning_rate, step_generator
+from .scaffold import LoopConfig, Watch, learning_rate, step_generator
 
 DEFAULT_JUDGE = Path(__file__).parent / "weights" / "judge.safetensors"
 KIND = "judge"
@@ -194,16 +194,12 @@ class JudgeTask:
         logits = self.judge(x)
         loss = sum(F.cross_entropy(logits[name], torch.from_numpy(y))
                    for name, y in targets(attrs).items())
-        scaffold.check_finite(loss, step)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.item()
+        return scaffold.optimizer_step(optimizer, loss, step)
 
 
 def train_judge(out: str | os.PathLike, cfg: JudgeTraining | None = None,
-                config: JudgeConfig | None = None, resume: bool = False, progress: bool = True,
-                stop_at: int | None = None, accuracy_pictures: int = 5000) -> "Judge":
+                config: JudgeConfig | None = None, resume: bool = False,
+                watch: Watch | None = None, accuracy_pictures: int = 5000) -> "Judge":
     """Train (or resume) a judge from scratch on validation-split pictures in the run folder
     `out`, in the training scaffold (scaffold.run); at the end it is written to
     out/judge.safetensors with the command and its accuracy on the first `accuracy_pictures` test
@@ -213,7 +209,7 @@ def train_judge(out: str | os.PathLike, cfg: JudgeTraining | None = None,
     torch.manual_seed(cfg.seed)
     task = JudgeTask(Judge(config).train(), cfg)
     result = scaffold.run(task, cfg, out, task.judge.config.to_dict(), resume=resume,
-                          progress=progress, stop_at=stop_at, desc="training the judge")
+                          watch=watch, desc="training the judge")
     judge = task.judge.eval()
     if result.finished:
         accuracy = judge_accuracy(judge, n=accuracy_pictures)

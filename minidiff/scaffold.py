@@ -8,11 +8,13 @@ judge (minidiff.judge), and for any training added later:
         modules = {"model": model}         # what a checkpoint holds
         optimizers = {"opt": optimizer}
         def step(self, step, progress):    # one optimizer step on batch `step`; returns its loss
-            ...                            # learning_rate(step, cfg, progress), step_generator(...)
+            ...                            # learning_rate(step, cfg, progress), step_generator(...),
+            return optimizer_step(optimizer, loss, step)
 
-    result = run(MyTask(), cfg, "runs/mine", config=model_config.to_dict())
+    result = run(MyTask(), cfg, "runs/mine", model_config.to_dict(), watch=Watch(stop_at=100))
 
 - the learning-rate schedule: `learning_rate` (linear warm-up, then cosine decay);
+- one optimizer step: `optimizer_step` (a non-finite loss stops the run, gradient clipping);
 - the step seed: `step_generator` (the noise of step k comes from (seed, k), and batch k is always
   the same pictures, so a resumed run continues the very same curve);
 - the run folder: an atomic checkpoint every `checkpoint_every` steps and at the end
@@ -100,10 +102,20 @@ class TrainingDiverged(RuntimeError):
     """The loss stopped being a finite number."""
 
 
-def check_finite(loss: torch.Tensor, step: int) -> None:
-    """Stop before a non-finite loss reaches the weights."""
+def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, step: int,
+                   grad_clip: float | None = None) -> float:
+    """One optimizer step on `loss`, the same in every training: refuse a non-finite loss before
+    it reaches the weights, backpropagate, clip the gradient norm of the optimizer's parameters
+    to grad_clip (if given), step. Returns the loss as a number."""
     if not torch.isfinite(loss):
         raise TrainingDiverged(f"the loss became {loss.item()} at step {step}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip is not None:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+    return loss.item()
 
 
 class Task(Protocol):
@@ -118,6 +130,19 @@ class Task(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Watch:
+    """How a run is watched and stopped from outside, the same for every training."""
+
+    progress: bool = True  # show a progress bar
+    stop_at: int | None = None  # end early at this step, as an interruption (checkpoint, no model)
+    stop: threading.Event | None = None  # set from another thread: end now, as a spent budget
+    on_log: Callable[[dict], None] | None = None  # sees every logged record
+
+
+QUIET = Watch(progress=False)
+
+
 @dataclass
 class RunResult:
     out_dir: Path
@@ -127,16 +152,17 @@ class RunResult:
 
 
 def run(task: Task, cfg: LoopConfig, out_dir: str | Path, config: dict, *, resume: bool = False,
-        progress: bool = True, stop_at: int | None = None, stop: threading.Event | None = None,
-        on_log: Callable[[dict], None] | None = None,
-        on_step: Callable[[int, bool], None] | None = None, desc: str = "training") -> RunResult:
-    """Run (or resume) `task` in the run folder `out_dir` until cfg.steps, the time budget, `stop`
-    or `stop_at` (an early end, as an interruption: checkpoint, not finished).
+        watch: Watch | None = None, on_step: Callable[[int, bool], None] | None = None,
+        desc: str = "training") -> RunResult:
+    """Run (or resume) `task` in the run folder `out_dir` until cfg.steps, the time budget, or
+    what `watch` says (stop, or stop_at: an early end, as an interruption, not finished).
 
     `config` (the networks' config as a dict) is stored in every checkpoint and must match on
-    resume. on_log(record) sees every logged {"step", "loss", "lr", "elapsed"}; on_step(step,
-    last) runs after every step, before its checkpoint (snapshots, sample grids).
+    resume. watch.on_log(record) sees every logged {"step", "loss", "lr", "elapsed"};
+    on_step(step, last) runs after every step, before its checkpoint (snapshots, sample grids).
     """
+    watch = watch or Watch()
+    stop = watch.stop
     cfg.check()
     out = Path(out_dir)
     ckpt = run_checkpoint(out, resume)
@@ -158,11 +184,12 @@ def run(task: Task, cfg: LoopConfig, out_dir: str | Path, config: dict, *, resum
                       time.perf_counter() - t0)
 
     budget = None if cfg.minutes is None else 60.0 * cfg.minutes  # seconds
-    end = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
-    bar = (tqdm(total=cfg.steps, initial=start, desc=desc, unit="step", disable=not progress)
+    end = cfg.steps if watch.stop_at is None else min(cfg.steps, watch.stop_at)
+    bar = (tqdm(total=cfg.steps, initial=start, desc=desc, unit="step",
+                disable=not watch.progress)
            if budget is None else  # on a time budget the bar counts seconds
            tqdm(total=round(budget), initial=min(round(elapsed), round(budget)), desc=desc,
-                unit="s", disable=not progress))
+                unit="s", disable=not watch.progress))
     step, t0 = start, time.perf_counter() - elapsed
     spent = (lambda: (time.perf_counter() - t0) / budget) if budget else (lambda: None)
     out_of_time = False
@@ -180,15 +207,10 @@ def run(task: Task, cfg: LoopConfig, out_dir: str | Path, config: dict, *, resum
             bar.update(1 if budget is None else min(round(spent() * budget), bar.total) - bar.n)
             last = step == end or out_of_time
             if step % cfg.log_every == 0 or last:
-                optimizer = next(iter(task.optimizers.values()))
-                record = {"step": step, "loss": round(loss, 6),
-                          "lr": optimizer.param_groups[0]["lr"],
-                          "elapsed": round(time.perf_counter() - t0, 3)}
+                record = _log(out / "log.jsonl", task, step, loss, time.perf_counter() - t0)
                 history.append(record)
-                with open(out / "log.jsonl", "a") as f:
-                    f.write(json.dumps(record) + "\n")
-                if on_log is not None:
-                    on_log(record)
+                if watch.on_log is not None:
+                    watch.on_log(record)
                 bar.set_postfix(step=step, loss=f"{record['loss']:.4f}")
             if on_step is not None:
                 on_step(step, last)
@@ -203,6 +225,16 @@ def run(task: Task, cfg: LoopConfig, out_dir: str | Path, config: dict, *, resum
         restore_sigterm()
     bar.close()
     return RunResult(out, step, history, finished=step == cfg.steps or out_of_time)
+
+
+def _log(path: Path, task: Task, step: int, loss: float, elapsed: float) -> dict:
+    """Append one record to the run's log.jsonl; returns it."""
+    optimizer = next(iter(task.optimizers.values()))
+    record = {"step": step, "loss": round(loss, 6), "lr": optimizer.param_groups[0]["lr"],
+              "elapsed": round(elapsed, 3)}
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+    return record
 
 
 def _sigterm_as_interrupt() -> Callable[[], None]:

@@ -12,7 +12,6 @@ progress, Ctrl-C) is the training scaffold's, `minidiff.scaffold`, which every t
 
 import copy
 import json
-import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -31,13 +30,14 @@ from .checkpoint import (
 from .device import pick_device
 from .diffusion import training_loss
 from .model import ModelConfig, TextToImage, trainable_parameters
-from .scaffold import LoopConfig, RunResult, TrainingDiverged, learning_rate, step_generator
+from .scaffold import LoopConfig, RunResult, TrainingDiverged, Watch, learning_rate, step_generator
 from .schedules import make_alpha_bar
 from .text_encoder import TextEncoderConfig
 from .tokenizer import MAX_TOKENS, Tokenizer
 from .unet import UNetConfig
 
-__all__ = ["TrainConfig", "TrainingDiverged", "learning_rate", "preset", "train", "train_step"]
+__all__ = ["TrainConfig", "TrainingDiverged", "Watch", "learning_rate", "preset", "train",
+           "train_step"]
 
 
 @dataclass
@@ -160,13 +160,9 @@ def train_step(model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.op
     generator = step_generator(cfg.seed, step, dev)
     loss = training_loss(model, x0, ids, null_ids, alpha_bar, model.config.prediction,
                          cfg.p_uncond, cfg.t_sampling, generator=generator)
-    scaffold.check_finite(loss, step)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(trainable_parameters(model), cfg.grad_clip)
-    optimizer.step()
+    value = scaffold.optimizer_step(optimizer, loss, step, cfg.grad_clip)
     ema_update(ema, model, step, cfg.ema_decay)
-    return loss.item()
+    return value
 
 
 class TextToImageTask:
@@ -201,13 +197,11 @@ def build_model(model_config: ModelConfig, cfg: TrainConfig, device: torch.devic
 
 
 def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | Path, *,
-          resume: bool = False, device: str | None = None, progress: bool = True,
-          stop_at: int | None = None, stop: threading.Event | None = None,
-          on_log: Callable[[dict], None] | None = None,
+          resume: bool = False, device: str | None = None, watch: Watch | None = None,
           on_sample: Callable[[TextToImage, int], None] | None = None) -> RunResult:
-    """Train (or resume) a run in `out_dir`, in the training scaffold (scaffold.run: `stop_at`,
-    `stop`, `on_log` and `progress` are its). At the end (cfg.steps, the time budget, or `stop`)
-    the EMA weights are written to out_dir/model.safetensors.
+    """Train (or resume) a run in `out_dir`, in the training scaffold (scaffold.run; `watch`:
+    progress bar, early stop, log records). At the end (cfg.steps, the time budget, or
+    watch.stop) the EMA weights are written to out_dir/model.safetensors.
 
     on_sample(ema, step), if given, is called every `sample_every` steps and at the end, to draw
     from the EMA weights (the command line writes a grid of pictures; see
@@ -225,8 +219,8 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
             task.ema.train()
 
     task.model.train()
-    result = scaffold.run(task, cfg, out, model_config.to_dict(), resume=resume, progress=progress,
-                          stop_at=stop_at, stop=stop, on_log=on_log, on_step=after_step)
+    result = scaffold.run(task, cfg, out, model_config.to_dict(), resume=resume, watch=watch,
+                          on_step=after_step)
     if result.finished:
         last = result.history[-1] if result.history else {}
         info = {"step": result.step, "train_config": json.loads(json.dumps(asdict(cfg))),

@@ -21,7 +21,7 @@ from . import pixels, scaffold, world
 from .autoencoder import Autoencoder, AutoencoderConfig
 from .checkpoint import save_autoencoder
 from .device import pick_device
-from .scaffold import LoopConfig, learning_rate, step_generator
+from .scaffold import LoopConfig, Watch, learning_rate, step_generator
 
 
 @dataclass
@@ -60,26 +60,21 @@ class AutoencoderTask:
         images, _, _ = world.batch("train", step * cfg.batch_size, cfg.batch_size, seed=cfg.seed)
         scaffold.set_learning_rate(optimizer, learning_rate(step, cfg, progress))
         _, loss = self.model(pixels.to_tensor(images).to(dev), step_generator(cfg.seed, step, dev))
-        scaffold.check_finite(loss, step)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.item()
+        return scaffold.optimizer_step(optimizer, loss, step)
 
 
 def train_autoencoder(out: str | Path, cfg: AutoencoderTraining | None = None,
                       config: AutoencoderConfig | None = None, resume: bool = False,
-                      device: str | None = None, progress: bool = True,
-                      stop_at: int | None = None) -> Autoencoder:
+                      device: str | None = None, watch: Watch | None = None) -> Autoencoder:
     """Train (or resume) an autoencoder run in `out` in the training scaffold (scaffold.run);
-    returns the trained model (eval mode). `stop_at` ends the run early at that step, as an
+    returns the trained model (eval mode). watch.stop_at ends the run early at that step, as an
     interruption does (checkpoint, no model file)."""
     cfg, config = cfg or AutoencoderTraining(), config or AutoencoderConfig()
     cfg.check()
     torch.manual_seed(cfg.seed)
     task = AutoencoderTask(Autoencoder(config).to(pick_device(device)).train(), cfg)
-    result = scaffold.run(task, cfg, out, config.to_dict(), resume=resume, progress=progress,
-                          stop_at=stop_at, desc="autoencoder")
+    result = scaffold.run(task, cfg, out, config.to_dict(), resume=resume, watch=watch,
+                          desc="autoencoder")
     model = task.model.eval()
     if not result.finished:  # stopped early: the checkpoint is the result
         return model

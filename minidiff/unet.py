@@ -1,4 +1,7 @@
-"""A compact U-Net: eps_hat = unet(x_t, t, context).
+"""A compact U-Net: out = unet(x_t, t, context, mask), a picture-shaped prediction.
+
+Which quantity `out` is (eps, x0 or v; the shipped models predict v) is the diffusion code's
+choice (ModelConfig.prediction, diffusion.split_prediction), not the network's.
 
 The same design as Stable Diffusion's denoiser, shrunk: residual blocks that get a time embedding,
 cross-attention blocks in which every pixel looks at the prompt's token vectors, skip connections
@@ -179,7 +182,8 @@ class UNet(nn.Module):
     def forward(
         self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        """x_t (B, 3, 32, 32), t (B,) ints, context (B, L, D), mask (B, L) -> (B, 3, 32, 32)."""
+        """x_t (B, C, H, W), t (B,) ints, context (B, L, D), mask (B, L) -> out (B, C, H, W):
+        C, H, W = image_channels, image_size, image_size (3, 32, 32 pixels; 4, 8, 8 latents)."""
         cfg = self.config
         expected = (cfg.image_channels, cfg.image_size, cfg.image_size)
         if x_t.ndim != 4 or tuple(x_t.shape[1:]) != expected:

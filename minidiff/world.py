@@ -165,19 +165,7 @@ def _paint(attrs: list[Attributes], layouts: list[tuple]) -> np.ndarray:
     """Draw n objects at once -> uint8 (n, 32, 32, 3)."""
     cx, cy, width = (np.array([lay[i] for lay in layouts], dtype=np.float32) for i in range(3))
     rgb = np.array([lay[3] for lay in layouts], dtype=np.float32)  # (n, 3)
-    alpha = np.zeros((len(attrs), IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)  # (n, 32, 32)
-    kinds = np.array([SHAPES.index(a.shape) * len(SIZES) + SIZES.index(a.size) for a in attrs])
-    for kind, (shape, size) in enumerate(product(SHAPES, SIZES)):
-        rows = np.flatnonzero(kinds == kind)
-        # Only a window around each object is sampled: 3 times less work than the whole canvas.
-        side = math.ceil(WIDTHS[size] * (1 + SIZE_JITTER)) + 2
-        left = np.clip(np.floor(cx[rows] - side / 2), 0, IMAGE_SIZE - side).astype(int)  # (m,)
-        top = np.clip(np.floor(cy[rows] - side / 2), 0, IMAGE_SIZE - side).astype(int)
-        window = _coverage(shape, cx[rows] - left, cy[rows] - top, width[rows], side)
-        steps = np.arange(side)
-        alpha[rows[:, None, None], top[:, None, None] + steps[None, :, None],
-              left[:, None, None] + steps[None, None, :]] = window  # (m, side, side)
-    alpha = alpha[..., None]  # (n, 32, 32, 1)
+    alpha = coverage([a.shape for a in attrs], cx, cy, width)[..., None]  # (n, 32, 32, 1)
     image = (1 - alpha) * np.array(BACKGROUND, dtype=np.float32) + alpha * rgb[:, None, None, :]
     return np.round(image).astype(np.uint8)
 
@@ -195,7 +183,8 @@ def coverage(shapes: list[str], cx, cy, width, canvas: int = IMAGE_SIZE) -> np.n
         rows = np.flatnonzero(np.array(shapes) == shape)
         if len(rows) == 0:
             continue
-        side = min(math.ceil(float(width[rows].max())) + 2, canvas, IMAGE_SIZE)  # as in _paint
+        # Only a window around each object is sampled: 3 times less work than the whole canvas.
+        side = min(math.ceil(float(width[rows].max())) + 2, canvas, IMAGE_SIZE)
         left = np.clip(np.floor(cx[rows] - side / 2), 0, canvas - side).astype(int)  # (m,)
         top = np.clip(np.floor(cy[rows] - side / 2), 0, canvas - side).astype(int)
         window = _coverage(shape, cx[rows] - left, cy[rows] - top, width[rows], side)

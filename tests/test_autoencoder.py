@@ -17,6 +17,7 @@ from minidiff.checkpoint import (
     save_autoencoder,
     save_model,
 )
+from minidiff.scaffold import QUIET, Watch
 from minidiff.train_autoencoder import AutoencoderTraining, measure_scale_factor, train_autoencoder
 
 TINY = AutoencoderConfig(channels=(8, 8, 16))
@@ -72,38 +73,38 @@ def test_a_file_round_trips_and_the_wrong_kind_is_refused(tmp_path, tiny_model_f
 
 
 def test_training_writes_a_scaled_autoencoder(tmp_path):
-    model = train_autoencoder(tmp_path / "run", QUICK, TINY, progress=False)
+    model = train_autoencoder(tmp_path / "run", QUICK, TINY, watch=QUIET)
     stored = load_autoencoder(tmp_path / "run" / "autoencoder.safetensors")
     assert stored.config.scale_factor == pytest.approx(model.config.scale_factor)
     assert stored.config.scale_factor == pytest.approx(measure_scale_factor(model), rel=1e-5)
     assert stored.info["steps"] == 4 and np.isfinite(stored.info["final_loss"])
     with pytest.raises(FileExistsError, match="already holds a run"):
-        train_autoencoder(tmp_path / "run", QUICK, TINY, progress=False)
+        train_autoencoder(tmp_path / "run", QUICK, TINY, watch=QUIET)
 
 
 def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
-    whole = train_autoencoder(tmp_path / "whole", QUICK, TINY, progress=False)
+    whole = train_autoencoder(tmp_path / "whole", QUICK, TINY, watch=QUIET)
     from dataclasses import replace
 
-    train_autoencoder(tmp_path / "half", QUICK, TINY, progress=False, stop_at=2)
+    train_autoencoder(tmp_path / "half", QUICK, TINY, watch=Watch(progress=False, stop_at=2))
     assert not (tmp_path / "half" / "autoencoder.safetensors").exists()
-    resumed = train_autoencoder(tmp_path / "half", QUICK, TINY, resume=True, progress=False)
+    resumed = train_autoencoder(tmp_path / "half", QUICK, TINY, resume=True, watch=QUIET)
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, msg=name)
     with pytest.raises(ValueError, match="other training settings"):
         train_autoencoder(tmp_path / "half", replace(QUICK, lr=1e-4), TINY, resume=True,
-                          progress=False)
+                          watch=QUIET)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
-        train_autoencoder(tmp_path / "none", QUICK, TINY, resume=True, progress=False)
+        train_autoencoder(tmp_path / "none", QUICK, TINY, resume=True, watch=QUIET)
 
 
 def test_bad_training_settings_are_refused(tmp_path):
     from dataclasses import replace
 
     with pytest.raises(ValueError, match="steps must be a whole number of at least 1, got 0"):
-        train_autoencoder(tmp_path / "r", replace(QUICK, steps=0), TINY, progress=False)
+        train_autoencoder(tmp_path / "r", replace(QUICK, steps=0), TINY, watch=QUIET)
     with pytest.raises(ValueError, match="lr must be a positive number, got nan"):
-        train_autoencoder(tmp_path / "r", replace(QUICK, lr=float("nan")), TINY, progress=False)
+        train_autoencoder(tmp_path / "r", replace(QUICK, lr=float("nan")), TINY, watch=QUIET)
 
 
 def test_a_latent_model_file_carries_its_autoencoder(tmp_path):

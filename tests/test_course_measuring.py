@@ -150,6 +150,9 @@ def test_the_census_counts_failures_per_setting(pipe, judge):
     assert result["images"].shape == (6, 32, 32, 3)
     assert set(result["rates"]) == {*measuring.KINDS, "any"}
     assert gallery.rates_table(census).count("\n") == 2
+    stored = gallery.read_census()  # the committed census, in the same shape as a live one
+    assert all(set(r["rates"]) == {*measuring.KINDS, "any"} for r in stored.values())
+    assert gallery.rates_table(stored).count("\n") == len(stored) + 1
 
 
 def test_the_size_ladder_file_holds_three_sizes_about_4x_apart():

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from minidiff.samplers import (
-    SampleOptions,
     SPACINGS,
+    SampleOptions,
     ddim_step,
     ddpm_step,
     dpmpp_2m_step,

@@ -13,6 +13,7 @@ from minidiff.judge import (
     targets,
     train_judge,
 )
+from minidiff.scaffold import QUIET, Watch
 
 
 @pytest.fixture(scope="module")
@@ -97,14 +98,14 @@ def test_load_judge_errors_in_one_sentence(tmp_path, tiny_model_file):
 
 def test_train_judge_writes_a_usable_file_and_resumes(tmp_path):
     cfg = JudgeTraining(steps=4, batch_size=8, checkpoint_every=2)
-    whole = train_judge(tmp_path / "whole", cfg, progress=False, accuracy_pictures=50)
+    whole = train_judge(tmp_path / "whole", cfg, watch=QUIET, accuracy_pictures=50)
     assert whole.info["command"] == (f"minidiff train-judge --out {tmp_path / 'whole'} --steps 4 "
                                      "--seed 0 --batch-size 8")
     path = tmp_path / "whole" / "judge.safetensors"
     assert set(load_judge(path).predict(world.batch("test", 0, 3)[0])) == set(world.ATTRIBUTES)
-    train_judge(tmp_path / "half", cfg, progress=False, stop_at=2)
+    train_judge(tmp_path / "half", cfg, watch=Watch(progress=False, stop_at=2))
     assert not (tmp_path / "half" / "judge.safetensors").exists()
-    resumed = train_judge(tmp_path / "half", cfg, resume=True, progress=False,
+    resumed = train_judge(tmp_path / "half", cfg, resume=True, watch=QUIET,
                           accuracy_pictures=50)
     for k, v in whole.state_dict().items():  # the same steps, whether interrupted or not
         torch.testing.assert_close(resumed.state_dict()[k], v)

@@ -10,6 +10,7 @@ from minidiff import pipeline
 from minidiff.autoencoder import Autoencoder, AutoencoderConfig
 from minidiff.checkpoint import CheckpointError, save_autoencoder
 from minidiff.pipeline import MODELS, Pipeline, load_pretrained, weights_path
+from minidiff.scaffold import QUIET, Watch
 from minidiff.train import preset, train
 
 TINY_AE = AutoencoderConfig(channels=(8, 8, 16), scale_factor=0.7)
@@ -25,7 +26,7 @@ def latent_run(tmp_path_factory):
     model = replace(model, autoencoder=TINY_AE.to_dict(),
                     unet=replace(model.unet, image_channels=4, image_size=8, patch=1))
     cfg = replace(cfg, steps=4, autoencoder=str(root / "ae.safetensors"))
-    result = train(model, cfg, root / "run", progress=False)
+    result = train(model, cfg, root / "run", watch=QUIET)
     return root, result
 
 
@@ -70,12 +71,12 @@ def test_a_latent_run_needs_its_autoencoder(tmp_path):
     model = replace(model, autoencoder=TINY_AE.to_dict(),
                     unet=replace(model.unet, image_channels=4, image_size=8, patch=1))
     with pytest.raises(ValueError, match="needs TrainConfig.autoencoder"):
-        train(model, replace(cfg, steps=1), tmp_path / "a", progress=False)
+        train(model, replace(cfg, steps=1), tmp_path / "a", watch=QUIET)
     other = tmp_path / "other.safetensors"
     save_autoencoder(Autoencoder(replace(TINY_AE, scale_factor=0.3)), other)
     with pytest.raises(CheckpointError, match="not the one this model config names"):
         train(model, replace(cfg, steps=1, autoencoder=str(other)), tmp_path / "b",
-              progress=False)
+              watch=QUIET)
 
 
 def test_shipped_models_are_found_by_name(monkeypatch):
@@ -109,8 +110,8 @@ def test_the_latent_preset_trains_and_resumes_on_the_shipped_autoencoder(tmp_pat
     model, cfg = preset("latent")
     assert model.unet.image_size == 8 and model.autoencoder["latent_channels"] == 4
     cfg = replace(cfg, minutes=None, steps=2, checkpoint_every=1, snapshot_steps=())
-    train(model, cfg, tmp_path / "run", progress=False, stop_at=1)
-    result = train(model, cfg, tmp_path / "run", resume=True, progress=False)
+    train(model, cfg, tmp_path / "run", watch=Watch(progress=False, stop_at=1))
+    result = train(model, cfg, tmp_path / "run", resume=True, watch=QUIET)
     assert result.step == 2 and load_pretrained(tmp_path / "run" / "model.safetensors").latent
 
 

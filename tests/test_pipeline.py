@@ -3,6 +3,7 @@ import warnings
 import numpy as np
 import pytest
 
+from minidiff import world
 from minidiff.checkpoint import CheckpointError
 from minidiff.pipeline import NegativePromptWarning, load_pretrained
 from minidiff.tokenizer import UnknownWordError
@@ -85,6 +86,26 @@ def test_bad_settings_are_one_sentence_errors(tiny_pipe, kwargs, message):
     with pytest.raises(ValueError, match=message) as info:
         tiny_pipe.generate(**{"n": 1, "steps": 2, **kwargs})
     assert "\n" not in str(info.value)
+
+
+def test_the_edits_sample_like_generate_and_take_a_sampler(tiny_pipe):
+    """img2img is q_sample to the first kept step, then the pipeline's own prepared loop: its
+    default sampler, and any other when asked."""
+    from minidiff import diffusion, pixels, samplers
+
+    image = world.example("test", 0).image
+    p = tiny_pipe.prepare("a blue circle", 2, steps=6, seed=5)
+    kept = p.timesteps[-3:]  # strength 0.5 of 6 steps
+    x_init = pixels.picture_to_tensor(image).expand(2, -1, -1, -1)
+    noise = samplers.randn_like(x_init, p.options.generator)
+    x_t = diffusion.q_sample(x_init, kept[0][0], tiny_pipe.alpha_bar, noise)
+    by_hand = pixels.to_uint8(samplers.sample(p.eps_fn, x_t, tiny_pipe.alpha_bar, kept,
+                                               p.options)[0])
+    edited = tiny_pipe.img2img(image, "a blue circle", strength=0.5, n=2, steps=6, seed=5)
+    assert p.options.sampler == "ddpm" and np.array_equal(edited, by_hand)
+    other = tiny_pipe.img2img(image, "a blue circle", strength=0.5, n=2, steps=6, seed=5,
+                              sampler="ddim")
+    assert not np.array_equal(other, edited)
 
 
 def test_unknown_word_error_is_a_value_error(tiny_pipe):

@@ -6,8 +6,6 @@ weights.
 """
 
 import json
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -72,26 +70,28 @@ def test_network_calls_count_the_schedulers_timesteps(pipe):
     assert real_systems.scheduler_class("dpm") == "DPMSolverMultistepScheduler"
 
 
-def test_every_scheduler_and_step_count_is_its_own_frame(explorer):
+def test_every_scheduler_and_step_count_is_its_own_frame(explorer, pipe):
     import ipywidgets
 
     assert isinstance(explorer, ipywidgets.VBox) and explorer.static_figure.startswith("figures/")
     assert explorer.outer is explorer.scheduler and explorer.slider.description == "steps"
     assert base.slider_values(explorer.slider) == list(STEPS)
-    seen, seconds = set(), []
+    seen, calls = set(), []
+    hooks = [m.register_forward_hook(lambda *args: calls.append(1))
+             for m in (pipe.model.unet, pipe.model.text_encoder)]
     for kind in KINDS:
         explorer.scheduler.value = kind
         for steps in STEPS[::-1] + STEPS:
-            start = time.perf_counter()
             explorer.slider.value = steps
-            seconds.append(time.perf_counter() - start)
             picture, label = bytes(explorer.image.value), explorer.label.value
             assert picture.startswith(b"\x89PNG")
             assert f"{real_systems.NAMES[kind]} (diffusers " in label
             assert f"· {steps} steps · {steps} network calls" in label
             seen.add((picture, label))
+    for hook in hooks:
+        hook.remove()
     assert len({p for p, _ in seen}) == len({label for _, label in seen}) == len(KINDS) * len(STEPS)
-    assert statistics.median(seconds) < 0.1  # a slider move only picks a frame
+    assert calls == []  # a slider move only picks a frame: the network never runs
 
 
 def test_the_labels_say_what_the_judge_reads(pipe, explorer):

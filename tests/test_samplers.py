@@ -10,8 +10,8 @@ import minidiff
 from minidiff.diffusion import eps_from_x0
 from minidiff.editing import img2img, inpaint
 from minidiff.samplers import (
-    SampleOptions,
     SPACINGS,
+    SampleOptions,
     Step,
     ddim_step,
     ddpm_step,

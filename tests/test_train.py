@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from minidiff.checkpoint import CheckpointError, load_model
+from minidiff.scaffold import QUIET, Watch
 from minidiff.train import TrainingDiverged, learning_rate, preset, train
 
 
@@ -22,7 +23,7 @@ def sampled():
 @pytest.fixture(scope="module")
 def full_run(configs, tmp_path_factory, sampled):
     out = tmp_path_factory.mktemp("full")
-    return train(*configs, out, device="cpu", progress=False,
+    return train(*configs, out, device="cpu", watch=QUIET,
                  on_sample=lambda ema, step: sampled.append(step))
 
 
@@ -39,9 +40,9 @@ def test_a_run_writes_model_checkpoint_and_snapshots_and_shows_samples(full_run,
 
 
 def test_an_interrupted_run_resumes_on_the_same_loss_curve(configs, full_run, tmp_path):
-    first = train(*configs, tmp_path, device="cpu", progress=False, stop_at=12)
+    first = train(*configs, tmp_path, device="cpu", watch=Watch(progress=False, stop_at=12))
     assert first.step == 12
-    resumed = train(*configs, tmp_path, resume=True, device="cpu", progress=False)
+    resumed = train(*configs, tmp_path, resume=True, device="cpu", watch=QUIET)
     assert resumed.step == 20
     expected = [r["loss"] for r in full_run.history]
     got = [r["loss"] for r in resumed.history]
@@ -54,19 +55,19 @@ def test_an_interrupted_run_resumes_on_the_same_loss_curve(configs, full_run, tm
 
 def test_starting_over_an_existing_run_is_refused(configs, full_run):
     with pytest.raises(FileExistsError, match="already holds a run"):
-        train(*configs, full_run.out_dir, device="cpu", progress=False)
+        train(*configs, full_run.out_dir, device="cpu", watch=QUIET)
 
 
 def test_resume_needs_a_checkpoint_and_the_same_settings(configs, full_run, tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint to resume"):
-        train(*configs, tmp_path, resume=True, device="cpu", progress=False)
+        train(*configs, tmp_path, resume=True, device="cpu", watch=QUIET)
     model_config, train_config = configs
     with pytest.raises(ValueError, match="other training settings"):
         train(model_config, replace(train_config, lr=5e-3), full_run.out_dir, resume=True,
-              device="cpu", progress=False)
+              device="cpu", watch=QUIET)
     bigger = replace(model_config, unet=replace(model_config.unet, channels=(16, 32, 64)))
     with pytest.raises(CheckpointError, match="another model config"):
-        train(bigger, train_config, full_run.out_dir, resume=True, device="cpu", progress=False)
+        train(bigger, train_config, full_run.out_dir, resume=True, device="cpu", watch=QUIET)
 
 
 def test_a_diverging_run_stops_with_a_clear_message(configs, tmp_path, monkeypatch):
@@ -81,13 +82,13 @@ def test_a_diverging_run_stops_with_a_clear_message(configs, tmp_path, monkeypat
 
     monkeypatch.setattr(training, "training_loss", loss_that_blows_up)
     with pytest.raises(TrainingDiverged, match="loss became nan at step 3; the last good"):
-        train(*configs, tmp_path, device="cpu", progress=False)
+        train(*configs, tmp_path, device="cpu", watch=QUIET)
 
 
 def test_bad_settings_are_refused(configs, tmp_path):
     model_config, train_config = configs
     with pytest.raises(ValueError, match="batch_size must be a whole number of at least 1, got 0"):
-        train(model_config, replace(train_config, batch_size=0), tmp_path, progress=False)
+        train(model_config, replace(train_config, batch_size=0), tmp_path, watch=QUIET)
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         preset("huge")
 
@@ -139,7 +140,7 @@ def test_a_run_on_a_time_budget_stops_there_and_writes_its_model(configs, tmp_pa
     model_config, train_config = configs
     cfg = replace(train_config, steps=100_000, minutes=0.06, warmup=1,  # 3.6 seconds
                   checkpoint_every=1000)
-    result = train(model_config, cfg, tmp_path, device="cpu", progress=False)
+    result = train(model_config, cfg, tmp_path, device="cpu", watch=QUIET)
     assert 3 <= result.step < 100_000
     assert 3.6 <= result.history[-1]["elapsed"] < 60
     _, info = load_model(tmp_path / "model.safetensors")
@@ -152,4 +153,4 @@ def test_a_run_on_a_time_budget_stops_there_and_writes_its_model(configs, tmp_pa
 def test_a_time_budget_must_be_a_positive_number(configs, tmp_path, minutes):
     model_config, train_config = configs
     with pytest.raises(ValueError, match="minutes must be a positive number"):
-        train(model_config, replace(train_config, minutes=minutes), tmp_path, progress=False)
+        train(model_config, replace(train_config, minutes=minutes), tmp_path, watch=QUIET)

@@ -3,8 +3,7 @@
 All on an untrained tiny model, so nothing here depends on the shipped weights.
 """
 
-import statistics
-import time
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -159,6 +158,19 @@ EXPLORERS = {
 }
 
 
+@contextmanager
+def counting_network_calls(pipe):
+    """A list that grows by one at every call of the model's U-Net or text encoder."""
+    calls = []
+    hooks = [m.register_forward_hook(lambda *args: calls.append(1))
+             for m in (pipe.model.unet, pipe.model.text_encoder)]
+    try:
+        yield calls
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
 @pytest.mark.parametrize("name", EXPLORERS)
 def test_moving_the_slider_picks_a_frame_at_once(pipe, name):
     import ipywidgets
@@ -169,17 +181,16 @@ def test_moving_the_slider_picks_a_frame_at_once(pipe, name):
     assert explorer.static_figure.startswith("figures/")
     values = base.slider_values(explorer.slider)
     assert len(values) >= 3
-    seen, seconds = set(), []
-    for value in values[::-1] + values:
-        start = time.perf_counter()
-        explorer.slider.value = value
-        seconds.append(time.perf_counter() - start)
-        picture = bytes(explorer.image.value)  # ipywidgets hands back a memoryview
-        assert picture.startswith(b"\x89PNG")
-        seen.add((picture, explorer.label.value))
+    seen = set()
+    with counting_network_calls(pipe) as calls:
+        for value in values[::-1] + values:
+            explorer.slider.value = value
+            picture = bytes(explorer.image.value)  # ipywidgets hands back a memoryview
+            assert picture.startswith(b"\x89PNG")
+            seen.add((picture, explorer.label.value))
+    assert calls == []  # a slider move only picks a stored frame (its speed: bench_explorers.py)
     assert len({png for png, _ in seen}) == len(values)  # every frame its own picture
     assert len({label for _, label in seen}) == len(values)  # ... and its own label
-    assert statistics.median(seconds) < 0.1
 
 
 def test_step_scrubber_labels_and_same_starting_noise(pipe):

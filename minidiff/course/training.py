@@ -19,7 +19,7 @@ import numpy as np
 
 from minidiff.course.explorer import STATIC_NOTE, W, png, static_page
 from minidiff.pipeline import sample_grid
-from minidiff.train import preset, train
+from minidiff.train import Watch, preset, train
 
 
 def loss_plot(steps: list[int], losses: list[float]) -> np.ndarray:
@@ -92,9 +92,9 @@ class LiveTraining(W.VBox):
 
     def _train(self) -> None:
         try:
+            watch = Watch(progress=False, stop=self._stop, on_log=self._on_log)
             self.result = train(self.model_config, self.train_config, self.out_dir,
-                                device=self.device, progress=False, on_sample=self._on_sample,
-                                on_log=self._on_log, stop=self._stop)
+                                device=self.device, watch=watch, on_sample=self._on_sample)
             model = self.out_dir / "model.safetensors"
             self.status.value = (f"done: {self.result.step:,} steps; the model is in "
                                  f"<code>{html.escape(str(model))}</code>")
