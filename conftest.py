@@ -3,12 +3,13 @@ in well under two minutes. `pytest --complete` (the README's test command and CI
 `bash scripts/setup.sh test`) adds the slow tier: every notebook run top to bottom (nbval), the
 real-browser tests and the tests that start training processes."""
 
-import pytest
-
 
 def pytest_addoption(parser):
-    parser.addoption("--complete", action="store_true",
-                     help="also run the slow tier: notebooks, browser, training processes")
+    parser.addoption(
+        "--complete",
+        action="store_true",
+        help="also run the slow tier: notebooks, browser, training processes",
+    )
 
 
 def pytest_collection_modifyitems(config, items):

@@ -16,8 +16,16 @@ import report
 
 from minidiff.evaluate import evaluate
 
-CANDIDATES = ["ddim:20:1.5", "ddim:20:1.25", "ddim:20:1.0", "ddpm:20:1.5", "ddpm:20:1.25",
-              "ddpm:20:1.1", "ddpm:20:1.0", "ddpm:10:1.0"]
+CANDIDATES = [
+    "ddim:20:1.5",
+    "ddim:20:1.25",
+    "ddim:20:1.0",
+    "ddpm:20:1.5",
+    "ddpm:20:1.25",
+    "ddpm:20:1.1",
+    "ddpm:20:1.0",
+    "ddpm:10:1.0",
+]
 
 
 def main() -> None:
@@ -34,23 +42,60 @@ def main() -> None:
     if args.smoke:
         settings, args.seeds = [(s, 2, g) for s, _, g in settings[:2]], args.seeds[:1]
 
-    columns = ["sampler", "steps", "guidance", "seed", "seen", "held-out", "paraphrase", "colour",
-               "shape", "size", "position", "FD"]
+    columns = [
+        "sampler",
+        "steps",
+        "guidance",
+        "seed",
+        "seen",
+        "held-out",
+        "paraphrase",
+        "colour",
+        "shape",
+        "size",
+        "position",
+        "FD",
+    ]
     rows, runs = [], []
     for sampler, steps, guidance in settings:
         for seed in args.seeds:
-            r = evaluate(pipe, quick=args.smoke, steps=steps, guidance_scale=guidance,
-                         sampler=sampler, seed=seed, progress=False)
+            r = evaluate(
+                pipe,
+                quick=args.smoke,
+                steps=steps,
+                guidance_scale=guidance,
+                sampler=sampler,
+                seed=seed,
+                progress=False,
+            )
             d = r.diversity
-            row = [sampler, steps, guidance, seed, r.adherence["seen"]["all"],
-                   r.adherence["held_out"]["all"], r.adherence["paraphrase"]["all"],
-                   d["colour"], d["shape"], d["size"], d["position"], r.frechet_distance]
-            print("  ".join(str(round(v, 3)) if isinstance(v, float) else str(v) for v in row),
-                  flush=True)
+            row = [
+                sampler,
+                steps,
+                guidance,
+                seed,
+                r.adherence["seen"]["all"],
+                r.adherence["held_out"]["all"],
+                r.adherence["paraphrase"]["all"],
+                d["colour"],
+                d["shape"],
+                d["size"],
+                d["position"],
+                r.frechet_distance,
+            ]
+            print(
+                "  ".join(str(round(v, 3)) if isinstance(v, float) else str(v) for v in row),
+                flush=True,
+            )
             rows.append(row)
             runs.append(r.to_dict())
-    report.finish("defaults: adherence, diversity and Fréchet distance per setting and seed",
-                  columns, rows, {"device": str(pipe.device), "evaluations": runs}, args)
+    report.finish(
+        "defaults: adherence, diversity and Fréchet distance per setting and seed",
+        columns,
+        rows,
+        {"device": str(pipe.device), "evaluations": runs},
+        args,
+    )
 
 
 if __name__ == "__main__":

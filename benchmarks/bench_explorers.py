@@ -27,8 +27,11 @@ def main() -> None:
     args = parser.parse_args()
     report.apply_threads(args.threads)
     pipe = minidiff.load_pretrained(device=args.device)
-    entries = [e for e in registry.EXPLORERS if e.build is not None
-               and (args.only is None or e.name in args.only)]
+    entries = [
+        e
+        for e in registry.EXPLORERS
+        if e.build is not None and (args.only is None or e.name in args.only)
+    ]
     rows = []
     for entry in entries:
         explorer = entry.build(pipe)
@@ -40,9 +43,13 @@ def main() -> None:
             seconds.append(time.perf_counter() - start)
         stats = report.timing(seconds)
         rows.append([entry.name, len(values), 1000 * stats["median_s"], 1000 * stats["max_s"]])
-    report.finish("explorers: time to answer a slider move (pick and show a stored frame)",
-                  ["explorer", "frames", "median ms", "max ms"], rows,
-                  {"device": str(pipe.device)}, args)
+    report.finish(
+        "explorers: time to answer a slider move (pick and show a stored frame)",
+        ["explorer", "frames", "median ms", "max ms"],
+        rows,
+        {"device": str(pipe.device)},
+        args,
+    )
 
 
 if __name__ == "__main__":

@@ -23,14 +23,39 @@ def main() -> None:
 
     stats = report.time_generate(pipe, args, args.sampler, args.steps)
 
-    columns = ["sampler", "pictures", "steps", "guidance", "median s", "min s", "max s",
-               "pictures/s", "ms/step"]
-    rows = [[args.sampler, args.n, args.steps, args.guidance, stats["median_s"], stats["min_s"],
-             stats["max_s"], args.n / stats["median_s"], 1000 * stats["median_s"] / args.steps]]
+    columns = [
+        "sampler",
+        "pictures",
+        "steps",
+        "guidance",
+        "median s",
+        "min s",
+        "max s",
+        "pictures/s",
+        "ms/step",
+    ]
+    rows = [
+        [
+            args.sampler,
+            args.n,
+            args.steps,
+            args.guidance,
+            stats["median_s"],
+            stats["min_s"],
+            stats["max_s"],
+            args.n / stats["median_s"],
+            1000 * stats["median_s"] / args.steps,
+        ]
+    ]
     weights = args.weights or "shipped weights"
-    report.finish(f"generate: {args.n} pictures of one prompt ({weights}), "
-                  f"median of {args.repeats} runs after 1 warm-up", columns, rows,
-                  {"device": str(pipe.device), "timing": stats, "weights": weights}, args)
+    report.finish(
+        f"generate: {args.n} pictures of one prompt ({weights}), "
+        f"median of {args.repeats} runs after 1 warm-up",
+        columns,
+        rows,
+        {"device": str(pipe.device), "timing": stats, "weights": weights},
+        args,
+    )
 
 
 if __name__ == "__main__":

@@ -100,14 +100,16 @@ def main() -> None:
             t = torch.full((8,), 500)
             step_ms = median_ms(lambda: model.unet(x, t, context, mask), repeats=30)  # noqa: B023
         generate_ms = median_ms(lambda: pipe.generate("a red circle", n=8), 10)  # noqa: B023
-        row = {"input": [cfg.image_channels, cfg.image_size, cfg.image_size],
-               "unet_parameters": count_parameters(model.unet),
-               "unet_mflop_per_picture": round(unet_flops(model) / 1e6, 2),
-               "ms_per_step_8_pictures": round(step_ms, 2),
-               "generate_8_pictures_20_steps_ms": round(generate_ms, 1),
-               "training_saved_mb_batch_64": round(saved_bytes(model) / 2**20, 1),
-               "weights_mb_fp32": round(4 * count_parameters(model) / 2**20, 2),
-               "unet_mflop_at": {p: round(flops_at(model, p) / 1e6) for p in (32, 64, 128, 256)}}
+        row = {
+            "input": [cfg.image_channels, cfg.image_size, cfg.image_size],
+            "unet_parameters": count_parameters(model.unet),
+            "unet_mflop_per_picture": round(unet_flops(model) / 1e6, 2),
+            "ms_per_step_8_pictures": round(step_ms, 2),
+            "generate_8_pictures_20_steps_ms": round(generate_ms, 1),
+            "training_saved_mb_batch_64": round(saved_bytes(model) / 2**20, 1),
+            "weights_mb_fp32": round(4 * count_parameters(model) / 2**20, 2),
+            "unet_mflop_at": {p: round(flops_at(model, p) / 1e6) for p in (32, 64, 128, 256)},
+        }
         if pipe.latent:
             from torch.utils.flop_counter import FlopCounterMode
 
@@ -125,8 +127,10 @@ def main() -> None:
         print(name, json.dumps(row), flush=True)
     result = {"threads": 2, "device": "cpu", "rows": rows}
     if args.train:
-        result["time_to_90"] = {"pixel (runs/fast2)": time_to_90(RUNS_DIR / "fast2", 250),
-                                "latent (runs/latent)": time_to_90(RUNS_DIR / "latent", 250)}
+        result["time_to_90"] = {
+            "pixel (runs/fast2)": time_to_90(RUNS_DIR / "fast2", 250),
+            "latent (runs/latent)": time_to_90(RUNS_DIR / "latent", 250),
+        }
         print(json.dumps(result["time_to_90"]))
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {RESULTS}")

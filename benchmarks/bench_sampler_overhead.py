@@ -42,8 +42,14 @@ def main() -> None:
     args = parser.parse_args()
     pipe = report.sampling_setup(args)
     T, dev = pipe.config.T, pipe.device
-    prepared = pipe.prepare(args.prompt, args.n, steps=args.steps, guidance_scale=args.guidance,
-                            seed=args.seed, sampler="ddim")
+    prepared = pipe.prepare(
+        args.prompt,
+        args.n,
+        steps=args.steps,
+        guidance_scale=args.guidance,
+        seed=args.seed,
+        sampler="ddim",
+    )
     eps_fn, x_T, timesteps = prepared.eps_fn, prepared.x_T, prepared.timesteps
     output_fn = eps_fn  # both loops call the very same guided network call
     scheduler = diffusers_scheduler(pipe.config, "ddim", prediction="eps")
@@ -52,16 +58,19 @@ def main() -> None:
         return 0.1 * x_t
 
     runs = {
-        ("minidiff samplers.sample", "model"):
-            lambda: samplers.sample(eps_fn, x_T, pipe.alpha_bar, timesteps, prepared.options)[0],
-        ("diffusers DDIMScheduler", "model"):
-            lambda: diffusers_loop(scheduler, output_fn, x_T, args.steps),
-        ("network calls alone", "model"):
-            lambda: [output_fn(x_T, t) for t, _ in timesteps][-1],
-        ("minidiff samplers.sample", "stand-in"):
-            lambda: samplers.sample(stand_in, x_T, pipe.alpha_bar, timesteps, prepared.options)[0],
-        ("diffusers DDIMScheduler", "stand-in"):
-            lambda: diffusers_loop(scheduler, stand_in, x_T, args.steps),
+        ("minidiff samplers.sample", "model"): lambda: samplers.sample(
+            eps_fn, x_T, pipe.alpha_bar, timesteps, prepared.options
+        )[0],
+        ("diffusers DDIMScheduler", "model"): lambda: diffusers_loop(
+            scheduler, output_fn, x_T, args.steps
+        ),
+        ("network calls alone", "model"): lambda: [output_fn(x_T, t) for t, _ in timesteps][-1],
+        ("minidiff samplers.sample", "stand-in"): lambda: samplers.sample(
+            stand_in, x_T, pipe.alpha_bar, timesteps, prepared.options
+        )[0],
+        ("diffusers DDIMScheduler", "stand-in"): lambda: diffusers_loop(
+            scheduler, stand_in, x_T, args.steps
+        ),
     }
     with torch.no_grad():
         x0_minidiff = runs[("minidiff samplers.sample", "model")]()  # also the warm-ups
@@ -73,27 +82,51 @@ def main() -> None:
             for key, run in runs.items():  # interleaved
                 seconds[key].append(timed(run, dev))
     stats = {key: report.timing(s) for key, s in seconds.items()}
-    diff = int((torch.from_numpy(pixels.to_uint8(x0_minidiff)).int()
-                - torch.from_numpy(pixels.to_uint8(x0_diffusers)).int()).abs().max())
+    diff = int(
+        (
+            torch.from_numpy(pixels.to_uint8(x0_minidiff)).int()
+            - torch.from_numpy(pixels.to_uint8(x0_diffusers)).int()
+        )
+        .abs()
+        .max()
+    )
 
     columns = ["loop", "network", "median ms", "min ms", "max ms", "ms/step"]
-    rows = [[loop, net, 1000 * s["median_s"], 1000 * s["min_s"], 1000 * s["max_s"],
-             1000 * s["median_s"] / args.steps] for (loop, net), s in stats.items()]
+    rows = [
+        [
+            loop,
+            net,
+            1000 * s["median_s"],
+            1000 * s["min_s"],
+            1000 * s["max_s"],
+            1000 * s["median_s"] / args.steps,
+        ]
+        for (loop, net), s in stats.items()
+    ]
     network = stats[("network calls alone", "model")]["median_s"]
     notes = [f"\nlargest pixel difference between the two loops' pictures: {diff} (0-255)"]
     for loop in ("minidiff samplers.sample", "diffusers DDIMScheduler"):
         alone = stats[(loop, "stand-in")]["median_s"] / args.steps
-        notes.append(f"{loop}: {1e6 * alone:.0f} us/step of its own work (stand-in network), "
-                     f"{100 * alone / (network / args.steps):.1f}% of one guided network call")
+        notes.append(
+            f"{loop}: {1e6 * alone:.0f} us/step of its own work (stand-in network), "
+            f"{100 * alone / (network / args.steps):.1f}% of one guided network call"
+        )
     if T % args.steps:
-        notes.append(f"note: {args.steps} does not divide T = {T}; diffusers' DDIMScheduler then "
-                     "takes t_prev = t - T // steps, not the next listed timestep, so the "
-                     "pictures differ by more than rounding")
-    title = (f"sampler overhead: DDIM, {args.steps} steps, {args.n} pictures, guidance "
-             f"{args.guidance}, median of {args.repeats} runs")
-    record = {"device": str(dev), "max_pixel_difference": diff,
-              "timings": {f"{loop} / {net}": s for (loop, net), s in stats.items()},
-              "notes": notes}
+        notes.append(
+            f"note: {args.steps} does not divide T = {T}; diffusers' DDIMScheduler then "
+            "takes t_prev = t - T // steps, not the next listed timestep, so the "
+            "pictures differ by more than rounding"
+        )
+    title = (
+        f"sampler overhead: DDIM, {args.steps} steps, {args.n} pictures, guidance "
+        f"{args.guidance}, median of {args.repeats} runs"
+    )
+    record = {
+        "device": str(dev),
+        "max_pixel_difference": diff,
+        "timings": {f"{loop} / {net}": s for (loop, net), s in stats.items()},
+        "notes": notes,
+    }
     report.finish(title, columns, rows, record, args)
 
 

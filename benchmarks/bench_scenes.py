@@ -86,12 +86,14 @@ def main():
 
     prompts = geneval.evaluation_prompts()
     result = geneval.score(prompts, read_scenes(render_prompts([p.prompt for p in prompts])))
-    rows.append([f"GenEval overall, the world's own pictures ({len(prompts)} prompts)",
-                 result.overall])
+    rows.append(
+        [f"GenEval overall, the world's own pictures ({len(prompts)} prompts)", result.overall]
+    )
     extra["notes"].append(result.table())
     extra["notes"].append(f"objects in the {args.scenes} test scenes: {extra['objects_read']}")
-    report.finish("the scenes world: data cost and the scene judge", ["measure", "value"], rows,
-                  extra, args)
+    report.finish(
+        "the scenes world: data cost and the scene judge", ["measure", "value"], rows, extra, args
+    )
 
 
 if __name__ == "__main__":

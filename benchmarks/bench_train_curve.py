@@ -42,8 +42,10 @@ def elapsed_at(log: Path, step: int) -> float | None:
 
 def weights_files(run: Path) -> list[Path]:
     """The snapshots in step order, then the final model (or the latest checkpoint)."""
-    snapshots = sorted((run / "snapshots").glob("step-*.safetensors"),
-                       key=lambda p: int(re.findall(r"\d+", p.stem)[0]))
+    snapshots = sorted(
+        (run / "snapshots").glob("step-*.safetensors"),
+        key=lambda p: int(re.findall(r"\d+", p.stem)[0]),
+    )
     final = run / "model.safetensors"
     if not final.exists():
         final = run / "checkpoint.safetensors"
@@ -54,12 +56,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="a training run folder (minidiff train --out)")
     parser.add_argument("--full", action="store_true", help="full evaluation instead of quick")
-    parser.add_argument("--eval-steps", type=int, default=DEFAULT_STEPS,
-                        help="sampling steps in the evaluation")
-    parser.add_argument("--threshold", type=float, default=0.9,
-                        help="report the first time seen adherence reaches this")
-    parser.add_argument("--smoke", action="store_true",
-                        help="the first two weights files only, 5 sampling steps: a quick check")
+    parser.add_argument(
+        "--eval-steps", type=int, default=DEFAULT_STEPS, help="sampling steps in the evaluation"
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.9,
+        help="report the first time seen adherence reaches this",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="the first two weights files only, 5 sampling steps: a quick check",
+    )
     report.add_common_options(parser)
     args = parser.parse_args()
     if args.smoke:
@@ -92,26 +102,48 @@ def main() -> None:
         scores = evaluate(pipe, quick=not args.full, steps=args.eval_steps, progress=False)
         seen, held_out = scores.adherence["seen"]["all"], scores.adherence["held_out"]["all"]
         rows.append([step, minutes, seen, held_out, scores.settings["seconds"], path.name])
-        points.append({"step": step, "minutes": minutes, "file": str(path),
-                       "adherence": scores.adherence, "held_out_pairs": scores.held_out_pairs,
-                       "diversity": scores.diversity, "frechet_distance": scores.frechet_distance})
+        points.append(
+            {
+                "step": step,
+                "minutes": minutes,
+                "file": str(path),
+                "adherence": scores.adherence,
+                "held_out_pairs": scores.held_out_pairs,
+                "diversity": scores.diversity,
+                "frechet_distance": scores.frechet_distance,
+            }
+        )
 
     reached = next((r for r in rows if r[2] >= args.threshold), None)
     if reached:
-        note = (f"\nseen adherence first >= {args.threshold} at step {reached[0]}, "
-                f"{reached[1]:.1f} min into the run")
+        note = (
+            f"\nseen adherence first >= {args.threshold} at step {reached[0]}, "
+            f"{reached[1]:.1f} min into the run"
+        )
     else:
         best = max(rows, key=lambda r: r[2])
-        note = (f"\nseen adherence never reached {args.threshold}; best {best[2]:.3f} at step "
-                f"{best[0]} ({best[1]:.1f} min)")
+        note = (
+            f"\nseen adherence never reached {args.threshold}; best {best[2]:.3f} at step "
+            f"{best[0]} ({best[1]:.1f} min)"
+        )
     columns = ["step", "minutes", "adherence", "held-out", "eval s", "weights"]
     kind = "full" if args.full else "quick"
-    title = (f"adherence against training time: {args.run} ({kind} evaluation, "
-             f"{args.eval_steps} steps; adherence = all four attributes right)")
-    report.finish(title, columns, rows,
-                  {"device": str(device), "points": points, "notes": [note],
-                   "first_reached": {"step": reached[0], "minutes": reached[1]} if reached
-                   else None}, args)
+    title = (
+        f"adherence against training time: {args.run} ({kind} evaluation, "
+        f"{args.eval_steps} steps; adherence = all four attributes right)"
+    )
+    report.finish(
+        title,
+        columns,
+        rows,
+        {
+            "device": str(device),
+            "points": points,
+            "notes": [note],
+            "first_reached": {"step": reached[0], "minutes": reached[1]} if reached else None,
+        },
+        args,
+    )
 
 
 if __name__ == "__main__":

@@ -39,12 +39,18 @@ def _setup(channels_last: bool = False, compiled: bool = False):
         model = model.to(memory_format=torch.channels_last)
     if compiled:
         model.unet = torch.compile(model.unet)
-    return model, ema, make_optimizer(model, cfg), cfg, make_alpha_bar(model_config.schedule,
-                                                                           model_config.T)
+    return (
+        model,
+        ema,
+        make_optimizer(model, cfg),
+        cfg,
+        make_alpha_bar(model_config.schedule, model_config.T),
+    )
 
 
-def step_rate(repeats: int, threads: int, channels_last: bool = False,
-              compiled: bool = False) -> dict:
+def step_rate(
+    repeats: int, threads: int, channels_last: bool = False, compiled: bool = False
+) -> dict:
     """Pictures per second of train_step (median over `repeats` steps after warm-up)."""
     torch.set_num_threads(threads)
     model, ema, opt, cfg, alpha_bar = _setup(channels_last, compiled)
@@ -92,34 +98,69 @@ def main() -> None:
     rows = []
     base = step_rate(args.repeats, threads=2)
     data = data_cost(args.repeats, cfg.batch_size)
-    rows.append(["drawing the data (1 thread)", f"{data * 1e3:.1f} ms a batch",
-                 f"{data / base['step_s']:.0%} of a 2-thread step", ""])
+    rows.append(
+        [
+            "drawing the data (1 thread)",
+            f"{data * 1e3:.1f} ms a batch",
+            f"{data / base['step_s']:.0%} of a 2-thread step",
+            "",
+        ]
+    )
     one = step_rate(args.repeats, threads=1)
     rows.append(["1 process, 1 thread", f"{one['pictures_per_s']:.0f}", "", ""])
-    rows.append(["1 process, 2 threads", f"{base['pictures_per_s']:.0f}",
-                 f"{base['pictures_per_s'] / one['pictures_per_s']:.2f}x 1 thread", ""])
+    rows.append(
+        [
+            "1 process, 2 threads",
+            f"{base['pictures_per_s']:.0f}",
+            f"{base['pictures_per_s'] / one['pictures_per_s']:.2f}x 1 thread",
+            "",
+        ]
+    )
     queue = mp.get_context("spawn").Queue()
-    workers = [mp.get_context("spawn").Process(target=_worker, args=(args.repeats, queue))
-               for _ in range(2)]
+    workers = [
+        mp.get_context("spawn").Process(target=_worker, args=(args.repeats, queue))
+        for _ in range(2)
+    ]
     for w in workers:
         w.start()
     rates = [queue.get() for _ in workers]
     for w in workers:
         w.join()
-    rows.append(["2 processes, 1 thread each", f"{sum(rates):.0f} together",
-                 f"{sum(rates) / base['pictures_per_s']:.2f}x 2 threads",
-                 "before any gradient exchange"])
+    rows.append(
+        [
+            "2 processes, 1 thread each",
+            f"{sum(rates):.0f} together",
+            f"{sum(rates) / base['pictures_per_s']:.2f}x 2 threads",
+            "before any gradient exchange",
+        ]
+    )
     cl = step_rate(args.repeats, threads=2, channels_last=True)
-    rows.append(["channels_last, 2 threads", f"{cl['pictures_per_s']:.0f}",
-                 f"{cl['pictures_per_s'] / base['pictures_per_s']:.2f}x", ""])
+    rows.append(
+        [
+            "channels_last, 2 threads",
+            f"{cl['pictures_per_s']:.0f}",
+            f"{cl['pictures_per_s'] / base['pictures_per_s']:.2f}x",
+            "",
+        ]
+    )
     if not args.no_compile:
         comp = step_rate(args.repeats, threads=2, compiled=True)
-        rows.append(["torch.compile(unet), 2 threads", f"{comp['pictures_per_s']:.0f}",
-                     f"{comp['pictures_per_s'] / base['pictures_per_s']:.2f}x",
-                     f"first step {comp['first_step_s']:.0f} s"])
-    report.finish(f"training step of the fast preset (batch {cfg.batch_size}): pictures per "
-                  f"second, median of {args.repeats} steps", ["lever", "pictures/s", "against",
-                                                              "note"], rows, {}, args)
+        rows.append(
+            [
+                "torch.compile(unet), 2 threads",
+                f"{comp['pictures_per_s']:.0f}",
+                f"{comp['pictures_per_s'] / base['pictures_per_s']:.2f}x",
+                f"first step {comp['first_step_s']:.0f} s",
+            ]
+        )
+    report.finish(
+        f"training step of the fast preset (batch {cfg.batch_size}): pictures per "
+        f"second, median of {args.repeats} steps",
+        ["lever", "pictures/s", "against", "note"],
+        rows,
+        {},
+        args,
+    )
 
 
 if __name__ == "__main__":

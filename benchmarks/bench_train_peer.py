@@ -58,12 +58,16 @@ def diffusers_unet_kwargs(config: ModelConfig, channels: tuple[int, ...], fold: 
     return {
         "sample_size": u.image_size // fold,
         "in_channels": u.image_channels * fold**2 + 2 * u.coordinates,  # + (row, column) channels
-        "out_channels": u.image_channels * fold**2, "block_out_channels": tuple(channels),
+        "out_channels": u.image_channels * fold**2,
+        "block_out_channels": tuple(channels),
         "layers_per_block": 1,
-        "down_block_types": tuple("CrossAttnDownBlock2D" if i in u.attention_levels
-                                  else "DownBlock2D" for i in levels),
-        "up_block_types": tuple("CrossAttnUpBlock2D" if i in u.attention_levels
-                                else "UpBlock2D" for i in reversed(levels)),
+        "down_block_types": tuple(
+            "CrossAttnDownBlock2D" if i in u.attention_levels else "DownBlock2D" for i in levels
+        ),
+        "up_block_types": tuple(
+            "CrossAttnUpBlock2D" if i in u.attention_levels else "UpBlock2D"
+            for i in reversed(levels)
+        ),
         "mid_block_type": "UNetMidBlock2DCrossAttn",
         "cross_attention_dim": config.text.width,
         "attention_head_dim": u.heads,  # diffusers' historical name: this is the number of heads
@@ -87,8 +91,13 @@ def matched_channels(config: ModelConfig, fold: int) -> tuple[tuple[int, ...], i
     unit = math.lcm(u.groups, u.heads)
     candidates = set()
     for k in range(25, 200, 5):  # scale in percent
-        options = [{max(unit, unit * math.floor(k * c / 100 / unit)),
-                    max(unit, unit * math.ceil(k * c / 100 / unit))} for c in u.channels]
+        options = [
+            {
+                max(unit, unit * math.floor(k * c / 100 / unit)),
+                max(unit, unit * math.ceil(k * c / 100 / unit)),
+            }
+            for c in u.channels
+        ]
         candidates.update(itertools.product(*options))
 
     def same_pattern(channels):
@@ -98,18 +107,23 @@ def matched_channels(config: ModelConfig, fold: int) -> tuple[tuple[int, ...], i
     best = None
     for channels in sorted(candidates):
         with torch.device("meta"):  # shapes only: counting needs no memory and no init
-            n = count_parameters(UNet2DConditionModel(**diffusers_unet_kwargs(config, channels,
-                                                                               fold)))
+            n = count_parameters(
+                UNet2DConditionModel(**diffusers_unet_kwargs(config, channels, fold))
+            )
         if abs(n / target - 1) > TOLERANCE:
             continue
-        shape = sum(abs(math.log(c / channels[0]) - math.log(m / u.channels[0]))
-                    for c, m in zip(channels, u.channels, strict=True))
+        shape = sum(
+            abs(math.log(c / channels[0]) - math.log(m / u.channels[0]))
+            for c, m in zip(channels, u.channels, strict=True)
+        )
         score = (not same_pattern(channels), shape + abs(math.log(n / target)))
         if best is None or score < best[0]:
             best = (score, channels, n)
     if best is None:
-        raise SystemExit(f"no diffusers U-Net within {TOLERANCE:.0%} of minidiff's {target:,} "
-                         "parameters was found")
+        raise SystemExit(
+            f"no diffusers U-Net within {TOLERANCE:.0%} of minidiff's {target:,} "
+            "parameters was found"
+        )
     return best[1], best[2], target
 
 
@@ -124,8 +138,9 @@ class DiffusersUNet(nn.Module):
         super().__init__()
         self.unet, self.fold, self.coordinates = unet, fold, coordinates
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor,
-                mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
         x = F.pixel_unshuffle(x_t, self.fold) if self.fold > 1 else x_t  # (B, 3 f^2, 32/f, 32/f)
         if self.coordinates:
             x = torch.cat([x, coordinate_grid(x)], dim=1)  # (B, 3 f^2 + 2, 32/f, 32/f)
@@ -147,8 +162,9 @@ class DiffusersTextToImage(nn.Module):
         super().__init__()
         self.config = config
         self.text_encoder = TextEncoder(config.text)
-        self.unet = DiffusersUNet(UNet2DConditionModel(**unet_kwargs), fold,
-                                  config.unet.coordinates)
+        self.unet = DiffusersUNet(
+            UNet2DConditionModel(**unet_kwargs), fold, config.unet.coordinates
+        )
 
     def encode_text(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.text_encoder(ids)  # (B, L, D), (B, L)
@@ -159,8 +175,9 @@ class DiffusersTextToImage(nn.Module):
 
 
 # -- one training run, as minidiff.train.train does it, for a fixed wall-clock time ---------------
-def train_for(model: nn.Module, cfg: TrainConfig, seconds: float, device: torch.device,
-              label: str) -> dict:
+def train_for(
+    model: nn.Module, cfg: TrainConfig, seconds: float, device: torch.device, label: str
+) -> dict:
     """Train `model` (and an EMA copy) for `seconds`; returns the EMA copy and per-step figures."""
     model_cfg = model.config
     ema = copy.deepcopy(model).requires_grad_(False)
@@ -179,23 +196,34 @@ def train_for(model: nn.Module, cfg: TrainConfig, seconds: float, device: torch.
         step_seconds.append(time.perf_counter() - t0)  # .item() in train_step waited for the device
     model.eval()
     warm = min(len(step_seconds) - 1, max(5, len(step_seconds) // 10))  # skip warm-up steps
-    tail = losses[-max(1, len(losses) // 10):]
-    return {"ema": ema, "steps": len(losses), "seconds": time.perf_counter() - start,
-            "images_per_s": cfg.batch_size / statistics.median(step_seconds[warm:]),
-            "final_loss": statistics.fmean(tail)}
+    tail = losses[-max(1, len(losses) // 10) :]
+    return {
+        "ema": ema,
+        "steps": len(losses),
+        "seconds": time.perf_counter() - start,
+        "images_per_s": cfg.batch_size / statistics.median(step_seconds[warm:]),
+        "final_loss": statistics.fmean(tail),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="small", help="minidiff preset (default: small)")
     parser.add_argument("--minutes", type=float, default=5.0, help="training time for each U-Net")
-    parser.add_argument("--fold", action="store_true",
-                        help="give the diffusers U-Net the 2x2-folded 16x16 picture, as minidiff's")
-    parser.add_argument("--eval-steps", type=int, default=DEFAULT_STEPS,
-                        help="sampling steps in the evaluation")
+    parser.add_argument(
+        "--fold",
+        action="store_true",
+        help="give the diffusers U-Net the 2x2-folded 16x16 picture, as minidiff's",
+    )
+    parser.add_argument(
+        "--eval-steps", type=int, default=DEFAULT_STEPS, help="sampling steps in the evaluation"
+    )
     parser.add_argument("--eval-weights", choices=("ema", "raw"), default="ema")
-    parser.add_argument("--smoke", action="store_true",
-                        help="tiny preset, 20 s each, 10 evaluation steps: a quick check")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny preset, 20 s each, 10 evaluation steps: a quick check",
+    )
     report.add_common_options(parser)
     args = parser.parse_args()
     if args.smoke:
@@ -208,14 +236,19 @@ def main() -> None:
     channels, n_diffusers, n_minidiff = matched_channels(model_cfg, fold)
     kwargs = diffusers_unet_kwargs(model_cfg, channels, fold)
     assert abs(n_diffusers / n_minidiff - 1) <= TOLERANCE, (n_diffusers, n_minidiff)
-    print(f"minidiff U-Net: {n_minidiff:,} parameters, channels {model_cfg.unet.channels}, "
-          f"attention at levels {model_cfg.unet.attention_levels}, patch {model_cfg.unet.patch}")
-    print(f"diffusers UNet2DConditionModel: {n_diffusers:,} parameters "
-          f"({n_diffusers / n_minidiff - 1:+.1%}), {kwargs}")
+    print(
+        f"minidiff U-Net: {n_minidiff:,} parameters, channels {model_cfg.unet.channels}, "
+        f"attention at levels {model_cfg.unet.attention_levels}, patch {model_cfg.unet.patch}"
+    )
+    print(
+        f"diffusers UNet2DConditionModel: {n_diffusers:,} parameters "
+        f"({n_diffusers / n_minidiff - 1:+.1%}), {kwargs}"
+    )
 
-    builders = {"minidiff UNet": lambda: TextToImage(model_cfg),
-                "diffusers UNet2DConditionModel": lambda: DiffusersTextToImage(model_cfg, kwargs,
-                                                                               fold)}
+    builders = {
+        "minidiff UNet": lambda: TextToImage(model_cfg),
+        "diffusers UNet2DConditionModel": lambda: DiffusersTextToImage(model_cfg, kwargs, fold),
+    }
     rows, results = [], {}
     for label, build in builders.items():
         torch.manual_seed(train_cfg.seed)
@@ -224,32 +257,66 @@ def main() -> None:
         run = train_for(model, train_cfg, 60 * args.minutes, device, label)
         weights = run.pop("ema") if args.eval_weights == "ema" else model
         start = time.perf_counter()
-        scores = evaluate(Pipeline(weights, device), quick=True, steps=args.eval_steps,
-                          progress=False)
+        scores = evaluate(
+            Pipeline(weights, device), quick=True, steps=args.eval_steps, progress=False
+        )
         run["eval_seconds"] = time.perf_counter() - start
         run.pop("ema", None)
         run["adherence"] = scores.adherence
         run["unet_parameters"] = count_parameters(model.unet)
         run["text_parameters"] = count_parameters(model.text_encoder)
         results[label] = run
-        rows.append([label, run["unet_parameters"], run["text_parameters"], run["steps"],
-                     run["images_per_s"], run["final_loss"], scores.adherence["seen"]["all"],
-                     scores.adherence["held_out"]["all"], run["eval_seconds"]])
+        rows.append(
+            [
+                label,
+                run["unet_parameters"],
+                run["text_parameters"],
+                run["steps"],
+                run["images_per_s"],
+                run["final_loss"],
+                scores.adherence["seen"]["all"],
+                scores.adherence["held_out"]["all"],
+                run["eval_seconds"],
+            ]
+        )
 
-    columns = ["U-Net", "U-Net params", "text params", "steps", "images/s", "final loss",
-               "adherence", "held-out", "eval s"]
-    same = (f"\nsame for both: preset {args.preset!r}, batch {train_cfg.batch_size}, AdamW lr "
-            f"{train_cfg.lr} (warm-up {train_cfg.warmup}, cosine over {train_cfg.steps} steps), "
-            f"{60 * args.minutes:.0f} s of training each")
-    legend = ("images/s: median over the steps after warm-up; final loss: mean of the last 10% of "
-              "steps; adherence: all four attributes right, seen colour-shape pairs (held-out: "
-              f"the held-out pairs), evaluate(quick=True), {args.eval_steps} steps, "
-              f"{args.eval_weights} weights")
+    columns = [
+        "U-Net",
+        "U-Net params",
+        "text params",
+        "steps",
+        "images/s",
+        "final loss",
+        "adherence",
+        "held-out",
+        "eval s",
+    ]
+    same = (
+        f"\nsame for both: preset {args.preset!r}, batch {train_cfg.batch_size}, AdamW lr "
+        f"{train_cfg.lr} (warm-up {train_cfg.warmup}, cosine over {train_cfg.steps} steps), "
+        f"{60 * args.minutes:.0f} s of training each"
+    )
+    legend = (
+        "images/s: median over the steps after warm-up; final loss: mean of the last 10% of "
+        "steps; adherence: all four attributes right, seen colour-shape pairs (held-out: "
+        f"the held-out pairs), evaluate(quick=True), {args.eval_steps} steps, "
+        f"{args.eval_weights} weights"
+    )
     notes = [same, legend]
     title = f"training peer: minidiff U-Net against diffusers UNet2DConditionModel ({args.preset})"
-    report.finish(title, columns, rows,
-                  {"device": str(device), "diffusers_unet_config": kwargs, "fold": fold,
-                   "results": results, "notes": notes}, args)
+    report.finish(
+        title,
+        columns,
+        rows,
+        {
+            "device": str(device),
+            "diffusers_unet_config": kwargs,
+            "fold": fold,
+            "results": results,
+            "notes": notes,
+        },
+        args,
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,11 @@ from minidiff.course.measuring import wilson
 from minidiff.course.paths import RESULTS_DIR, RUNS_DIR
 from minidiff.judge import load_judge
 
-MODELS = {"skewed": "skewed", "unskewed, same recipe": RUNS_DIR / "fast2" /
-          "model.safetensors", "shipped": "pixel"}
+MODELS = {
+    "skewed": "skewed",
+    "unskewed, same recipe": RUNS_DIR / "fast2" / "model.safetensors",
+    "shipped": "pixel",
+}
 
 
 def main() -> None:
@@ -33,23 +36,31 @@ def main() -> None:
     judge, skew = load_judge(), world.Skew()
     hits, total = world.skew_count(skew, n=50_000)  # the training stream the model saw
     low, high = wilson(hits, total)
-    result = {"skew": vars(skew), "training": {"share": hits / total, "low": low, "high": high,
-                                               "pictures": total}, "models": {}}
+    result = {
+        "skew": vars(skew),
+        "training": {"share": hits / total, "low": low, "high": high, "pictures": total},
+        "models": {},
+    }
     print(f"training stream: {hits / total:.3f} [{low:.3f}, {high:.3f}] of {total} stars")
     for label, weights in MODELS.items():
         pipe = load_pretrained(weights, device="cpu")
         rows = {}
         for guidance in (1.0, 1.5, 3.0):
             m = skew_share(pipe, skew, judge, n=16, seed=0, guidance_scale=guidance)
-            rows[f"star, guidance {guidance:g}"] = {k: m[k] for k in
-                                                   ("share", "low", "high", "pictures", "counts")}
-            print(f"{label}, guidance {guidance}: {m['share']:.3f} [{m['low']:.3f}, "
-                  f"{m['high']:.3f}] {m['counts']}", flush=True)
+            rows[f"star, guidance {guidance:g}"] = {
+                k: m[k] for k in ("share", "low", "high", "pictures", "counts")
+            }
+            print(
+                f"{label}, guidance {guidance}: {m['share']:.3f} [{m['low']:.3f}, "
+                f"{m['high']:.3f}] {m['counts']}",
+                flush=True,
+            )
         for shape in ("circle", "square", "triangle"):
             other = world.Skew(given_value=shape)
             m = skew_share(pipe, other, judge, n=8, seed=0)
-            rows[f"{shape}, guidance 1"] = {k: m[k] for k in ("share", "low", "high", "pictures",
-                                                              "counts")}
+            rows[f"{shape}, guidance 1"] = {
+                k: m[k] for k in ("share", "low", "high", "pictures", "counts")
+            }
             print(f"{label}, {shape}: yellow {m['share']:.3f}", flush=True)
         result["models"][label] = rows
     result["prompts"] = skew_prompts(skew)

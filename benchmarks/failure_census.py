@@ -29,17 +29,28 @@ def main() -> None:
     gallery.gallery_figure(census, FIGURES_DIR / "09_failure_gallery.png")
     two = gallery.two_object_prompts(pipe, judge)
     for prompt, r in two.items():
-        print(f"{prompt!r}: objects per picture {np.bincount(r['objects']).tolist()}, "
-              f"first colour {r['first']:.2f}, second colour {r['second']:.2f}, colours "
-              f"{r['colours']}, shapes {r['shapes']}")
-    result = {"pictures_per_setting": len(gallery.full_prompts()),
-              "rates": {k: v["rates"] for k, v in census.items()},
-              "counts": {k: {kind: int(m.sum()) for kind, m in v["kinds"].items()}
-                         for k, v in census.items()},
-              "two_objects": {p: {"objects": np.bincount(r["objects"], minlength=3).tolist(),
-                                  "first": r["first"], "second": r["second"],
-                                  "colours": r["colours"], "shapes": r["shapes"]}
-                              for p, r in two.items()}}
+        print(
+            f"{prompt!r}: objects per picture {np.bincount(r['objects']).tolist()}, "
+            f"first colour {r['first']:.2f}, second colour {r['second']:.2f}, colours "
+            f"{r['colours']}, shapes {r['shapes']}"
+        )
+    result = {
+        "pictures_per_setting": len(gallery.full_prompts()),
+        "rates": {k: v["rates"] for k, v in census.items()},
+        "counts": {
+            k: {kind: int(m.sum()) for kind, m in v["kinds"].items()} for k, v in census.items()
+        },
+        "two_objects": {
+            p: {
+                "objects": np.bincount(r["objects"], minlength=3).tolist(),
+                "first": r["first"],
+                "second": r["second"],
+                "colours": r["colours"],
+                "shapes": r["shapes"],
+            }
+            for p, r in two.items()
+        },
+    }
     path = RESULTS_DIR / "failure_census.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {path}")

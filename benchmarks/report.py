@@ -18,10 +18,14 @@ from minidiff.device import cpu_name
 
 def add_common_options(parser) -> None:
     """--device, --threads and --json, the same in every benchmark."""
-    parser.add_argument("--device", default=None,
-                        help="cpu, cuda or mps (default: the best available, as minidiff picks)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's own choice)")
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="cpu, cuda or mps (default: the best available, as minidiff picks)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's own choice)"
+    )
     parser.add_argument("--json", metavar="OUT", default=None, help="also write the figures here")
 
 
@@ -31,16 +35,20 @@ def add_sampling_options(parser, smoke_steps: int) -> None:
     from minidiff.pipeline import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
     from minidiff.samplers import SAMPLERS
 
-    parser.add_argument("--weights", default=None,
-                        help="model file or training checkpoint (default: the shipped weights)")
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="model file or training checkpoint (default: the shipped weights)",
+    )
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
     parser.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=SAMPLERS)
     parser.add_argument("--n", type=int, default=8, help="pictures per run")
     parser.add_argument("--repeats", type=int, default=10, help="timed runs after one warm-up")
     parser.add_argument("--prompt", default="a large red star in the top left")
-    parser.add_argument("--smoke", action="store_true",
-                        help=f"3 repeats, {smoke_steps} steps: a quick check")
+    parser.add_argument(
+        "--smoke", action="store_true", help=f"3 repeats, {smoke_steps} steps: a quick check"
+    )
     parser.set_defaults(smoke_steps=smoke_steps)
     add_common_options(parser)
 
@@ -71,10 +79,16 @@ def apply_threads(threads: int | None) -> None:
 def machine(device) -> dict:
     """What the figures depend on: CPU, cores this process may use, torch threads, device, date."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    info = {"cpu": cpu_name(), "logical_cpus": os.cpu_count(), "usable_cpus": usable,
-            "torch_threads": torch.get_num_threads(), "device": str(device),
-            "torch": torch.__version__, "python": platform.python_version(),
-            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+    info = {
+        "cpu": cpu_name(),
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": usable,
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
     if str(device).startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return info
@@ -84,8 +98,12 @@ def timing(seconds: list[float]) -> dict:
     """Median, min and max of repeated timings (the median is the figure to quote)."""
     if not seconds:
         raise ValueError("no timings to summarise")
-    return {"median_s": statistics.median(seconds), "min_s": min(seconds), "max_s": max(seconds),
-            "repeats": len(seconds)}
+    return {
+        "median_s": statistics.median(seconds),
+        "min_s": min(seconds),
+        "max_s": max(seconds),
+        "repeats": len(seconds),
+    }
 
 
 def time_generate(pipe, args, sampler: str, steps: int) -> dict:
@@ -94,8 +112,14 @@ def time_generate(pipe, args, sampler: str, steps: int) -> dict:
     import time
 
     def generate():
-        pipe.generate(args.prompt, n=args.n, steps=steps, guidance_scale=args.guidance,
-                      sampler=sampler, seed=0)
+        pipe.generate(
+            args.prompt,
+            n=args.n,
+            steps=steps,
+            guidance_scale=args.guidance,
+            sampler=sampler,
+            seed=0,
+        )
         sync(pipe.device)
 
     generate()  # warm-up: first-call allocations, lazy initialisation
@@ -117,6 +141,7 @@ def sync(device) -> None:
 
 def table(columns: list[str], rows: list[list]) -> str:
     """Rows of numbers and words as aligned text; floats get 3 significant decimals."""
+
     def cell(v):
         if isinstance(v, float):
             return f"{v:.3f}" if abs(v) < 1000 else f"{v:,.0f}"
@@ -126,12 +151,20 @@ def table(columns: list[str], rows: list[list]) -> str:
 
     cells = [[cell(v) for v in row] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                       for i, (c, w) in enumerate(zip(columns, widths, strict=True)))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(columns, widths, strict=True))
+        )
+    ]
     lines.append("  ".join("-" * w for w in widths))
     for r in cells:
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
     return "\n".join(lines)
 
 
@@ -139,9 +172,11 @@ def finish(title: str, columns: list[str], rows: list[list], extra: dict, args) 
     """Print the machine, the table and any notes; write everything to --json if asked."""
     m = machine(extra.get("device", "cpu"))
     print(f"\n{title}")
-    print(f"machine: {m['cpu']}, {m['usable_cpus']} of {m['logical_cpus']} CPUs usable, "
-          f"{m['torch_threads']} torch threads, device {m['device']}, torch {m['torch']}, "
-          f"{m['date']}")
+    print(
+        f"machine: {m['cpu']}, {m['usable_cpus']} of {m['logical_cpus']} CPUs usable, "
+        f"{m['torch_threads']} torch threads, device {m['device']}, torch {m['torch']}, "
+        f"{m['date']}"
+    )
     if getattr(args, "smoke", False):
         print("SMOKE RUN: small sizes and short times, to check the script; not results.")
     print()
@@ -149,10 +184,16 @@ def finish(title: str, columns: list[str], rows: list[list], extra: dict, args) 
     for note in extra.get("notes", []):
         print(note)
     if args.json:
-        record = {"title": title, "machine": m, "columns": columns, "rows": rows,
-                  "smoke": bool(getattr(args, "smoke", False)), "args": vars(args),
-                  **{k: v for k, v in extra.items() if k != "notes"},
-                  "notes": extra.get("notes", [])}
+        record = {
+            "title": title,
+            "machine": m,
+            "columns": columns,
+            "rows": rows,
+            "smoke": bool(getattr(args, "smoke", False)),
+            "args": vars(args),
+            **{k: v for k, v in extra.items() if k != "notes"},
+            "notes": extra.get("notes", []),
+        }
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(record, indent=2, default=str) + "\n")
         print(f"wrote {args.json}")

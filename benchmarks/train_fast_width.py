@@ -24,8 +24,10 @@ def main() -> None:
     torch.set_num_threads(2)
     model_config, cfg = preset("fast")
     model_config = replace(model_config, unet=replace(model_config.unet, channels=channels))
-    print(f"U-Net channels {channels}: {count_parameters(TextToImage(model_config)):,} "
-          "parameters", flush=True)
+    print(
+        f"U-Net channels {channels}: {count_parameters(TextToImage(model_config)):,} parameters",
+        flush=True,
+    )
     result = train(model_config, cfg, sys.argv[2], watch=QUIET)
     print(f"trained {result.step} steps in {cfg.minutes} minutes", flush=True)
 

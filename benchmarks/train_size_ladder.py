@@ -35,8 +35,11 @@ SIZES = {"S": ((24, 48, 48), 64), "M": ((48, 96, 96), 128), "L": ((96, 192, 192)
 def config(name: str):
     model_config, cfg = preset("fast")
     channels, width = SIZES[name]
-    model_config = replace(model_config, text=replace(model_config.text, width=width),
-                           unet=replace(model_config.unet, channels=channels, context_dim=width))
+    model_config = replace(
+        model_config,
+        text=replace(model_config.text, width=width),
+        unet=replace(model_config.unet, channels=channels, context_dim=width),
+    )
     return model_config, cfg
 
 
@@ -46,23 +49,35 @@ def measure(name: str, run: Path) -> dict:
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     steps = log[-1]["step"]
     flops = unet_flops(model)
-    row = {"size": name, "channels": list(SIZES[name][0]), "text_width": SIZES[name][1],
-           "parameters": count_parameters(model), "unet_parameters": count_parameters(model.unet),
-           "unet_mflop_per_picture": round(flops / 1e6, 1), "steps": steps,
-           "seconds": log[-1]["elapsed"],
-           "train_pflop": round(3 * flops * steps * cfg.batch_size / 1e15, 3)}
+    row = {
+        "size": name,
+        "channels": list(SIZES[name][0]),
+        "text_width": SIZES[name][1],
+        "parameters": count_parameters(model),
+        "unet_parameters": count_parameters(model.unet),
+        "unet_mflop_per_picture": round(flops / 1e6, 1),
+        "steps": steps,
+        "seconds": log[-1]["elapsed"],
+        "train_pflop": round(3 * flops * steps * cfg.batch_size / 1e15, 3),
+    }
     # the same number of steps (the same pictures seen), from the run's snapshot
     snapshot = load_pretrained(run / "snapshots" / f"step-{SAME_STEPS:06d}.safetensors")
     report = evaluate(snapshot, progress=False)
     row[f"at_step_{SAME_STEPS}"] = report.to_dict()
-    print(f"{name} at step {SAME_STEPS}: seen {report.adherence['seen']['all']:.3f} held-out "
-          f"{report.adherence['held_out']['all']:.3f} FD {report.frechet_distance:.1f}", flush=True)
+    print(
+        f"{name} at step {SAME_STEPS}: seen {report.adherence['seen']['all']:.3f} held-out "
+        f"{report.adherence['held_out']['all']:.3f} FD {report.frechet_distance:.1f}",
+        flush=True,
+    )
     pipe = load_pretrained(run / "model.safetensors")
     for guidance in (1.0, 1.5):
         report = evaluate(pipe, guidance_scale=guidance, progress=False)
         row[f"guidance_{guidance}"] = report.to_dict()
-        print(f"{name} guidance {guidance}: seen {report.adherence['seen']['all']:.3f} held-out "
-              f"{report.adherence['held_out']['all']:.3f} FD {report.frechet_distance:.1f}", flush=True)
+        print(
+            f"{name} guidance {guidance}: seen {report.adherence['seen']['all']:.3f} held-out "
+            f"{report.adherence['held_out']['all']:.3f} FD {report.frechet_distance:.1f}",
+            flush=True,
+        )
     return row
 
 
@@ -77,12 +92,15 @@ def main() -> None:
         run = Path(args.runs) / f"ladder_{name}"
         if not args.measure and not (run / "model.safetensors").exists():
             model_config, cfg = config(name)
-            print(f"training {name}: {count_parameters(TextToImage(model_config)):,} parameters",
-                  flush=True)
+            print(
+                f"training {name}: {count_parameters(TextToImage(model_config)):,} parameters",
+                flush=True,
+            )
             train(model_config, cfg, run, resume=(run / "checkpoint.safetensors").exists())
     rows = [measure(name, Path(args.runs) / f"ladder_{name}") for name in SIZES]
-    RESULTS.write_text(json.dumps({"budget_minutes": preset("fast")[1].minutes, "rows": rows},
-                                  indent=1) + "\n")
+    RESULTS.write_text(
+        json.dumps({"budget_minutes": preset("fast")[1].minutes, "rows": rows}, indent=1) + "\n"
+    )
     print(f"wrote {RESULTS}")
 
 

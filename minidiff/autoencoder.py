@@ -53,10 +53,14 @@ class Block(nn.Module):
 
     def __init__(self, channels: int, groups: int):
         super().__init__()
-        self.net = nn.Sequential(nn.GroupNorm(groups, channels), nn.SiLU(),
-                                 nn.Conv2d(channels, channels, 3, padding=1),
-                                 nn.GroupNorm(groups, channels), nn.SiLU(),
-                                 nn.Conv2d(channels, channels, 3, padding=1))
+        self.net = nn.Sequential(
+            nn.GroupNorm(groups, channels),
+            nn.SiLU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.GroupNorm(groups, channels),
+            nn.SiLU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.net(x)
@@ -72,16 +76,22 @@ class Autoencoder(nn.Module):
             if i > 0:  # a strided conv halves the side
                 down.append(nn.Conv2d(chs[i - 1], c, 3, stride=2, padding=1))
             down.append(Block(c, cfg.groups))
-        down += [nn.GroupNorm(cfg.groups, chs[-1]), nn.SiLU(),
-                 nn.Conv2d(chs[-1], 2 * cfg.latent_channels, 3, padding=1)]  # mean, log-variance
+        down += [
+            nn.GroupNorm(cfg.groups, chs[-1]),
+            nn.SiLU(),
+            nn.Conv2d(chs[-1], 2 * cfg.latent_channels, 3, padding=1),
+        ]  # mean, log-variance
         self.encoder = nn.Sequential(*down)
         up: list[nn.Module] = [nn.Conv2d(cfg.latent_channels, chs[-1], 3, padding=1)]
         for i in reversed(range(len(chs))):
             up.append(Block(chs[i], cfg.groups))
             if i > 0:  # nearest-neighbour upsampling, then a conv, doubles the side
                 up += [nn.Upsample(scale_factor=2), nn.Conv2d(chs[i], chs[i - 1], 3, padding=1)]
-        up += [nn.GroupNorm(cfg.groups, chs[0]), nn.SiLU(),
-               nn.Conv2d(chs[0], cfg.image_channels, 3, padding=1)]
+        up += [
+            nn.GroupNorm(cfg.groups, chs[0]),
+            nn.SiLU(),
+            nn.Conv2d(chs[0], cfg.image_channels, 3, padding=1),
+        ]
         self.decoder = nn.Sequential(*up)
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,11 +105,13 @@ class Autoencoder(nn.Module):
         return self.posterior(x)[0] * self.config.scale_factor
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Latents as `encode` returns them (B, 4, 8, 8) -> pictures (B, 3, 32, 32), about [-1, 1]."""
+        """Latents as `encode` returns them (B, 4, 8, 8) -> pictures (B, 3, 32, 32), in about
+        [-1, 1]."""
         return self.decoder(z / self.config.scale_factor)
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The training pass: (x_hat, loss), with z ~ q(z | x) drawn by reparameterisation."""
         mean, logvar = self.posterior(x)
         std = torch.exp(0.5 * logvar)

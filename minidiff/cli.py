@@ -12,9 +12,15 @@ def _generate(args) -> None:
     from .pipeline import load_pretrained
 
     pipe = load_pretrained(args.weights, device=args.device)
-    images = pipe.generate(args.prompt, n=args.n, steps=args.steps,
-                           guidance_scale=args.guidance, negative_prompt=args.negative,
-                           seed=args.seed, sampler=args.sampler)
+    images = pipe.generate(
+        args.prompt,
+        n=args.n,
+        steps=args.steps,
+        guidance_scale=args.guidance,
+        negative_prompt=args.negative,
+        seed=args.seed,
+        sampler=args.sampler,
+    )
     if args.out_dir:
         from pathlib import Path
 
@@ -48,8 +54,14 @@ def _train(args) -> None:
     if args.minutes is not None:
         train_config = replace(train_config, minutes=args.minutes)
     try:
-        result = train(model_config, train_config, args.out, resume=args.resume,
-                       device=args.device, on_sample=write_samples)
+        result = train(
+            model_config,
+            train_config,
+            args.out,
+            resume=args.resume,
+            device=args.device,
+            on_sample=write_samples,
+        )
     except KeyboardInterrupt:
         sys.exit(130)
     print(f"trained to step {result.step}; model written to {result.out_dir / 'model.safetensors'}")
@@ -83,8 +95,14 @@ def _evaluate(args) -> None:
     from .pipeline import load_pretrained
 
     pipe = load_pretrained(args.weights, device=args.device)
-    report = evaluate(pipe, quick=args.quick, steps=args.steps, guidance_scale=args.guidance,
-                      seed=args.seed, sampler=args.sampler)
+    report = evaluate(
+        pipe,
+        quick=args.quick,
+        steps=args.steps,
+        guidance_scale=args.guidance,
+        seed=args.seed,
+        sampler=args.sampler,
+    )
     _print_report(report, args.json)
 
 
@@ -136,8 +154,10 @@ def _train_judge(args) -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     accuracy = ", ".join(f"{k} {v:.4f}" for k, v in judge.info["test_accuracy"].items())
-    print(f"wrote the judge to {args.out}/judge.safetensors; accuracy on "
-          f"{judge.info['test_pictures']} test pictures: {accuracy}")
+    print(
+        f"wrote the judge to {args.out}/judge.safetensors; accuracy on "
+        f"{judge.info['test_pictures']} test pictures: {accuracy}"
+    )
 
 
 def _figures(args) -> None:
@@ -155,13 +175,13 @@ def _site(args) -> None:
 
     notebooks = None
     if args.only:
-        notebooks = [NOTEBOOKS / (n if n.endswith(".ipynb") else f"{n}.ipynb")
-                     for n in args.only]
+        notebooks = [NOTEBOOKS / (n if n.endswith(".ipynb") else f"{n}.ipynb") for n in args.only]
         missing = [p.stem for p in notebooks if not p.exists()]
         if missing:
             known = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-            raise FileNotFoundError(f"no notebook named {', '.join(missing)}; the notebooks "
-                                    f"are {', '.join(known)}")
+            raise FileNotFoundError(
+                f"no notebook named {', '.join(missing)}; the notebooks are {', '.join(known)}"
+            )
     try:
         report = build(args.out, notebooks)
     except RuntimeError as e:  # a download that failed, a page over the size limit: one line
@@ -191,12 +211,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
     g.add_argument("--negative", default=None, help="negative prompt")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--sampler", default=None, choices=SAMPLERS,
-                   help="default: the pipeline's (minidiff.pipeline.DEFAULT_SAMPLER)")
+    g.add_argument(
+        "--sampler",
+        default=None,
+        choices=SAMPLERS,
+        help="default: the pipeline's (minidiff.pipeline.DEFAULT_SAMPLER)",
+    )
     g.add_argument("--out", default=None, help="grid PNG path (default grid.png)")
     g.add_argument("--out-dir", default=None, help="also write one PNG per picture here")
-    weights_help = "a model file or training checkpoint (default: $MINIDIFF_WEIGHTS if set, " \
-                   "else the shipped model)"
+    weights_help = (
+        "a model file or training checkpoint (default: $MINIDIFF_WEIGHTS if set, "
+        "else the shipped model)"
+    )
     model_help = "a shipped model by name: pixel (the default), latent or skewed"
     g.add_argument("--weights", default=None, help=weights_help)
     g.add_argument("--model", default=None, choices=MODELS, help=model_help)
@@ -209,13 +235,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true")
     t.add_argument("--steps", type=int, default=None)
     t.add_argument("--seed", type=int, default=None)
-    t.add_argument("--minutes", type=float, default=None,
-                   help="a wall-clock budget: the learning-rate schedule spans it, and the run "
-                        "stops and writes model.safetensors when it is spent")
+    t.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help="a wall-clock budget: the learning-rate schedule spans it, and the run "
+        "stops and writes model.safetensors when it is spent",
+    )
     t.add_argument("--device", default=None)
     t.set_defaults(func=_train)
 
-    d = sub.add_parser("dataset", help="export a split of the Shapes world as PNGs + captions.jsonl")
+    d = sub.add_parser(
+        "dataset", help="export a split of the Shapes world as PNGs + captions.jsonl"
+    )
     d.add_argument("--split", default="test")
     d.add_argument("--n", type=int, default=64)
     d.add_argument("--out", required=True)
@@ -235,14 +267,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--steps", type=int, default=None)
     e.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--sampler", default=None, choices=SAMPLERS,
-                   help="default: the pipeline's (minidiff.pipeline.DEFAULT_SAMPLER)")
+    e.add_argument(
+        "--sampler",
+        default=None,
+        choices=SAMPLERS,
+        help="default: the pipeline's (minidiff.pipeline.DEFAULT_SAMPLER)",
+    )
     e.add_argument("--json", default=None, help="also write the report as JSON here")
     e.add_argument("--device", default=None)
     e.set_defaults(func=_evaluate)
 
-    a = sub.add_parser("train-autoencoder", help="train the autoencoder of the latent model "
-                       "(or --resume)")
+    a = sub.add_parser(
+        "train-autoencoder", help="train the autoencoder of the latent model (or --resume)"
+    )
     a.add_argument("--out", required=True)
     a.add_argument("--resume", action="store_true")
     a.add_argument("--steps", type=int, default=None)
@@ -250,9 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--device", default=None)
     a.set_defaults(func=_train_autoencoder)
 
-    ea = sub.add_parser("evaluate-autoencoder", help="how well the autoencoder keeps pictures: "
-                        "judge agreement, PSNR, the latents' statistics")
-    ea.add_argument("--weights", default=None, help="an autoencoder file (default: the shipped one)")
+    ea = sub.add_parser(
+        "evaluate-autoencoder",
+        help="how well the autoencoder keeps pictures: "
+        "judge agreement, PSNR, the latents' statistics",
+    )
+    ea.add_argument(
+        "--weights", default=None, help="an autoencoder file (default: the shipped one)"
+    )
     ea.add_argument("--n", type=int, default=1000, help="test pictures (default 1000)")
     ea.add_argument("--json", default=None, help="also write the report as JSON here")
     ea.set_defaults(func=_evaluate_autoencoder)
@@ -267,17 +309,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("figures", help="regenerate every figure and animation of the course")
     f.add_argument("--out", default="figures", help="output folder (default figures/)")
-    f.add_argument("--only", nargs="+", default=None, help="just these figures (names: "
-                   f"{' '.join(figure_names())})")
+    f.add_argument(
+        "--only",
+        nargs="+",
+        default=None,
+        help=f"just these figures (names: {' '.join(figure_names())})",
+    )
     f.add_argument("--weights", default=None, help=weights_help)
     f.add_argument("--device", default=None)
     f.set_defaults(func=_figures)
 
-    s = sub.add_parser("site", help="the course as web pages and slides that work without a "
-                       "kernel (executes every notebook)")
+    s = sub.add_parser(
+        "site",
+        help="the course as web pages and slides that work without a "
+        "kernel (executes every notebook)",
+    )
     s.add_argument("--out", default="site", help="output folder (default site/)")
-    s.add_argument("--only", nargs="+", default=None,
-                   help="just these notebooks, e.g. 04_sampling")
+    s.add_argument("--only", nargs="+", default=None, help="just these notebooks, e.g. 04_sampling")
     s.set_defaults(func=_site)
     return parser
 
@@ -296,8 +344,10 @@ def main(argv: list[str] | None = None) -> None:
         args.steps = DEFAULT_STEPS if args.steps is None else args.steps
         args.guidance = DEFAULT_GUIDANCE if args.guidance is None else args.guidance
         if args.negative and args.guidance == 1.0:
-            parser.error(f"--negative {args.negative!r} acts only through guidance, and guidance "
-                         "1 (the default) is none: add --guidance above 1, e.g. --guidance 3")
+            parser.error(
+                f"--negative {args.negative!r} acts only through guidance, and guidance "
+                "1 (the default) is none: add --guidance above 1, e.g. --guidance 3"
+            )
     warnings.simplefilter("default")
     try:
         args.func(args)

@@ -18,14 +18,19 @@ def pick_device(requested: str | torch.device | None = None) -> torch.device:
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    available = {"cpu": True, "cuda": torch.cuda.is_available(),
-                 "mps": torch.backends.mps.is_available()}
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": torch.backends.mps.is_available(),
+    }
     kind = requested.split(":")[0]
     if kind not in available:
         raise ValueError(f"unknown device '{requested}'; choose cpu, cuda or mps")
     if not available[kind]:
-        raise ValueError(f"device '{requested}' is not available on this machine; "
-                         f"available: {', '.join(k for k, ok in available.items() if ok)}")
+        raise ValueError(
+            f"device '{requested}' is not available on this machine; "
+            f"available: {', '.join(k for k, ok in available.items() if ok)}"
+        )
     return torch.device(requested)
 
 

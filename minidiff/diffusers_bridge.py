@@ -59,18 +59,26 @@ def diffusers_scheduler(config, kind: str = "ddim", prediction: str | None = Non
     import diffusers
 
     if config.schedule not in BETA_SCHEDULES:
-        raise ValueError(f"diffusers has no schedule matching {config.schedule!r}; "
-                         f"known: {', '.join(BETA_SCHEDULES)}")
+        raise ValueError(
+            f"diffusers has no schedule matching {config.schedule!r}; "
+            f"known: {', '.join(BETA_SCHEDULES)}"
+        )
     prediction = prediction or config.prediction
     if prediction not in PREDICTION_TYPES:
-        raise ValueError(f"diffusers has no prediction_type matching {prediction!r}; "
-                         f"known: {', '.join(PREDICTION_TYPES)}")
-    common = {"num_train_timesteps": config.T, "beta_schedule": BETA_SCHEDULES[config.schedule],
-              "prediction_type": PREDICTION_TYPES[prediction],
-              "timestep_spacing": "trailing"}
+        raise ValueError(
+            f"diffusers has no prediction_type matching {prediction!r}; "
+            f"known: {', '.join(PREDICTION_TYPES)}"
+        )
+    common = {
+        "num_train_timesteps": config.T,
+        "beta_schedule": BETA_SCHEDULES[config.schedule],
+        "prediction_type": PREDICTION_TYPES[prediction],
+        "timestep_spacing": "trailing",
+    }
     if kind == "ddim":
-        return diffusers.DDIMScheduler(**common, clip_sample=True, set_alpha_to_one=True,
-                                       steps_offset=0)
+        return diffusers.DDIMScheduler(
+            **common, clip_sample=True, set_alpha_to_one=True, steps_offset=0
+        )
     if kind == "ddpm":
         return diffusers.DDPMScheduler(**common, clip_sample=True, variance_type="fixed_small")
     if kind == "euler":
@@ -85,8 +93,9 @@ def diffusers_scheduler(config, kind: str = "ddim", prediction: str | None = Non
 
 
 @torch.no_grad()
-def diffusers_loop(scheduler, model_output, x_T: torch.Tensor, steps: int,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+def diffusers_loop(
+    scheduler, model_output, x_T: torch.Tensor, steps: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """diffusers' usual sampling loop from x_T (B, 3, 32, 32) -> x0 (B, 3, 32, 32).
 
     scheduler.timesteps and each previous timestep live inside the scheduler, which keeps count of
@@ -109,18 +118,27 @@ def diffusers_loop(scheduler, model_output, x_T: torch.Tensor, steps: int,
     return x
 
 
-def sample_with_diffusers(pipe, prompt: str, n: int = 8, steps: int = DEFAULT_STEPS,
-                          guidance_scale: float = DEFAULT_GUIDANCE, seed: int = 0,
-                          kind: str = "ddim") -> np.ndarray:
+def sample_with_diffusers(
+    pipe,
+    prompt: str,
+    n: int = 8,
+    steps: int = DEFAULT_STEPS,
+    guidance_scale: float = DEFAULT_GUIDANCE,
+    seed: int = 0,
+    kind: str = "ddim",
+) -> np.ndarray:
     """Like `pipe.generate(prompt, n, steps, guidance_scale, seed=seed)`, but sampled by a diffusers
     scheduler -> uint8 (n, 32, 32, 3). Same seed, same starting noise x_T as the pipeline."""
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive whole number of pictures, got {n!r}")
     if getattr(pipe, "latent", False):
-        raise ValueError("the bridge samples pictures, 3 x 32 x 32; this is a latent model (use "
-                         "minidiff.load_pretrained() for the pixel one)")
-    return DiffusersPipe(pipe).generate(prompt, n, steps=steps, guidance_scale=guidance_scale,
-                                        sampler=kind, seed=seed)
+        raise ValueError(
+            "the bridge samples pictures, 3 x 32 x 32; this is a latent model (use "
+            "minidiff.load_pretrained() for the pixel one)"
+        )
+    return DiffusersPipe(pipe).generate(
+        prompt, n, steps=steps, guidance_scale=guidance_scale, sampler=kind, seed=seed
+    )
 
 
 class DiffusersPipe:
@@ -132,9 +150,15 @@ class DiffusersPipe:
     def __init__(self, pipe):
         self.pipe = pipe
 
-    def generate(self, prompts, n: int = 1, steps: int = DEFAULT_STEPS,
-                 guidance_scale: float = DEFAULT_GUIDANCE, sampler: str = "ddim",
-                 seed: int = 0) -> np.ndarray:
+    def generate(
+        self,
+        prompts,
+        n: int = 1,
+        steps: int = DEFAULT_STEPS,
+        guidance_scale: float = DEFAULT_GUIDANCE,
+        sampler: str = "ddim",
+        seed: int = 0,
+    ) -> np.ndarray:
         scheduler = diffusers_scheduler(self.pipe.config, sampler, prediction="eps")
         p = self.pipe.prepare(prompts, n, steps=steps, guidance_scale=guidance_scale, seed=seed)
         # the schedulers take "epsilon": the prepared eps_fn has already read the network's

@@ -42,8 +42,10 @@ def alpha_bar_at(alpha_bar: Tensor, t: int | Tensor) -> Tensor:
     T = alpha_bar.shape[0]
     t = torch.as_tensor(t).to(alpha_bar.device)
     if t.is_floating_point() or int(t.min()) < -1 or int(t.max()) >= T:
-        raise ValueError(f"timesteps must be integers in 0..{T - 1} (or -1 for the clean "
-                         f"picture), got {t.tolist()}.")
+        raise ValueError(
+            f"timesteps must be integers in 0..{T - 1} (or -1 for the clean "
+            f"picture), got {t.tolist()}."
+        )
     clean = torch.ones((), dtype=alpha_bar.dtype, device=alpha_bar.device)
     return torch.where(t == -1, clean, alpha_bar[t.clamp(min=0)])
 
@@ -224,8 +226,10 @@ def guided_eps_fn(
     def eps_hat(x_t: Tensor, t: int) -> Tensor:
         x_in = torch.cat([x_t, x_t]) if guided else x_t  # (R, C, H, W)
         if x_in.shape[0] != context.shape[0]:
-            raise ValueError(f"{x_t.shape[0]} pictures need {x_in.shape[0]} rows of encoded "
-                             f"prompts, got {context.shape[0]}.")
+            raise ValueError(
+                f"{x_t.shape[0]} pictures need {x_in.shape[0]} rows of encoded "
+                f"prompts, got {context.shape[0]}."
+            )
         t_in = torch.full((x_in.shape[0],), t, device=x_t.device, dtype=torch.long)
         out = unet(x_in, t_in, context, mask)
         eps, _ = split_prediction(out, x_in, alpha_bar_at(alpha_bar, t), prediction)

@@ -30,8 +30,11 @@ def img2img(
     options = options or SampleOptions()
     if x_init.ndim != 4:
         raise ValueError(f"x_init must have shape (B, C, H, W), got {tuple(x_init.shape)}.")
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) \
-            or not 0.0 < strength <= 1.0:
+    if (
+        isinstance(strength, bool)
+        or not isinstance(strength, (int, float))
+        or not 0.0 < strength <= 1.0
+    ):
         raise ValueError(f"strength must be a number in (0, 1], got {strength!r}.")
     check_timesteps(timesteps, alpha_bar.shape[0])
     # the 1e-9 keeps float noise (0.3 * 10 = 3.0000000000000004) from adding a step
@@ -77,8 +80,9 @@ def inpaint(
     def constrain(x: Tensor, t: int) -> Tensor:
         if t == -1:
             return paste_known(x, known, keep)
-        return paste_known(x, q_sample(known, t, alpha_bar, randn_like(known, options.generator)),
-                           keep)
+        return paste_known(
+            x, q_sample(known, t, alpha_bar, randn_like(known, options.generator)), keep
+        )
 
     x_T = constrain(randn_like(known, options.generator), timesteps[0][0])
     return sample(eps_fn, x_T, alpha_bar, timesteps, options, constrain=constrain)

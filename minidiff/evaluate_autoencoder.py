@@ -34,17 +34,23 @@ class AutoencoderReport:
     def table(self) -> str:
         agreement = ", ".join(f"{k} {v:.4f}" for k, v in self.agreement.items())
         stats = ", ".join(f"{m:+.3f} / {s:.3f}" for m, s in zip(self.latent_mean, self.latent_std))
-        return "\n".join([
-            f"autoencoder on {self.pictures} test pictures",
-            f"  the judge reads the decoded picture as the original: {agreement}",
-            f"  PSNR {self.psnr:.2f} dB; compression {self.compression:.0f}x",
-            f"  latent mean / std per channel (scaled): {stats}",
-            (f"  scale factor {self.scale_factor:.4f} (1 / std on these pictures: "
-            f"{self.measured_scale_factor:.4f})")])
+        return "\n".join(
+            [
+                f"autoencoder on {self.pictures} test pictures",
+                f"  the judge reads the decoded picture as the original: {agreement}",
+                f"  PSNR {self.psnr:.2f} dB; compression {self.compression:.0f}x",
+                f"  latent mean / std per channel (scaled): {stats}",
+                (
+                    f"  scale factor {self.scale_factor:.4f} (1 / std on these pictures: "
+                    f"{self.measured_scale_factor:.4f})"
+                ),
+            ]
+        )
 
 
-def evaluate_autoencoder(autoencoder, n: int = 1000, seed: int = 0,
-                         judge=None) -> AutoencoderReport:
+def evaluate_autoencoder(
+    autoencoder, n: int = 1000, seed: int = 0, judge=None
+) -> AutoencoderReport:
     """Encode and decode n test pictures; compare what the judge reads in both, and the pixels."""
     judge = judge if judge is not None else load_judge()
     images, _, _ = world.batch("test", 0, n, seed=seed)
@@ -58,8 +64,15 @@ def evaluate_autoencoder(autoencoder, n: int = 1000, seed: int = 0,
     agreement = {a: float(v.mean()) for a, v in same.items()}
     agreement["all"] = float(np.logical_and.reduce(list(same.values())).mean())
     mse = ((images.astype(np.float64) - decoded.astype(np.float64)) ** 2).mean(axis=(1, 2, 3))
-    psnr = float(np.mean(10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))))
+    psnr = float(np.mean(10 * np.log10(255.0**2 / np.maximum(mse, 1e-10))))
     scaled = (mean * autoencoder.config.scale_factor).transpose(0, 1).flatten(1)  # (C, n*h*w)
-    return AutoencoderReport(n, agreement, psnr, scaled.mean(1).tolist(), scaled.std(1).tolist(),
-                             autoencoder.config.scale_factor, 1.0 / mean.std().item(),
-                             images[0].size / mean[0].numel())
+    return AutoencoderReport(
+        n,
+        agreement,
+        psnr,
+        scaled.mean(1).tolist(),
+        scaled.std(1).tolist(),
+        autoencoder.config.scale_factor,
+        1.0 / mean.std().item(),
+        images[0].size / mean[0].numel(),
+    )

@@ -36,19 +36,45 @@ from .scene_judge import SeenObject
 from .scene_prompts import parse_scene_prompt
 from .scenes import SceneRequest
 
-CATEGORIES = ("single_object", "two_objects", "counting", "colours", "position",
-              "colour_attribution")
+CATEGORIES = (
+    "single_object",
+    "two_objects",
+    "counting",
+    "colours",
+    "position",
+    "colour_attribution",
+)
 # GenEval's published results (Ghosh et al. 2023): another benchmark, with prompts about real
 # objects, shown beside ours for context only
 PUBLISHED = {
-    "SD 1.5": {"overall": 0.43, "single_object": 0.97, "two_objects": 0.38, "counting": 0.35,
-               "colours": 0.76, "position": 0.04, "colour_attribution": 0.06},
-    "SDXL": {"overall": 0.55, "single_object": 0.98, "two_objects": 0.74, "counting": 0.39,
-             "colours": 0.85, "position": 0.15, "colour_attribution": 0.23},
+    "SD 1.5": {
+        "overall": 0.43,
+        "single_object": 0.97,
+        "two_objects": 0.38,
+        "counting": 0.35,
+        "colours": 0.76,
+        "position": 0.04,
+        "colour_attribution": 0.06,
+    },
+    "SDXL": {
+        "overall": 0.55,
+        "single_object": 0.98,
+        "two_objects": 0.74,
+        "counting": 0.39,
+        "colours": 0.85,
+        "position": 0.15,
+        "colour_attribution": 0.23,
+    },
 }
 # pictures per prompt, so that every category has about 48 pictures (GenEval: 4 per prompt)
-PICTURES_PER_PROMPT = {"single_object": 12, "two_objects": 4, "counting": 4, "colours": 2,
-                       "position": 1, "colour_attribution": 3}
+PICTURES_PER_PROMPT = {
+    "single_object": 12,
+    "two_objects": 4,
+    "counting": 4,
+    "colours": 2,
+    "position": 1,
+    "colour_attribution": 3,
+}
 
 
 @dataclass(frozen=True)
@@ -69,15 +95,29 @@ def category_prompts() -> dict[str, list[EvalPrompt]]:
     return {
         "single_object": [EvalPrompt("single_object", _a(s), False) for s in shapes],
         "two_objects": [EvalPrompt("two_objects", f"{_a(a)} and {_a(b)}", False) for a, b in pairs],
-        "counting": [EvalPrompt("counting", f"{scenes.NUMBERS[n - 1]} {scenes.PLURALS[s]}", False)
-                     for n in (2, 3, 4) for s in shapes],
-        "colours": [EvalPrompt("colours", f"{_a(c)} {s}", (c, s) in world.HELD_OUT)
-                    for c in world.COLOURS for s in shapes],
-        "position": [EvalPrompt("position", f"{_a(a)} {scenes.SAID[r]} {_a(b)}", False)
-                     for r in scenes.RELATIONS for a, b in pairs],
-        "colour_attribution": [EvalPrompt("colour_attribution", f"{_a(' '.join(p))} and "
-                                          f"{_a(' '.join(q))}", frozenset((p, q)) in held)
-                               for p, q in scenes.ATTRIBUTION_PAIRS],
+        "counting": [
+            EvalPrompt("counting", f"{scenes.NUMBERS[n - 1]} {scenes.PLURALS[s]}", False)
+            for n in (2, 3, 4)
+            for s in shapes
+        ],
+        "colours": [
+            EvalPrompt("colours", f"{_a(c)} {s}", (c, s) in world.HELD_OUT)
+            for c in world.COLOURS
+            for s in shapes
+        ],
+        "position": [
+            EvalPrompt("position", f"{_a(a)} {scenes.SAID[r]} {_a(b)}", False)
+            for r in scenes.RELATIONS
+            for a, b in pairs
+        ],
+        "colour_attribution": [
+            EvalPrompt(
+                "colour_attribution",
+                f"{_a(' '.join(p))} and {_a(' '.join(q))}",
+                frozenset((p, q)) in held,
+            )
+            for p, q in scenes.ATTRIBUTION_PAIRS
+        ],
     }
 
 
@@ -85,8 +125,12 @@ def evaluation_prompts(repeats: int = 1) -> list[EvalPrompt]:
     """Every category's prompts, each PICTURES_PER_PROMPT[category] * repeats times in a row."""
     if not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be an integer >= 1, got {repeats!r}")
-    return [p for category, prompts in category_prompts().items() for p in prompts
-            for _ in range(PICTURES_PER_PROMPT[category] * repeats)]
+    return [
+        p
+        for category, prompts in category_prompts().items()
+        for p in prompts
+        for _ in range(PICTURES_PER_PROMPT[category] * repeats)
+    ]
 
 
 def correct(request: SceneRequest, found: list[SeenObject], exact_count: bool = False) -> bool:
@@ -97,7 +141,7 @@ def correct(request: SceneRequest, found: list[SeenObject], exact_count: bool = 
     matched = []
     for want in request.objects:
         of_shape = [o for o in found if want.shape in (None, o.shape)]  # best read first
-        top = of_shape[:want.count]
+        top = of_shape[: want.count]
         if len(top) < want.count or (exact_count and len(of_shape) > want.count):
             return False
         for attribute in ("colour", "size", "position"):
@@ -107,7 +151,9 @@ def correct(request: SceneRequest, found: list[SeenObject], exact_count: bool = 
         matched.append(top)
     return request.relation is None or all(
         scenes.holds(request.relation, a.position, b.position)
-        for a in matched[0] for b in matched[1])
+        for a in matched[0]
+        for b in matched[1]
+    )
 
 
 @dataclass
@@ -130,27 +176,38 @@ class GenEvalScores:
         width = max(len(name) for name, _ in rows)
         lines = [" | ".join(["model".ljust(width)] + [c.replace("_", " ") for c in cols])]
         for name, values in rows:
-            lines.append(" | ".join([name.ljust(width)] + [f"{values[c]:.2f}".rjust(len(c))
-                                                           for c in cols]))
-        lines.append("seen / held out: " + ", ".join(
-            f"{c.replace('_', ' ')} {self.seen[c]:.2f} / {self.held_out[c]:.2f}"
-            for c in self.held_out))
+            lines.append(
+                " | ".join([name.ljust(width)] + [f"{values[c]:.2f}".rjust(len(c)) for c in cols])
+            )
+        lines.append(
+            "seen / held out: "
+            + ", ".join(
+                f"{c.replace('_', ' ')} {self.seen[c]:.2f} / {self.held_out[c]:.2f}"
+                for c in self.held_out
+            )
+        )
         return "\n".join(lines)
 
 
 def score(prompts: list[EvalPrompt], found: list[list[SeenObject]]) -> GenEvalScores:
     """Judged pictures, one per evaluation prompt -> the GenEval scores."""
     if len(prompts) != len(found):
-        raise ValueError(f"need one judged picture per prompt, got {len(found)} for "
-                         f"{len(prompts)} prompts")
-    ok = np.array([correct(parse_scene_prompt(p.prompt), f, p.category == "counting")
-                   for p, f in zip(prompts, found)])
+        raise ValueError(
+            f"need one judged picture per prompt, got {len(found)} for {len(prompts)} prompts"
+        )
+    ok = np.array(
+        [
+            correct(parse_scene_prompt(p.prompt), f, p.category == "counting")
+            for p, f in zip(prompts, found)
+        ]
+    )
     category = np.array([p.category for p in prompts])
     held = np.array([p.held_out for p in prompts])
     missing = [c for c in CATEGORIES if c not in category]
     if missing:
-        raise ValueError(f"the prompts hold no {', '.join(missing)} prompt; use "
-                         f"evaluation_prompts()")
+        raise ValueError(
+            f"the prompts hold no {', '.join(missing)} prompt; use evaluation_prompts()"
+        )
     scores = {c: float(ok[category == c].mean()) for c in CATEGORIES}
     split = [c for c in CATEGORIES if held[category == c].any() and (~held[category == c]).any()]
     seen = {c: float(ok[(category == c) & ~held].mean()) for c in split}

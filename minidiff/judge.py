@@ -77,8 +77,12 @@ class Judge(nn.Module):
         self.body = nn.Sequential(*layers)
         side = world.IMAGE_SIZE // 2 ** (len(config.channels) - 1)
         self.embed = nn.Linear(c_in * side * side, config.features)
-        self.heads = nn.ModuleDict({name: nn.Linear(config.features, len(values))
-                                    for name, values in world.ATTRIBUTES.items()})
+        self.heads = nn.ModuleDict(
+            {
+                name: nn.Linear(config.features, len(values))
+                for name, values in world.ATTRIBUTES.items()
+            }
+        )
 
     def features(self, x) -> torch.Tensor:
         """Pictures -> feature vectors (N, D), D = config.features."""
@@ -98,28 +102,34 @@ class Judge(nn.Module):
         self.eval()
         out: dict[str, list] = {name: [] for name in world.ATTRIBUTES}
         for start in range(0, len(images), batch_size):
-            logits = self(images[start:start + batch_size])
+            logits = self(images[start : start + batch_size])
             for name, parts in out.items():
                 parts.append(logits[name].argmax(1).cpu().numpy())
         self.train(was_training)
-        return {name: np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-                for name, parts in out.items()}
+        return {
+            name: np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+            for name, parts in out.items()
+        }
 
     @torch.no_grad()
     def embed_pictures(self, images, batch_size: int = 500) -> np.ndarray:
         """uint8 (N, 32, 32, 3) -> float64 features (N, D), in eval mode (for Frechet distance)."""
         was_training = self.training
         self.eval()
-        parts = [self.features(images[s:s + batch_size]).cpu().double().numpy()
-                 for s in range(0, len(images), batch_size)]
+        parts = [
+            self.features(images[s : s + batch_size]).cpu().double().numpy()
+            for s in range(0, len(images), batch_size)
+        ]
         self.train(was_training)
         return np.concatenate(parts)
 
 
 def targets(attrs: list[world.Attributes]) -> dict[str, np.ndarray]:
     """The true value index of every attribute: {attribute: (N,) ints}."""
-    return {name: np.array([values.index(getattr(a, name)) for a in attrs])
-            for name, values in world.ATTRIBUTES.items()}
+    return {
+        name: np.array([values.index(getattr(a, name)) for a in attrs])
+        for name, values in world.ATTRIBUTES.items()
+    }
 
 
 # -- saving and loading --------------------------------------------------------------------------
@@ -132,12 +142,15 @@ def load_judge(path: str | os.PathLike | None = None, device: str = "cpu") -> Ju
     """The shipped judge (or the judge file at `path`), in eval mode; `.info` holds its record."""
     path = Path(path) if path is not None else DEFAULT_JUDGE
     if not path.exists() and path == DEFAULT_JUDGE:
-        raise CheckpointError(f"the shipped judge weights are missing from the package ({path}); "
-                              "reinstall minidiff or train one with 'minidiff train-judge'")
+        raise CheckpointError(
+            f"the shipped judge weights are missing from the package ({path}); "
+            "reinstall minidiff or train one with 'minidiff train-judge'"
+        )
     tensors, metadata = read_file(path)
     if metadata.get("kind") != KIND:
-        raise CheckpointError(f"'{path}' holds {metadata.get('kind', 'unknown')} weights, "
-                              "not a judge")
+        raise CheckpointError(
+            f"'{path}' holds {metadata.get('kind', 'unknown')} weights, not a judge"
+        )
     judge = Judge(JudgeConfig.from_dict(json.loads(metadata["config"])))
     load_state(judge, tensors, path)
     judge.info = json.loads(metadata.get("info", "{}"))
@@ -148,7 +161,8 @@ def load_judge(path: str | os.PathLike | None = None, device: str = "cpu") -> Ju
 def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Slight blur and pixel noise, random per picture: (N, 3, H, W) -> (N, 3, H, W).
 
-    The blur mixes each picture with its 3x3 binomial blur by a random weight in [0, 1]; the noise is
+    The blur mixes each picture with its 3x3 binomial blur by a random weight in [0, 1]; the noise
+    is
     Gaussian with a random standard deviation in [0, 0.1] (up to ~13 of 255 levels).
     """
     n = x.shape[0]
@@ -183,8 +197,9 @@ class JudgeTask:
     def __init__(self, judge: "Judge", cfg: JudgeTraining):
         self.judge, self.cfg = judge, cfg
         self.modules = {"model": judge}
-        self.optimizers = {"opt": torch.optim.AdamW(judge.parameters(), lr=cfg.lr,
-                                                    weight_decay=0.01)}
+        self.optimizers = {
+            "opt": torch.optim.AdamW(judge.parameters(), lr=cfg.lr, weight_decay=0.01)
+        }
 
     def step(self, step: int, progress: float | None) -> float:
         cfg, optimizer = self.cfg, self.optimizers["opt"]
@@ -192,14 +207,20 @@ class JudgeTask:
         x = augment(pixels.to_tensor(images), step_generator(cfg.seed, step))  # (B, 3, 32, 32)
         scaffold.set_learning_rate(optimizer, learning_rate(step, cfg, progress))
         logits = self.judge(x)
-        loss = sum(F.cross_entropy(logits[name], torch.from_numpy(y))
-                   for name, y in targets(attrs).items())
+        loss = sum(
+            F.cross_entropy(logits[name], torch.from_numpy(y)) for name, y in targets(attrs).items()
+        )
         return scaffold.optimizer_step(optimizer, loss, step)
 
 
-def train_judge(out: str | os.PathLike, cfg: JudgeTraining | None = None,
-                config: JudgeConfig | None = None, resume: bool = False,
-                watch: Watch | None = None, accuracy_pictures: int = 5000) -> "Judge":
+def train_judge(
+    out: str | os.PathLike,
+    cfg: JudgeTraining | None = None,
+    config: JudgeConfig | None = None,
+    resume: bool = False,
+    watch: Watch | None = None,
+    accuracy_pictures: int = 5000,
+) -> "Judge":
     """Train (or resume) a judge from scratch on validation-split pictures in the run folder
     `out`, in the training scaffold (scaffold.run); at the end it is written to
     out/judge.safetensors with the command and its accuracy on the first `accuracy_pictures` test
@@ -208,25 +229,49 @@ def train_judge(out: str | os.PathLike, cfg: JudgeTraining | None = None,
     cfg.check()
     torch.manual_seed(cfg.seed)
     task = JudgeTask(Judge(config).train(), cfg)
-    result = scaffold.run(task, cfg, out, task.judge.config.to_dict(), resume=resume,
-                          watch=watch, desc="training the judge")
+    result = scaffold.run(
+        task,
+        cfg,
+        out,
+        task.judge.config.to_dict(),
+        resume=resume,
+        watch=watch,
+        desc="training the judge",
+    )
     judge = task.judge.eval()
     if result.finished:
         accuracy = judge_accuracy(judge, n=accuracy_pictures)
-        command = ["minidiff", "train-judge", "--out", str(out), "--steps", str(cfg.steps),
-                   "--seed", str(cfg.seed), "--batch-size", str(cfg.batch_size)]
-        info = {"command": shlex.join(command), "steps": cfg.steps,
-                "batch_size": cfg.batch_size, "seed": cfg.seed, "lr": cfg.lr,
-                "train_split": "val", "train_seconds": round(result.history[-1]["elapsed"]),
-                "test_pictures": accuracy_pictures,
-                "test_accuracy": {k: round(v, 4) for k, v in accuracy.items()}}
+        command = [
+            "minidiff",
+            "train-judge",
+            "--out",
+            str(out),
+            "--steps",
+            str(cfg.steps),
+            "--seed",
+            str(cfg.seed),
+            "--batch-size",
+            str(cfg.batch_size),
+        ]
+        info = {
+            "command": shlex.join(command),
+            "steps": cfg.steps,
+            "batch_size": cfg.batch_size,
+            "seed": cfg.seed,
+            "lr": cfg.lr,
+            "train_split": "val",
+            "train_seconds": round(result.history[-1]["elapsed"]),
+            "test_pictures": accuracy_pictures,
+            "test_accuracy": {k: round(v, 4) for k, v in accuracy.items()},
+        }
         save_judge(judge, Path(out) / "judge.safetensors", info)
         judge.info = info
     return judge
 
 
-def judge_accuracy(judge: Judge, n: int = 5000, split: str = "test",
-                   seed: int = 0) -> dict[str, float]:
+def judge_accuracy(
+    judge: Judge, n: int = 5000, split: str = "test", seed: int = 0
+) -> dict[str, float]:
     """Fraction of rendered pictures 0 .. n-1 of a split whose attribute the judge reads right."""
     correct = {name: 0 for name in world.ATTRIBUTES}
     for start in range(0, n, 1000):

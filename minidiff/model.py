@@ -49,8 +49,10 @@ class TextToImage(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         if config.unet.context_dim != config.text.width:
-            raise ValueError(f"unet.context_dim ({config.unet.context_dim}) must equal the text "
-                             f"encoder width ({config.text.width})")
+            raise ValueError(
+                f"unet.context_dim ({config.unet.context_dim}) must equal the text "
+                f"encoder width ({config.text.width})"
+            )
         self.config = config
         self.text_encoder = TextEncoder(config.text)
         self.unet = UNet(config.unet)
@@ -59,9 +61,11 @@ class TextToImage(nn.Module):
             ae = AutoencoderConfig.from_dict(config.autoencoder)
             latent = (ae.latent_channels, config.unet.image_size * ae.factor)
             if (config.unet.image_channels, 32) != latent:
-                raise ValueError(f"a latent U-Net must take {ae.latent_channels} channels of "
-                                 f"{32 // ae.factor} x {32 // ae.factor}, got "
-                                 f"{config.unet.image_channels} of {config.unet.image_size}")
+                raise ValueError(
+                    f"a latent U-Net must take {ae.latent_channels} channels of "
+                    f"{32 // ae.factor} x {32 // ae.factor}, got "
+                    f"{config.unet.image_channels} of {config.unet.image_size}"
+                )
             self.autoencoder = Autoencoder(ae).requires_grad_(False)  # trained before, frozen
 
     def encode_text(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,14 +95,18 @@ def shape_table(model: TextToImage, batch: int = 1) -> str:
         def hook(module, args, out):
             shape = out[0].shape if isinstance(out, tuple) else out.shape
             rows.append((name, str(tuple(shape)), count_parameters(module)))
+
         return hook
 
     named = [("text_encoder", model.text_encoder)]
     unet = model.unet
     named += [("unet.conv_in", unet.conv_in)]
     named += [(f"unet.down.{i}", m) for i, m in enumerate(unet.down)]
-    named += [(f"unet.downsample.{i}", m) for i, m in enumerate(unet.downsample)
-              if not isinstance(m, nn.Identity)]
+    named += [
+        (f"unet.downsample.{i}", m)
+        for i, m in enumerate(unet.downsample)
+        if not isinstance(m, nn.Identity)
+    ]
     named += [("unet.mid", unet.mid)]
     named += [(f"unet.up.{i}", m) for i, m in enumerate(unet.up)]
     named += [("unet.conv_out", unet.conv_out)]
@@ -106,8 +114,9 @@ def shape_table(model: TextToImage, batch: int = 1) -> str:
         hooks.append(module.register_forward_hook(record(name)))
     cfg = model.config
     device = next(model.parameters()).device
-    x = torch.zeros(batch, cfg.unet.image_channels, cfg.unet.image_size, cfg.unet.image_size,
-                    device=device)
+    x = torch.zeros(
+        batch, cfg.unet.image_channels, cfg.unet.image_size, cfg.unet.image_size, device=device
+    )
     ids = torch.ones(batch, cfg.text.max_tokens, dtype=torch.long, device=device)
     try:
         with torch.no_grad():
@@ -130,8 +139,9 @@ def unet_flops(model: TextToImage, batch: int = 1) -> int:
 
     cfg = model.config
     device = next(model.parameters()).device
-    x = torch.zeros(batch, cfg.unet.image_channels, cfg.unet.image_size, cfg.unet.image_size,
-                    device=device)
+    x = torch.zeros(
+        batch, cfg.unet.image_channels, cfg.unet.image_size, cfg.unet.image_size, device=device
+    )
     ids = torch.ones(batch, cfg.text.max_tokens, dtype=torch.long, device=device)
     with torch.no_grad():
         context, mask = model.encode_text(ids)

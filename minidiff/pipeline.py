@@ -29,8 +29,11 @@ from .tokenizer import Tokenizer
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "minidiff-shapes.safetensors"
 # The shipped models by name: load_pretrained("latent"), `minidiff generate --model latent`.
-MODELS = {"pixel": DEFAULT_WEIGHTS, "latent": WEIGHTS_DIR / "minidiff-latent.safetensors",
-          "skewed": WEIGHTS_DIR / "minidiff-skewed.safetensors"}
+MODELS = {
+    "pixel": DEFAULT_WEIGHTS,
+    "latent": WEIGHTS_DIR / "minidiff-latent.safetensors",
+    "skewed": WEIGHTS_DIR / "minidiff-skewed.safetensors",
+}
 # Chosen by measurement (benchmarks/README.md, the model card): the shipped model draws what it is
 # asked without guidance (adherence 0.995-1.000 at three seeds), and guidance makes it prefer large
 # shapes when the size is not named. DDPM's 20 steps draw closer to real pictures (lower Frechet
@@ -38,10 +41,16 @@ MODELS = {"pixel": DEFAULT_WEIGHTS, "latent": WEIGHTS_DIR / "minidiff-latent.saf
 DEFAULT_STEPS = 20
 DEFAULT_GUIDANCE = 1.0
 DEFAULT_SAMPLER = "ddpm"
-SAMPLE_PROMPTS = ("a large red circle in the center", "a small blue square in the top left",
-                  "a large yellow triangle at the bottom", "a large green star on the right",
-                  "a large purple star", "a small orange circle", "a green triangle",
-                  "a blue star in the bottom right")
+SAMPLE_PROMPTS = (
+    "a large red circle in the center",
+    "a small blue square in the top left",
+    "a large yellow triangle at the bottom",
+    "a large green star on the right",
+    "a large purple star",
+    "a small orange circle",
+    "a green triangle",
+    "a blue star in the bottom right",
+)
 
 
 class NegativePromptWarning(UserWarning):
@@ -67,15 +76,15 @@ class Settings:
         names = [f.name for f in fields(cls)]
         unknown = [k for k in settings if k not in names]
         if unknown:
-            raise TypeError(f"unknown setting {unknown[0]!r}; the settings are "
-                            f"{', '.join(names)}")
+            raise TypeError(f"unknown setting {unknown[0]!r}; the settings are {', '.join(names)}")
         return cls(**settings)
 
     def __post_init__(self):
         diffusion.check_guidance_scale(self.guidance_scale)
         if self.sampler not in samplers.SAMPLERS:
-            raise ValueError(f"unknown sampler {self.sampler!r}; choose one of "
-                             f"{', '.join(samplers.SAMPLERS)}")
+            raise ValueError(
+                f"unknown sampler {self.sampler!r}; choose one of {', '.join(samplers.SAMPLERS)}"
+            )
 
 
 @dataclass
@@ -125,8 +134,9 @@ class Trajectory:
 
 
 class Pipeline:
-    def __init__(self, model: TextToImage, device: str | torch.device | None = None,
-                 info: dict | None = None):
+    def __init__(
+        self, model: TextToImage, device: str | torch.device | None = None, info: dict | None = None
+    ):
         self.device = pick_device(device) if not isinstance(device, torch.device) else device
         self.model = model.to(self.device).eval()
         self.config = model.config
@@ -160,9 +170,13 @@ class Pipeline:
         return x if self.autoencoder is None else self.autoencoder.encode(x)
 
     # -- the prompt rows and the guided network call -------------------------------------------
-    def encode(self, prompts: str | list[str] | None, n: int = 1,
-               negative_prompt: str | None = None, guided: bool = True
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(
+        self,
+        prompts: str | list[str] | None,
+        n: int = 1,
+        negative_prompt: str | None = None,
+        guided: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The encoded prompt rows the guided network call reads: (context (R, L, D), mask (R, L)).
 
         Each prompt is repeated n times (P*n rows); with guidance, as many rows of the negative
@@ -177,8 +191,10 @@ class Pipeline:
                 if not isinstance(p, str):
                     raise TypeError(f"a prompt must be a string, got {type(p).__name__}")
                 if not p.strip():
-                    raise ValueError("the prompt is empty; describe a picture such as "
-                                     "'a red circle', or pass prompt=None to sample unconditionally")
+                    raise ValueError(
+                        "the prompt is empty; describe a picture such as "
+                        "'a red circle', or pass prompt=None to sample unconditionally"
+                    )
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive whole number of pictures, got {n!r}")
         ids = self.tokenizer.encode(prompts).repeat_interleave(n, dim=0)  # (P*n, L)
@@ -188,13 +204,15 @@ class Pipeline:
         with torch.no_grad():
             return self.model.encode_text(ids.to(self.device))
 
-    def eps_fn(self, context: torch.Tensor, mask: torch.Tensor,
-               guidance_scale: float | torch.Tensor):
+    def eps_fn(
+        self, context: torch.Tensor, mask: torch.Tensor, guidance_scale: float | torch.Tensor
+    ):
         """eps_hat(x_t, t) for prompt rows made by `encode` (or edited after it, as the mix of two
         prompts in minidiff.course.probe.interpolate_prompts): diffusion.guided_eps_fn on this
         model."""
-        return diffusion.guided_eps_fn(self.model.unet, context, mask, self.alpha_bar,
-                                       self.config.prediction, guidance_scale)
+        return diffusion.guided_eps_fn(
+            self.model.unet, context, mask, self.alpha_bar, self.config.prediction, guidance_scale
+        )
 
     @property
     def noise_shape(self) -> tuple[int, int, int]:
@@ -217,14 +235,18 @@ class Pipeline:
         s = Settings.of(settings)
         guided = diffusion.is_guided(s.guidance_scale)
         if s.negative_prompt is not None and not guided:
-            warnings.warn(f"the negative prompt {s.negative_prompt!r} has no effect at guidance "
-                          "scale 1; set guidance_scale above 1 (3 is a good start) to use it",
-                          NegativePromptWarning, stacklevel=2)
+            warnings.warn(
+                f"the negative prompt {s.negative_prompt!r} has no effect at guidance "
+                "scale 1; set guidance_scale above 1 (3 is a good start) to use it",
+                NegativePromptWarning,
+                stacklevel=2,
+            )
         timesteps = samplers.make_timesteps(s.steps, self.config.T)
         context, mask = self.encode(prompt, n, s.negative_prompt, guided)
         x_T, generator = self.noise(s.seed, context.shape[0] // 2 if guided else context.shape[0])
-        options = samplers.SampleOptions(sampler=s.sampler, eta=s.eta, clip_x0=self.clip_x0,
-                                         generator=generator)
+        options = samplers.SampleOptions(
+            sampler=s.sampler, eta=s.eta, clip_x0=self.clip_x0, generator=generator
+        )
         return Prepared(self.eps_fn(context, mask, s.guidance_scale), x_T, timesteps, options)
 
     # -- public API ------------------------------------------------------------------------------
@@ -239,14 +261,21 @@ class Pipeline:
 
     def _run(self, prompt, n: int, settings: dict, keep_trajectory: bool) -> Trajectory:
         p = self.prepare(prompt, n, **settings)
-        x0, trajectory = samplers.sample(p.eps_fn, p.x_T, self.alpha_bar, p.timesteps,
-                                         replace(p.options, keep_trajectory=keep_trajectory))
+        x0, trajectory = samplers.sample(
+            p.eps_fn,
+            p.x_T,
+            self.alpha_bar,
+            p.timesteps,
+            replace(p.options, keep_trajectory=keep_trajectory),
+        )
         cpu = [samplers.Step(s.t, s.x_t.cpu(), s.x0_hat.cpu(), s.eps_hat.cpu()) for s in trajectory]
-        return Trajectory(pixels.to_uint8(self.decode(x0)), cpu,
-                          self.decode if self.latent else None)
+        return Trajectory(
+            pixels.to_uint8(self.decode(x0)), cpu, self.decode if self.latent else None
+        )
 
-    def img2img(self, image: np.ndarray, prompt: str, strength: float = 0.6, n: int = 1,
-                **settings) -> np.ndarray:
+    def img2img(
+        self, image: np.ndarray, prompt: str, strength: float = 0.6, n: int = 1, **settings
+    ) -> np.ndarray:
         """Redraw `image` ((32, 32, 3) uint8) towards `prompt`; strength 1 ignores the image.
         Settings as in `generate`, with the same defaults (the same sampler too)."""
         x_init = pixels.picture_to_tensor(image).to(self.device)  # (1, 3, 32, 32)
@@ -255,26 +284,35 @@ class Pipeline:
         x0, _ = editing.img2img(p.eps_fn, x_init, strength, self.alpha_bar, p.timesteps, p.options)
         return pixels.to_uint8(self.decode(x0))
 
-    def inpaint(self, image: np.ndarray, mask: np.ndarray, prompt: str, n: int = 1,
-                **settings) -> np.ndarray:
+    def inpaint(
+        self, image: np.ndarray, mask: np.ndarray, prompt: str, n: int = 1, **settings
+    ) -> np.ndarray:
         """Redraw where `mask` ((32, 32), True = redraw) is set; keep the rest of `image`.
         Settings as in `generate`, with the same defaults (the same sampler too)."""
         if self.latent:
-            raise ValueError("inpainting keeps the pixels outside the mask exactly, which a "
-                             "latent model cannot; use the pixel model (load_pretrained())")
+            raise ValueError(
+                "inpainting keeps the pixels outside the mask exactly, which a "
+                "latent model cannot; use the pixel model (load_pretrained())"
+            )
         known = pixels.picture_to_tensor(image).to(self.device).expand(n, -1, -1, -1)
         mask = np.asarray(mask)
         if mask.shape != (world.IMAGE_SIZE, world.IMAGE_SIZE):
-            raise ValueError(f"mask must have shape ({world.IMAGE_SIZE}, {world.IMAGE_SIZE}), "
-                             f"got {mask.shape}")
+            raise ValueError(
+                f"mask must have shape ({world.IMAGE_SIZE}, {world.IMAGE_SIZE}), got {mask.shape}"
+            )
         keep = torch.as_tensor(~mask.astype(bool), device=self.device).float()[None, None]
         p = self.prepare(prompt, n, **settings)
         x0, _ = editing.inpaint(p.eps_fn, known, keep, self.alpha_bar, p.timesteps, p.options)
         return pixels.to_uint8(x0)
 
 
-def sample_grid(model: TextToImage, prompts: tuple[str, ...] = SAMPLE_PROMPTS, n: int = 4,
-                seed: int = 0, scale: int = 4) -> np.ndarray:
+def sample_grid(
+    model: TextToImage,
+    prompts: tuple[str, ...] = SAMPLE_PROMPTS,
+    n: int = 4,
+    seed: int = 0,
+    scale: int = 4,
+) -> np.ndarray:
     """One uint8 picture: a column per prompt, n pictures each, drawn by `model` at the defaults.
 
     What a training run shows as it learns (`minidiff train` writes one every sample_every steps).
@@ -296,14 +334,16 @@ def weights_path(path: str | os.PathLike | None = None) -> Path:
     return Path(path or os.environ.get("MINIDIFF_WEIGHTS") or DEFAULT_WEIGHTS)
 
 
-def load_pretrained(path: str | os.PathLike | None = None,
-                    device: str | None = None) -> Pipeline:
+def load_pretrained(path: str | os.PathLike | None = None, device: str | None = None) -> Pipeline:
     """The shipped model (or another shipped one by name: "latent", "skewed"; or the model file /
-    training checkpoint at `path`, or at $MINIDIFF_WEIGHTS) as a Pipeline, on `device` ($MINIDIFF_DEVICE, or the best there is)."""
+    training checkpoint at `path`, or at $MINIDIFF_WEIGHTS) as a Pipeline, on `device`
+    ($MINIDIFF_DEVICE, or the best there is)."""
     path = weights_path(path)
     if not path.exists() and path in MODELS.values():
-        raise CheckpointError(f"the shipped weights are missing from the package ({path}); "
-                              "reinstall minidiff or train your own with 'minidiff train'")
+        raise CheckpointError(
+            f"the shipped weights are missing from the package ({path}); "
+            "reinstall minidiff or train your own with 'minidiff train'"
+        )
     dev = pick_device(device)
     model, info = load_model(path, device=dev)
     return Pipeline(model, dev, info)

@@ -14,8 +14,10 @@ def to_tensor(images: np.ndarray):
     """uint8 (N, H, W, 3) in [0, 255] -> float32 torch tensor (N, 3, H, W) in [-1, 1]."""
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"to_tensor expects uint8 pictures of shape (N, H, W, 3), got "
-                         f"{images.dtype} {images.shape}; for one picture pass image[None]")
+        raise ValueError(
+            f"to_tensor expects uint8 pictures of shape (N, H, W, 3), got "
+            f"{images.dtype} {images.shape}; for one picture pass image[None]"
+        )
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float()  # (N, 3, H, W)
     return x / 127.5 - 1
 
@@ -25,8 +27,9 @@ def picture_to_tensor(image: np.ndarray, name: str = "image"):
     image = np.asarray(image)
     expected = (world.IMAGE_SIZE, world.IMAGE_SIZE, 3)
     if image.shape != expected or image.dtype != np.uint8:
-        raise ValueError(f"{name} must be a uint8 array of shape {expected}, "
-                         f"got {image.dtype} {image.shape}")
+        raise ValueError(
+            f"{name} must be a uint8 array of shape {expected}, got {image.dtype} {image.shape}"
+        )
     return to_tensor(image[None])
 
 

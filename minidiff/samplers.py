@@ -163,8 +163,10 @@ def dpmpp_2m_step(
         lam = lambda ab: 0.5 * torch.log(ab / (1 - ab))  # noqa: E731 -- λ = log(α / σ)
         r = (lam(ab_t) - lam(ab_last)) / (lam(ab_prev) - lam(ab_t))
         D = x0_hat + per_image(1 / (2 * r), x0_hat) * (x0_hat - x0_last)
-    x_prev = per_image(sigma_prev / sigma_t, x_t) * x_t \
+    x_prev = (
+        per_image(sigma_prev / sigma_t, x_t) * x_t
         - per_image(alpha_prev * (exp_minus_h - 1), x_t) * D
+    )
     return x_prev, x0_hat
 
 
@@ -217,8 +219,9 @@ def check_timesteps(timesteps: list[tuple[int, int]], T: int) -> None:
             raise ValueError(f"pair {(t, t_prev)} does not start where the pair before it ended.")
 
 
-def seeded_noise(seed: int, shape: tuple[int, ...], device: torch.device | str = "cpu"
-                 ) -> tuple[Tensor, torch.Generator]:
+def seeded_noise(
+    seed: int, shape: tuple[int, ...], device: torch.device | str = "cpu"
+) -> tuple[Tensor, torch.Generator]:
     """(x_T, generator): starting noise x_T ~ N(0, I) of `shape`, drawn first from a generator
     seeded with `seed`, and that generator, from which the loop draws any later noise.
 
@@ -256,8 +259,11 @@ class SampleOptions:
     def __post_init__(self):
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}.")
-        if isinstance(self.eta, bool) or not isinstance(self.eta, (int, float)) \
-                or not 0.0 <= self.eta <= 1.0:
+        if (
+            isinstance(self.eta, bool)
+            or not isinstance(self.eta, (int, float))
+            or not 0.0 <= self.eta <= 1.0
+        ):
             raise ValueError(f"eta must be a number between 0 and 1, got {self.eta!r}.")
 
 
@@ -281,8 +287,12 @@ def sample(
     if not isinstance(options, SampleOptions):
         raise TypeError(f"options must be a SampleOptions, got {type(options).__name__}.")
     check_timesteps(timesteps, alpha_bar.shape[0])
-    sampler, eta, clip_x0, generator = (options.sampler, options.eta, options.clip_x0,
-                                        options.generator)
+    sampler, eta, clip_x0, generator = (
+        options.sampler,
+        options.eta,
+        options.clip_x0,
+        options.generator,
+    )
     x_t, trajectory, last = x_T, [], None
     for t, t_prev in timesteps:
         ab_t, ab_prev = alpha_bar_at(alpha_bar, t), alpha_bar_at(alpha_bar, t_prev)
@@ -298,8 +308,9 @@ def sample(
         elif sampler == "ddpm":
             x_prev, x0_hat = ddpm_step(x_t, eps_hat, ab_t, ab_prev, noise, clip_x0)
         elif sampler == "dpmpp_2m":  # second order after the first step, first order at the end
-            x_prev, x0_hat = dpmpp_2m_step(x_t, eps_hat, ab_t, ab_prev,
-                                           last if t_prev >= 0 else None, clip_x0)
+            x_prev, x0_hat = dpmpp_2m_step(
+                x_t, eps_hat, ab_t, ab_prev, last if t_prev >= 0 else None, clip_x0
+            )
             last = (x0_hat, ab_t)
         else:
             x_prev, x0_hat = euler_ancestral_step(x_t, eps_hat, ab_t, ab_prev, noise, clip_x0)

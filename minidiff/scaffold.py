@@ -7,9 +7,9 @@ judge (minidiff.judge), and for any training added later:
     class MyTask:                          # anything with these three, see Task
         modules = {"model": model}         # what a checkpoint holds
         optimizers = {"opt": optimizer}
-        def step(self, step, progress):    # one optimizer step on batch `step`; returns its loss
-            ...                            # learning_rate(step, cfg, progress), step_generator(...),
-            return optimizer_step(optimizer, loss, step)
+        def step(self, step, progress):    # one optimizer step on batch `step`
+            ...                            # learning_rate(step, cfg, progress), step_generator
+            return optimizer_step(optimizer, loss, step)  # the loss, as a number
 
     result = run(MyTask(), cfg, "runs/mine", model_config.to_dict(), watch=Watch(stop_at=100))
 
@@ -102,8 +102,9 @@ class TrainingDiverged(RuntimeError):
     """The loss stopped being a finite number."""
 
 
-def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, step: int,
-                   grad_clip: float | None = None) -> float:
+def optimizer_step(
+    optimizer: torch.optim.Optimizer, loss: torch.Tensor, step: int, grad_clip: float | None = None
+) -> float:
     """One optimizer step on `loss`, the same in every training: refuse a non-finite loss before
     it reaches the weights, backpropagate, clip the gradient norm of the optimizer's parameters
     to grad_clip (if given), step. Returns the loss as a number."""
@@ -151,9 +152,17 @@ class RunResult:
     finished: bool = False  # it reached cfg.steps or the end of its budget (or was told to stop)
 
 
-def run(task: Task, cfg: LoopConfig, out_dir: str | Path, config: dict, *, resume: bool = False,
-        watch: Watch | None = None, on_step: Callable[[int, bool], None] | None = None,
-        desc: str = "training") -> RunResult:
+def run(
+    task: Task,
+    cfg: LoopConfig,
+    out_dir: str | Path,
+    config: dict,
+    *,
+    resume: bool = False,
+    watch: Watch | None = None,
+    on_step: Callable[[int, bool], None] | None = None,
+    desc: str = "training",
+) -> RunResult:
     """Run (or resume) `task` in the run folder `out_dir` until cfg.steps, the time budget, or
     what `watch` says (stop, or stop_at: an early end, as an interruption, not finished).
 
@@ -162,34 +171,22 @@ def run(task: Task, cfg: LoopConfig, out_dir: str | Path, config: dict, *, resum
     on_step(step, last) runs after every step, before its checkpoint (snapshots, sample grids).
     """
     watch = watch or Watch()
-    stop = watch.stop
     cfg.check()
     out = Path(out_dir)
     ckpt = run_checkpoint(out, resume)
     settings = json.loads(json.dumps(asdict(cfg)))  # as stored: tuples become lists
-    start, elapsed = 0, 0.0
-    if resume:
-        metadata = load_training(ckpt, task.modules, task.optimizers, config)
-        stored = json.loads(metadata["train_config"])
-        changeable = {"steps": settings["steps"], "minutes": settings["minutes"]}
-        if {**stored, **changeable} != settings:
-            raise ValueError(f"'{ckpt}' was made with other training settings; resume with the "
-                             "same ones (only steps and minutes may change)")
-        start, elapsed = int(metadata["step"]), float(metadata["elapsed"])
+    start, elapsed = _resume(ckpt, task, config, settings) if resume else (0, 0.0)
     history = _read_log(out / "log.jsonl", upto=start)
     _write_log(out / "log.jsonl", history)  # drop records after the checkpoint we resumed from
 
     def save(step: int) -> None:
-        save_training(ckpt, task.modules, task.optimizers, config, settings, step,
-                      time.perf_counter() - t0)
+        save_training(
+            ckpt, task.modules, task.optimizers, config, settings, step, time.perf_counter() - t0
+        )
 
     budget = None if cfg.minutes is None else 60.0 * cfg.minutes  # seconds
     end = cfg.steps if watch.stop_at is None else min(cfg.steps, watch.stop_at)
-    bar = (tqdm(total=cfg.steps, initial=start, desc=desc, unit="step",
-                disable=not watch.progress)
-           if budget is None else  # on a time budget the bar counts seconds
-           tqdm(total=round(budget), initial=min(round(elapsed), round(budget)), desc=desc,
-                unit="s", disable=not watch.progress))
+    bar = _progress_bar(cfg.steps, budget, start, elapsed, desc, watch.progress)
     step, t0 = start, time.perf_counter() - elapsed
     spent = (lambda: (time.perf_counter() - t0) / budget) if budget else (lambda: None)
     out_of_time = False
@@ -199,11 +196,14 @@ def run(task: Task, cfg: LoopConfig, out_dir: str | Path, config: dict, *, resum
             try:
                 loss = task.step(step, spent())
             except TrainingDiverged as e:
-                raise TrainingDiverged(f"{e}; the last good checkpoint is '{ckpt}'; try a lower "
-                                       f"learning rate than {cfg.lr}") from None
+                raise TrainingDiverged(
+                    f"{e}; the last good checkpoint is '{ckpt}'; try a lower "
+                    f"learning rate than {cfg.lr}"
+                ) from None
             step += 1
-            out_of_time = (budget is not None and spent() >= 1) or (stop is not None
-                                                                    and stop.is_set())
+            out_of_time = (budget is not None and spent() >= 1) or (
+                watch.stop is not None and watch.stop.is_set()
+            )
             bar.update(1 if budget is None else min(round(spent() * budget), bar.total) - bar.n)
             last = step == end or out_of_time
             if step % cfg.log_every == 0 or last:
@@ -227,11 +227,44 @@ def run(task: Task, cfg: LoopConfig, out_dir: str | Path, config: dict, *, resum
     return RunResult(out, step, history, finished=step == cfg.steps or out_of_time)
 
 
+def _resume(ckpt: Path, task: Task, config: dict, settings: dict) -> tuple[int, float]:
+    """Load the checkpoint into the task; (its step, the seconds spent). Only the settings
+    steps and minutes may differ from the stored ones."""
+    metadata = load_training(ckpt, task.modules, task.optimizers, config)
+    stored = json.loads(metadata["train_config"])
+    changeable = {"steps": settings["steps"], "minutes": settings["minutes"]}
+    if {**stored, **changeable} != settings:
+        raise ValueError(
+            f"'{ckpt}' was made with other training settings; resume with the "
+            "same ones (only steps and minutes may change)"
+        )
+    return int(metadata["step"]), float(metadata["elapsed"])
+
+
+def _progress_bar(
+    steps: int, budget: float | None, start: int, elapsed: float, desc: str, show: bool
+) -> tqdm:
+    """Counting steps, or, on a time budget, seconds."""
+    if budget is None:
+        return tqdm(total=steps, initial=start, desc=desc, unit="step", disable=not show)
+    return tqdm(
+        total=round(budget),
+        initial=min(round(elapsed), round(budget)),
+        desc=desc,
+        unit="s",
+        disable=not show,
+    )
+
+
 def _log(path: Path, task: Task, step: int, loss: float, elapsed: float) -> dict:
     """Append one record to the run's log.jsonl; returns it."""
     optimizer = next(iter(task.optimizers.values()))
-    record = {"step": step, "loss": round(loss, 6), "lr": optimizer.param_groups[0]["lr"],
-              "elapsed": round(elapsed, 3)}
+    record = {
+        "step": step,
+        "loss": round(loss, 6),
+        "lr": optimizer.param_groups[0]["lr"],
+        "elapsed": round(elapsed, 3),
+    }
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
     return record

@@ -45,6 +45,7 @@ CHUNK = 200  # pictures read at once (memory: about 1 MB a picture)
 @dataclass(frozen=True)
 class SeenObject:
     """One object the judge found in a picture."""
+
     colour: str
     shape: str
     size: str
@@ -72,7 +73,7 @@ def _neighbour_max(x: np.ndarray) -> np.ndarray:
     """The maximum over each pixel's 3 x 3 neighbourhood, (N, S, S) -> (N, S, S)."""
     s = x.shape[-1]
     p = np.pad(x, ((0, 0), (1, 1), (1, 1)))
-    return np.max([p[:, i:i + s, j:j + s] for i in range(3) for j in range(3)], axis=0)
+    return np.max([p[:, i : i + s, j : j + s] for i in range(3) for j in range(3)], axis=0)
 
 
 def blur3(x: np.ndarray) -> np.ndarray:
@@ -81,12 +82,13 @@ def blur3(x: np.ndarray) -> np.ndarray:
     k = (0.25, 0.5, 0.25)
     s = x.shape[-1]
     p = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(1, 1), (1, 1)], mode="edge")
-    rows = sum(w * p[..., i:i + s, :] for i, w in enumerate(k))
-    return sum(w * rows[..., :, j:j + s] for j, w in enumerate(k))
+    rows = sum(w * p[..., i : i + s, :] for i, w in enumerate(k))
+    return sum(w * rows[..., :, j : j + s] for j, w in enumerate(k))
 
 
-def blur_and_noise(images: np.ndarray, rng: np.random.Generator, sigma: float = 12.75
-                   ) -> np.ndarray:
+def blur_and_noise(
+    images: np.ndarray, rng: np.random.Generator, sigma: float = 12.75
+) -> np.ndarray:
     """What a generated picture may look like: the 3 x 3 blur and Gaussian noise of `sigma` levels,
     the harshest of minidiff.judge.augment, uint8 (N, S, S, 3) -> uint8 (N, S, S, 3)."""
     x = np.moveaxis(blur3(np.moveaxis(images.astype(np.float32), -1, 1)), 1, -1)
@@ -109,24 +111,34 @@ def _segment_fit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pixels minus background (..., 3) -> per palette colour c, alpha = the pixel's position along
     the segment background -> c, and the squared distance of the pixel from that line, (..., 6)."""
     direction = PALETTE - BACKGROUND  # (6, 3)
-    alpha = x @ direction.T / (direction ** 2).sum(axis=1)  # (..., 6)
+    alpha = x @ direction.T / (direction**2).sum(axis=1)  # (..., 6)
     off = x[..., None, :] - alpha[..., None] * direction  # (..., 6, 3)
-    return alpha, (off ** 2).sum(axis=-1)
+    return alpha, (off**2).sum(axis=-1)
 
 
-def read_scenes(images: np.ndarray, widths: dict[str, float] = scenes.WIDTHS
-                ) -> list[list[SeenObject]]:
+def read_scenes(
+    images: np.ndarray, widths: dict[str, float] = scenes.WIDTHS
+) -> list[list[SeenObject]]:
     """uint8 (N, S, S, 3) scene pictures -> for each, the objects found, best fit first.
 
     `widths` are the small and large object widths in pixels, which set the size boundary.
     """
     images = np.asarray(images)
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3 \
-            or images.shape[1] != images.shape[2]:
-        raise ValueError(f"read_scenes expects uint8 square pictures (N, S, S, 3), got "
-                         f"{images.dtype} {images.shape}")
-    return [found for start in range(0, len(images), CHUNK)
-            for found in _read(images[start:start + CHUNK], widths)]
+    if (
+        images.dtype != np.uint8
+        or images.ndim != 4
+        or images.shape[-1] != 3
+        or images.shape[1] != images.shape[2]
+    ):
+        raise ValueError(
+            f"read_scenes expects uint8 square pictures (N, S, S, 3), got "
+            f"{images.dtype} {images.shape}"
+        )
+    return [
+        found
+        for start in range(0, len(images), CHUNK)
+        for found in _read(images[start : start + CHUNK], widths)
+    ]
 
 
 def _read(images: np.ndarray, widths: dict[str, float]) -> list[list[SeenObject]]:
@@ -154,8 +166,10 @@ def _read(images: np.ndarray, widths: dict[str, float]) -> list[list[SeenObject]
     own = labels >= 0
     blob, on_fg = labels[own], fg[own]  # (P,) for the P claimed pixels
     # 2. colour: the palette segment that fits the blob's foreground pixels best
-    err = np.stack([np.bincount(blob, off6[own][:, c] * on_fg, minlength=k)
-                    for c in range(len(PALETTE))], axis=1)  # (k, 6)
+    err = np.stack(
+        [np.bincount(blob, off6[own][:, c] * on_fg, minlength=k) for c in range(len(PALETTE))],
+        axis=1,
+    )  # (k, 6)
     colour = err.argmin(axis=1)  # (k,)
     # 3. coverage: alpha along the blob's own colour segment; area and centroid
     a = np.take_along_axis(alpha6[own], colour[blob][:, None], axis=1)[:, 0]  # (P,)
@@ -187,10 +201,16 @@ def _read(images: np.ndarray, widths: dict[str, float]) -> list[list[SeenObject]
     for i in np.flatnonzero(keep)[np.argsort(errors.min(axis=1)[keep], kind="stable")]:
         cx, cy, w = (v[i] for v in boxes[shape[i]])
         col, row = (min(max(int(v // (side / 3)), 0), 2) for v in (cx, cy))
-        found[owner[i]].append(SeenObject(
-            world.COLOURS[colour[i]], world.SHAPES[shape[i]],
-            "small" if w < split else "large", world.POSITIONS[3 * row + col],
-            float(w), float(errors[i].min())))
+        found[owner[i]].append(
+            SeenObject(
+                world.COLOURS[colour[i]],
+                world.SHAPES[shape[i]],
+                "small" if w < split else "large",
+                world.POSITIONS[3 * row + col],
+                float(w),
+                float(errors[i].min()),
+            )
+        )
     return found
 
 
@@ -219,5 +239,8 @@ def agreement(truth: list[scenes.Scene], found: list[list[SeenObject]]) -> dict[
         spare = len(seen) - sum(len(by_cell.get(o.position, [])) == 1 for o in scene)
         extra += spare
         exact += right == len(scene) and spare == 0
-    return {**{k: v / objects for k, v in hits.items()}, "extra": extra / len(truth),
-            "scenes": exact / len(truth)}
+    return {
+        **{k: v / objects for k, v in hits.items()},
+        "extra": extra / len(truth),
+        "scenes": exact / len(truth),
+    }

@@ -35,8 +35,10 @@ SCENE_ONLY = ("to", "of", "with", "its", "it", "above", "below")  # words of rel
 _SINGULAR = {p: s for s, p in PLURALS.items()}
 # (words, relation, form), longest first so that "to the left of" wins over "left of"
 _FORMS = {"said": SAID, "terse": scenes.TERSE, "with": scenes.WITH}
-_PHRASES = sorted([(tuple(table[r].split()), r, form) for form, table in _FORMS.items()
-                   for r in table], key=lambda p: -len(p[0]))
+_PHRASES = sorted(
+    [(tuple(table[r].split()), r, form) for form, table in _FORMS.items() for r in table],
+    key=lambda p: -len(p[0]),
+)
 
 
 def _tokens(prompt: str) -> list[str]:
@@ -51,8 +53,11 @@ def _object(words: list[str], prompt: str) -> ObjectRequest:
     """The words of one object phrase -> what it asks for."""
     stray = [w for w in words if w in SCENE_ONLY]
     if stray:
-        _refuse(prompt, f"'{stray[0]}' belongs in a relation such as 'a red circle to the left of "
-                        f"a blue square'")
+        _refuse(
+            prompt,
+            f"'{stray[0]}' belongs in a relation such as 'a red circle to the left of "
+            f"a blue square'",
+        )
     numbers = [w for w in words if w in NUMBERS + TOO_MANY]
     if len(numbers) > 1:
         _refuse(prompt, f"one object phrase gives two numbers ({' and '.join(numbers)})")
@@ -66,8 +71,11 @@ def _object(words: list[str], prompt: str) -> ObjectRequest:
         _refuse(prompt, f"'{numbers[0]}' and the noun after it disagree in number")
     colours = list(dict.fromkeys(w for w in words if w in world.COLOURS))
     if len(colours) > 1:
-        _refuse(prompt, f"one object cannot be both {colours[0]} and {colours[1]}; for two objects "
-                        f"write 'a {colours[0]} circle and a {colours[1]} square'")
+        _refuse(
+            prompt,
+            f"one object cannot be both {colours[0]} and {colours[1]}; for two objects "
+            f"write 'a {colours[0]} circle and a {colours[1]} square'",
+        )
     rest = " ".join(_SINGULAR.get(w, w) for w in words if w not in NUMBERS)
     try:
         named = world.parse_prompt(rest)
@@ -105,7 +113,7 @@ def _find_relations(words: list[str]) -> list[tuple[int, int, str, str]]:
     found, i = [], 0
     while i < len(words):
         for phrase, relation, form in _PHRASES:
-            if tuple(words[i:i + len(phrase)]) == phrase:
+            if tuple(words[i : i + len(phrase)]) == phrase:
                 found.append((i, i + len(phrase), relation, form))
                 i += len(phrase) - 1
                 break
@@ -124,14 +132,16 @@ def _relation_parts(words: list[str], prompt: str):
         if "with" not in before or after:
             _refuse(prompt, f"write '{scenes.WITH[relation]}' after 'B with A'")
         w = before.index("with")
-        return before[w + 1:], relation, before[:w]
+        return before[w + 1 :], relation, before[:w]
     if before:  # "A to the left of B"
         return before, relation, after
     commas = [i for i, w in enumerate(after[:-1]) if w == "," and after[i + 1] in STARTS]
     if not commas:  # "to the left of B, A" needs the comma
-        _refuse(prompt, f"say what is {relation} it, as in '{SAID[relation]} a blue square, a red "
-                        f"circle'")
-    return after[commas[-1] + 1:], relation, after[:commas[-1]]
+        _refuse(
+            prompt,
+            f"say what is {relation} it, as in '{SAID[relation]} a blue square, a red circle'",
+        )
+    return after[commas[-1] + 1 :], relation, after[: commas[-1]]
 
 
 def layouts(request: SceneRequest) -> list[tuple[str, ...]]:
@@ -142,8 +152,8 @@ def layouts(request: SceneRequest) -> list[tuple[str, ...]]:
     found = []
     for cells in permutations(world.POSITIONS, len(wanted)):
         if all(w in (None, c) for w, c in zip(wanted, cells)) and (
-                request.relation is None
-                or scenes.holds(request.relation, cells[0], cells[second])):
+            request.relation is None or scenes.holds(request.relation, cells[0], cells[second])
+        ):
             found.append(cells)
     return found
 
@@ -160,8 +170,9 @@ def satisfies(scene: scenes.Scene, request: SceneRequest) -> bool:
     for order in permutations(scene):  # at most 4! = 24 ways to pair objects with slots
         second = order[request.objects[0].count] if request.relation else None
         if all(_matches(obj, want) for obj, want in zip(order, slots)) and (
-                request.relation is None
-                or scenes.holds(request.relation, order[0].position, second.position)):
+            request.relation is None
+            or scenes.holds(request.relation, order[0].position, second.position)
+        ):
             return True
     return False
 
@@ -192,8 +203,9 @@ def parse_scene_prompt(prompt: str) -> SceneRequest:
         objects = tuple(_object(p, prompt) for p in _split_objects(words))
     request = SceneRequest(objects, relation)
     if request.total > MAX_OBJECTS:
-        _refuse(prompt, f"the scenes world draws at most {MAX_OBJECTS} objects, not "
-                        f"{request.total}")
+        _refuse(
+            prompt, f"the scenes world draws at most {MAX_OBJECTS} objects, not {request.total}"
+        )
     cells = [o.position for o in objects if o.position]
     for o in objects:
         if o.position and o.count > 1:
@@ -202,13 +214,17 @@ def parse_scene_prompt(prompt: str) -> SceneRequest:
         twice = next(c for c in cells if cells.count(c) > 1)
         _refuse(prompt, f"two objects cannot share one cell ({twice})")
     if relation and not layouts(request):
-        _refuse(prompt, f"no layout of the 3 x 3 grid puts the first object {relation} the second "
-                        f"in the cells it names")
+        _refuse(
+            prompt,
+            f"no layout of the 3 x 3 grid puts the first object {relation} the second "
+            f"in the cells it names",
+        )
     return request
 
 
-def draw_scene(request: SceneRequest, rng: np.random.Generator,
-               objects: tuple = scenes.OBJECTS) -> scenes.Scene:
+def draw_scene(
+    request: SceneRequest, rng: np.random.Generator, objects: tuple = scenes.OBJECTS
+) -> scenes.Scene:
     """A random scene that shows the request: unnamed attributes drawn uniformly (colour and shape
     from `objects`; alike objects share them and their size), the layout uniform over `layouts`."""
     scene = []

@@ -59,11 +59,19 @@ RELATIONS = ("left of", "right of", "above", "below")
 NUMBERS = ("one", "two", "three", "four")
 PLURALS = {s: s + "s" for s in SHAPES}
 # Three ways to write a relation (the word orders A-rel-B, rel-B-A, B-with-A-rel), plus a terse one
-SAID = {"left of": "to the left of", "right of": "to the right of", "above": "above",
-        "below": "below"}
+SAID = {
+    "left of": "to the left of",
+    "right of": "to the right of",
+    "above": "above",
+    "below": "below",
+}
 TERSE = {"left of": "left of", "right of": "right of", "above": "above", "below": "below"}
-WITH = {"left of": "to its left", "right of": "to its right", "above": "above it",
-        "below": "below it"}
+WITH = {
+    "left of": "to its left",
+    "right of": "to its right",
+    "above": "above it",
+    "below": "below it",
+}
 NEW_WORDS = NUMBERS + tuple(PLURALS.values()) + ("to", "of", "above", "below", "with", "its", "it")
 WORDS = world.WORDS + NEW_WORDS
 MAX_WORDS = 15  # today's tokenizer: 16 tokens, <start> included
@@ -73,12 +81,14 @@ MENTION = {"colour": 0.85, "size": 0.6, "position": 0.25}  # chance that a capti
 # a pair of colours, none touching the one-object held-out pairs. So both halves of every binding,
 # and the swapped binding (a red square with a blue circle), are seen in training: what is new is
 # only which colour goes with which shape.
-HELD_OUT_BINDINGS = ((("red", "circle"), ("blue", "square")),
-                     (("red", "square"), ("green", "star")),
-                     (("orange", "square"), ("purple", "triangle")),
-                     (("orange", "triangle"), ("yellow", "star")),
-                     (("yellow", "triangle"), ("purple", "circle")),
-                     (("green", "circle"), ("blue", "star")))
+HELD_OUT_BINDINGS = (
+    (("red", "circle"), ("blue", "square")),
+    (("red", "square"), ("green", "star")),
+    (("orange", "square"), ("purple", "triangle")),
+    (("orange", "triangle"), ("yellow", "star")),
+    (("yellow", "triangle"), ("purple", "circle")),
+    (("green", "circle"), ("blue", "star")),
+)
 
 
 def _shifted(pair, k: int):
@@ -87,8 +97,9 @@ def _shifted(pair, k: int):
 
 # The colour-attribution prompts of the evaluation: the held-out bindings; seen ones are their
 # swaps (the same words bound the other way) and the bindings with each colour one step back.
-SEEN_PAIRS = (tuple(((a[0], b[1]), (b[0], a[1])) for a, b in HELD_OUT_BINDINGS)
-              + tuple(_shifted(p, -1) for p in HELD_OUT_BINDINGS))
+SEEN_PAIRS = tuple(((a[0], b[1]), (b[0], a[1])) for a, b in HELD_OUT_BINDINGS) + tuple(
+    _shifted(p, -1) for p in HELD_OUT_BINDINGS
+)
 ATTRIBUTION_PAIRS = HELD_OUT_BINDINGS + SEEN_PAIRS
 _HELD_OUT = {frozenset(p) for p in HELD_OUT_BINDINGS}
 _RESERVED_PAIRS = {frozenset(p) for p in ATTRIBUTION_PAIRS}
@@ -100,6 +111,7 @@ Scene = tuple[Attributes, ...]
 @dataclass(frozen=True)
 class ObjectRequest:
     """One object (or `count` alike ones) a prompt asks for; None: any value."""
+
     colour: str | None = None
     shape: str | None = None
     size: str | None = None
@@ -110,6 +122,7 @@ class ObjectRequest:
 @dataclass(frozen=True)
 class SceneRequest:
     """What a prompt asks for: its objects and, between the first two, a relation (or None)."""
+
     objects: tuple[ObjectRequest, ...] = ()
     relation: str | None = None
 
@@ -141,7 +154,8 @@ def allowed_in_training(scene: Scene) -> bool:
     """No object of world.HELD_OUT and no two objects of a held-out binding in one scene."""
     pairs = {(o.colour, o.shape) for o in scene}
     return not (pairs & set(world.HELD_OUT)) and not any(
-        frozenset((a, b)) in _HELD_OUT for a in pairs for b in pairs)
+        frozenset((a, b)) in _HELD_OUT for a in pairs for b in pairs
+    )
 
 
 def reserved_for_evaluation(request: SceneRequest) -> bool:
@@ -151,8 +165,12 @@ def reserved_for_evaluation(request: SceneRequest) -> bool:
     if request.total >= 2 and all(o.colour is None for o in request.objects):
         return True
     objs = request.objects
-    return (request.relation is None and len(objs) == 2 and all(o.count == 1 for o in objs)
-            and frozenset((o.colour, o.shape) for o in objs) in _RESERVED_PAIRS)
+    return (
+        request.relation is None
+        and len(objs) == 2
+        and all(o.count == 1 for o in objs)
+        and frozenset((o.colour, o.shape) for o in objs) in _RESERVED_PAIRS
+    )
 
 
 # -- drawing -------------------------------------------------------------------------------------
@@ -164,7 +182,8 @@ def _layout(scene: Scene, u: np.ndarray):
     cy = (rows + 0.5) * CELL + world.POSITION_JITTER * jitter[:, 1]
     width = np.array([WIDTHS[o.size] for o in scene]) * (1 + world.SIZE_JITTER * jitter[:, 2])
     rgb = np.array([world.PALETTE[o.colour] for o in scene]).reshape(-1, 3) + np.round(
-        world.COLOUR_JITTER * jitter[:, 3:])
+        world.COLOUR_JITTER * jitter[:, 3:]
+    )
     return cx, cy, width, rgb
 
 
@@ -195,17 +214,21 @@ def _article(words: str) -> str:
 
 
 def _bare(obj: Attributes, named: ObjectRequest, synonym: int, plural: bool = False) -> str:
-    """"big red circle": the named size and colour, and the shape (or its plural)."""
+    """ "big red circle": the named size and colour, and the shape (or its plural)."""
     size = named.size and world.SIZE_WORDS[named.size][synonym]
-    return " ".join(w for w in (size, named.colour, PLURALS[obj.shape] if plural else obj.shape)
-                    if w)
+    return " ".join(
+        w for w in (size, named.colour, PLURALS[obj.shape] if plural else obj.shape) if w
+    )
 
 
 def _name(obj: Attributes, rng: np.random.Generator, position: bool = False) -> ObjectRequest:
     u = rng.random(3)
-    return ObjectRequest(obj.colour if u[0] < MENTION["colour"] else None, obj.shape,
-                         obj.size if u[1] < MENTION["size"] else None,
-                         obj.position if position and u[2] < MENTION["position"] else None)
+    return ObjectRequest(
+        obj.colour if u[0] < MENTION["colour"] else None,
+        obj.shape,
+        obj.size if u[1] < MENTION["size"] else None,
+        obj.position if position and u[2] < MENTION["position"] else None,
+    )
 
 
 def _words(caption: str) -> int:
@@ -224,8 +247,9 @@ def _caption_two(scene: Scene, rng: np.random.Generator):
         if shorter == 2:
             named = [ObjectRequest(n.colour, n.shape, n.size) for n in named]
         mentions = [tuple(k for k in world.ATTRIBUTES if getattr(n, k)) for n in named]
-        text = " and ".join(world.caption_in(o, m, int(t), synonym)
-                            for o, m, t in zip(scene, mentions, templates))
+        text = " and ".join(
+            world.caption_in(o, m, int(t), synonym) for o, m, t in zip(scene, mentions, templates)
+        )
         if _words(text) <= MAX_WORDS:
             break
     return text, SceneRequest(tuple(named))
@@ -235,11 +259,13 @@ def _caption_relation(scene: Scene, relation: str, rng: np.random.Generator):
     a, b = (_name(o, rng) for o in scene)
     synonym, template = int(rng.integers(2)), int(rng.integers(5))
     bare_a, bare_b = _bare(scene[0], a, synonym), _bare(scene[1], b, synonym)
-    text = (f"{_article(bare_a)} {SAID[relation]} {_article(bare_b)}",
-            f"{SAID[relation]} {_article(bare_b)}, {_article(bare_a)}",
-            f"{_article(bare_b)} with {_article(bare_a)} {WITH[relation]}",
-            f"the {bare_a} is {SAID[relation]} the {bare_b}",
-            f"{bare_a} {TERSE[relation]} {bare_b}")[template]
+    text = (
+        f"{_article(bare_a)} {SAID[relation]} {_article(bare_b)}",
+        f"{SAID[relation]} {_article(bare_b)}, {_article(bare_a)}",
+        f"{_article(bare_b)} with {_article(bare_a)} {WITH[relation]}",
+        f"the {bare_a} is {SAID[relation]} the {bare_b}",
+        f"{bare_a} {TERSE[relation]} {bare_b}",
+    )[template]
     return text, SceneRequest((a, b), relation)
 
 
@@ -250,11 +276,14 @@ def _caption_count(scene: Scene, rng: np.random.Generator):
     noun = PLURALS[scene[0].shape] if plural else scene[0].shape
     size = named.size and world.SIZE_WORDS[named.size][synonym]
     adjectives = " and ".join(w for w in (named.colour, size) if w)
-    text = (f"{number} {_bare(scene[0], named, synonym, plural)}",
-            f"{number} {noun}, {adjectives}" if adjectives else f"{number} {noun}",
-            f"{_bare(scene[0], named, synonym, plural)}, {number}")[template]
-    return text, SceneRequest((ObjectRequest(named.colour, named.shape, named.size,
-                                             count=len(scene)),))
+    text = (
+        f"{number} {_bare(scene[0], named, synonym, plural)}",
+        f"{number} {noun}, {adjectives}" if adjectives else f"{number} {noun}",
+        f"{_bare(scene[0], named, synonym, plural)}, {number}",
+    )[template]
+    return text, SceneRequest(
+        (ObjectRequest(named.colour, named.shape, named.size, count=len(scene)),)
+    )
 
 
 def _draw(split: str, rng: np.random.Generator):
@@ -274,13 +303,16 @@ def _draw(split: str, rng: np.random.Generator):
         return (obj,), text, SceneRequest((ObjectRequest(**world.parse_prompt(text)),))
     i, j = rng.choice(len(pool), 2, replace=False)  # two different colour-shapes
     if kind == "two":
-        scene = tuple(Attributes(*pool[k], SIZES[rng.integers(2)], c)
-                      for k, c in zip((i, j), cells))
+        scene = tuple(
+            Attributes(*pool[k], SIZES[rng.integers(2)], c) for k, c in zip((i, j), cells)
+        )
         return (scene, *_caption_two(scene, rng))
     relation = RELATIONS[rng.integers(len(RELATIONS))]
     a, b = _PLACES[relation][rng.integers(len(_PLACES[relation]))]  # uniform over the layouts
-    scene = (Attributes(*pool[i], SIZES[rng.integers(2)], a),
-             Attributes(*pool[j], SIZES[rng.integers(2)], b))
+    scene = (
+        Attributes(*pool[i], SIZES[rng.integers(2)], a),
+        Attributes(*pool[j], SIZES[rng.integers(2)], b),
+    )
     return (scene, *_caption_relation(scene, relation, rng))
 
 

@@ -28,8 +28,13 @@ class TextEncoder(nn.Module):
         self.position_embedding = nn.Parameter(torch.zeros(config.max_tokens, config.width))
         nn.init.normal_(self.position_embedding, std=0.02)
         layer = nn.TransformerEncoderLayer(
-            d_model=config.width, nhead=config.heads, dim_feedforward=4 * config.width,
-            dropout=0.0, activation="gelu", batch_first=True, norm_first=True,
+            d_model=config.width,
+            nhead=config.heads,
+            dim_feedforward=4 * config.width,
+            dropout=0.0,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
         )
         self.layers = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
         self.final_norm = nn.LayerNorm(config.width)

@@ -43,8 +43,9 @@ class Tokenizer:
         if tuple(vocab[:2]) != SPECIALS or len(set(vocab)) != len(vocab):
             raise ValueError(f"vocab must start with {SPECIALS} and hold each word once")
         if not isinstance(max_tokens, int) or max_tokens < 1:
-            raise ValueError(f"max_tokens must be an integer >= 1 (room for <start>), "
-                             f"got {max_tokens!r}")
+            raise ValueError(
+                f"max_tokens must be an integer >= 1 (room for <start>), got {max_tokens!r}"
+            )
         self.vocab = tuple(vocab)
         self.max_tokens = max_tokens
         self.pad_id, self.start_id = 0, 1
@@ -71,9 +72,13 @@ class Tokenizer:
                 raise UnknownWordError(self._unknown(word, prompt))
         room = self.max_tokens - 1  # <start> takes one place
         if len(words) > room:
-            warnings.warn(PromptTruncatedWarning(
-                f"prompt is {len(words) + 1} tokens long but the limit is {self.max_tokens}; "
-                f"dropped: {_join(words[room:])!r}"), stacklevel=3)
+            warnings.warn(
+                PromptTruncatedWarning(
+                    f"prompt is {len(words) + 1} tokens long but the limit is {self.max_tokens}; "
+                    f"dropped: {_join(words[room:])!r}"
+                ),
+                stacklevel=3,
+            )
             words = words[:room]
         ids = [self.start_id] + [self.ids[w] for w in words]
         return ids + [self.pad_id] * (self.max_tokens - len(ids))
@@ -84,21 +89,28 @@ class Tokenizer:
         known = [w for w in self.vocab if w not in SPECIALS]
         close = difflib.get_close_matches(word, known, n=3)
         if close:
-            return (f"unknown word {word!r} in prompt {prompt!r}; "
-                    f"closest known words: {', '.join(close)}")
-        return (f"unknown word {word!r} in prompt {prompt!r}; no known word is close, "
-                f"the known words are: {' '.join(known)}")
+            return (
+                f"unknown word {word!r} in prompt {prompt!r}; "
+                f"closest known words: {', '.join(close)}"
+            )
+        return (
+            f"unknown word {word!r} in prompt {prompt!r}; no known word is close, "
+            f"the known words are: {' '.join(known)}"
+        )
 
     def encode(self, prompt: str | list[str]) -> torch.Tensor:
         """One prompt or a list of B prompts -> LongTensor (B, max_tokens) (B = 1 for a string)."""
         prompts = [prompt] if isinstance(prompt, str) else prompt
         if not isinstance(prompts, (list, tuple)):
-            raise TypeError(f"encode expects a string or a list of strings, "
-                            f"got {type(prompt).__name__}")
+            raise TypeError(
+                f"encode expects a string or a list of strings, got {type(prompt).__name__}"
+            )
         for p in prompts:
             if not isinstance(p, str):
-                raise TypeError(f"encode expects a string or a list of strings, got a list "
-                                f"holding {type(p).__name__} {p!r}")
+                raise TypeError(
+                    f"encode expects a string or a list of strings, got a list "
+                    f"holding {type(p).__name__} {p!r}"
+                )
         rows = [self._row(p) for p in prompts]
         return torch.tensor(rows, dtype=torch.long).reshape(len(rows), self.max_tokens)
 
@@ -111,5 +123,7 @@ class Tokenizer:
             raise ValueError(f"decode expects ids of shape (B, L) or (L,), got {tuple(ids.shape)}")
         if ids.numel() and (ids.min() < 0 or ids.max() >= len(self)):
             raise ValueError(f"token ids must lie in 0 .. {len(self) - 1}")
-        return [_join([self.vocab[i] for i in row if i not in (self.pad_id, self.start_id)])
-                for row in ids.tolist()]
+        return [
+            _join([self.vocab[i] for i in row if i not in (self.pad_id, self.start_id)])
+            for row in ids.tolist()
+        ]

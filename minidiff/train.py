@@ -36,8 +36,15 @@ from .text_encoder import TextEncoderConfig
 from .tokenizer import MAX_TOKENS, Tokenizer
 from .unet import UNetConfig
 
-__all__ = ["TrainConfig", "TrainingDiverged", "Watch", "learning_rate", "preset", "train",
-           "train_step"]
+__all__ = [
+    "TrainConfig",
+    "TrainingDiverged",
+    "Watch",
+    "learning_rate",
+    "preset",
+    "train",
+    "train_step",
+]
 
 
 @dataclass
@@ -63,48 +70,80 @@ class TrainConfig(LoopConfig):
 
 
 def _text(width: int, layers: int) -> TextEncoderConfig:
-    return TextEncoderConfig(vocab_size=len(Tokenizer()), max_tokens=MAX_TOKENS, width=width,
-                             layers=layers, heads=4)
+    return TextEncoderConfig(
+        vocab_size=len(Tokenizer()), max_tokens=MAX_TOKENS, width=width, layers=layers, heads=4
+    )
 
 
 def preset(name: str) -> tuple[ModelConfig, TrainConfig]:
     """Named (model, training) configurations. 'tiny' is for tests; 'small' is the shipped model."""
     if name == "tiny":  # seconds on a CPU; learns nothing useful
-        model = ModelConfig(text=_text(32, 1),
-                            unet=UNetConfig(channels=(16, 32, 32), context_dim=32, heads=2))
-        return model, TrainConfig(steps=20, batch_size=8, warmup=5, checkpoint_every=10,
-                                  sample_every=20, log_every=5, lr=1e-3)
+        model = ModelConfig(
+            text=_text(32, 1), unet=UNetConfig(channels=(16, 32, 32), context_dim=32, heads=2)
+        )
+        return model, TrainConfig(
+            steps=20,
+            batch_size=8,
+            warmup=5,
+            checkpoint_every=10,
+            sample_every=20,
+            log_every=5,
+            lr=1e-3,
+        )
     if name == "small":  # the shipped model: 1.85M parameters, about 30 minutes of 2 CPU cores.
         # Uniform t, as the fast preset measured; 9000 steps for the last percent of position.
-        model = ModelConfig(text=_text(128, 2),
-                            unet=UNetConfig(channels=(48, 96, 96), context_dim=128, heads=4))
-        return model, TrainConfig(steps=9000, batch_size=64, lr=1e-3, t_sampling="uniform",
-                                  snapshot_steps=(100, 300, 1000, 2000, 3000, 4500, 6000))
+        model = ModelConfig(
+            text=_text(128, 2), unet=UNetConfig(channels=(48, 96, 96), context_dim=128, heads=4)
+        )
+        return model, TrainConfig(
+            steps=9000,
+            batch_size=64,
+            lr=1e-3,
+            t_sampling="uniform",
+            snapshot_steps=(100, 300, 1000, 2000, 3000, 4500, 6000),
+        )
     if name == "fast":  # the small model in 5 minutes on both cores of a laptop (measured:
         # benchmarks/README.md). Uniform t, not logit-normal: the layout (position) is decided
         # at high noise, which logit-normal t rarely shows the network.
         model, _ = preset("small")
-        return model, TrainConfig(steps=100_000, minutes=5.0, batch_size=64, lr=1e-3,
-                                  warmup=200, ema_decay=0.995, t_sampling="uniform",
-                                  checkpoint_every=500, sample_every=500,
-                                  snapshot_steps=tuple(range(250, 4001, 250)))
+        return model, TrainConfig(
+            steps=100_000,
+            minutes=5.0,
+            batch_size=64,
+            lr=1e-3,
+            warmup=200,
+            ema_decay=0.995,
+            t_sampling="uniform",
+            checkpoint_every=500,
+            sample_every=500,
+            snapshot_steps=tuple(range(250, 4001, 250)),
+        )
     if name == "latent":  # the fast recipe on the shipped autoencoder's 8 x 8 x 4 latents: the
         # same U-Net design, with cross-attention at every level, so that it attends on the same
         # 8 x 8 and 4 x 4 grids as the pixel model (whose finest level is 16 x 16)
         model, _ = preset("small")
-        model = replace(model, autoencoder=_autoencoder_config(DEFAULT_AUTOENCODER),
-                        unet=replace(model.unet, image_channels=4, image_size=8, patch=1,
-                                     attention_levels=(0, 1, 2)))
+        model = replace(
+            model,
+            autoencoder=_autoencoder_config(DEFAULT_AUTOENCODER),
+            unet=replace(
+                model.unet, image_channels=4, image_size=8, patch=1, attention_levels=(0, 1, 2)
+            ),
+        )
         _, fast = preset("fast")  # the same 5 minutes, so the two can be compared
-        return model, replace(fast, sample_every=1000, autoencoder=str(DEFAULT_AUTOENCODER),
-                              snapshot_steps=tuple(range(250, 20001, 250)))
+        return model, replace(
+            fast,
+            sample_every=1000,
+            autoencoder=str(DEFAULT_AUTOENCODER),
+            snapshot_steps=tuple(range(250, 20001, 250)),
+        )
     if name == "skewed":  # the fast recipe on a training split where 80% of the stars that
         # captions leave uncoloured are yellow (world.Skew()), for the bias experiment
         model, cfg = preset("fast")
         return model, replace(cfg, skew=world.Skew())
     if name == "base":  # wider, for a GPU
-        model = ModelConfig(text=_text(128, 2),
-                            unet=UNetConfig(channels=(64, 128, 128), context_dim=128, heads=4))
+        model = ModelConfig(
+            text=_text(128, 2), unet=UNetConfig(channels=(64, 128, 128), context_dim=128, heads=4)
+        )
         return model, TrainConfig(steps=10000, batch_size=128, lr=1e-3)
     raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
 
@@ -116,8 +155,10 @@ def _autoencoder_config(path) -> dict:
     try:
         _, metadata = read_file(path)
     except CheckpointError:
-        raise CheckpointError(f"the latent model needs a trained autoencoder at '{path}'; train "
-                              "one with 'minidiff train-autoencoder'") from None
+        raise CheckpointError(
+            f"the latent model needs a trained autoencoder at '{path}'; train "
+            "one with 'minidiff train-autoencoder'"
+        ) from None
     return AutoencoderConfig.from_dict(json.loads(metadata["config"])).to_dict()
 
 
@@ -133,23 +174,32 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, step: int, decay: f
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    return torch.optim.AdamW(trainable_parameters(model), lr=cfg.lr, betas=cfg.betas,
-                             weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(
+        trainable_parameters(model), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
+    )
 
 
-def train_step(model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.optim.Optimizer,
-               step: int, cfg: TrainConfig, alpha_bar: torch.Tensor,
-               progress: float | None = None) -> float:
+def train_step(
+    model: torch.nn.Module,
+    ema: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    cfg: TrainConfig,
+    alpha_bar: torch.Tensor,
+    progress: float | None = None,
+) -> float:
     """One optimizer step on training batch number `step`; returns its loss.
 
     Draws the batch (the same pictures and captions for the same step and seed), noises it with a
     generator seeded by (seed, step), and takes one AdamW step on diffusion.training_loss (with
     condition dropout) at the scheduled learning rate (`progress`: see learning_rate), clipping the
-    gradient norm; then moves the EMA copy. `model` is anything with `.config` (a ModelConfig) that maps (x_t, t, ids) -> out.
+    gradient norm; then moves the EMA copy. `model` is anything with `.config` (a ModelConfig) that
+    maps (x_t, t, ids) -> out.
     """
     dev = next(model.parameters()).device
-    images, captions, _ = world.batch("train", step * cfg.batch_size, cfg.batch_size,
-                                      seed=cfg.seed, skew=cfg.skew)
+    images, captions, _ = world.batch(
+        "train", step * cfg.batch_size, cfg.batch_size, seed=cfg.seed, skew=cfg.skew
+    )
     x0 = pixels.to_tensor(images).to(dev)  # (B, 3, 32, 32)
     if model.autoencoder is not None:  # a latent model denoises the pictures' latents
         with torch.no_grad():
@@ -158,8 +208,17 @@ def train_step(model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.op
     null_ids = _TOKENIZER.encode("")[0].to(dev)  # (L,) the empty prompt
     scaffold.set_learning_rate(optimizer, learning_rate(step, cfg, progress))
     generator = step_generator(cfg.seed, step, dev)
-    loss = training_loss(model, x0, ids, null_ids, alpha_bar, model.config.prediction,
-                         cfg.p_uncond, cfg.t_sampling, generator=generator)
+    loss = training_loss(
+        model,
+        x0,
+        ids,
+        null_ids,
+        alpha_bar,
+        model.config.prediction,
+        cfg.p_uncond,
+        cfg.t_sampling,
+        generator=generator,
+    )
     value = scaffold.optimizer_step(optimizer, loss, step, cfg.grad_clip)
     ema_update(ema, model, step, cfg.ema_decay)
     return value
@@ -176,8 +235,9 @@ class TextToImageTask:
         self.alpha_bar = make_alpha_bar(model.config.schedule, model.config.T)  # float64, CPU
 
     def step(self, step: int, progress: float | None) -> float:
-        return train_step(self.model, self.ema, self.optimizers["opt"], step, self.cfg,
-                          self.alpha_bar, progress)
+        return train_step(
+            self.model, self.ema, self.optimizers["opt"], step, self.cfg, self.alpha_bar, progress
+        )
 
 
 def build_model(model_config: ModelConfig, cfg: TrainConfig, device: torch.device) -> TextToImage:
@@ -186,19 +246,29 @@ def build_model(model_config: ModelConfig, cfg: TrainConfig, device: torch.devic
     model = TextToImage(model_config).to(device)
     if model_config.autoencoder is not None:
         if cfg.autoencoder is None:
-            raise ValueError("a latent model needs TrainConfig.autoencoder, the file of its "
-                             "trained autoencoder")
+            raise ValueError(
+                "a latent model needs TrainConfig.autoencoder, the file of its trained autoencoder"
+            )
         trained = load_autoencoder(cfg.autoencoder, device=device)
         if trained.config != AutoencoderConfig.from_dict(model_config.autoencoder):
-            raise CheckpointError(f"the autoencoder at '{cfg.autoencoder}' is not the one this "
-                                  "model config names; rebuild the preset after retraining it")
+            raise CheckpointError(
+                f"the autoencoder at '{cfg.autoencoder}' is not the one this "
+                "model config names; rebuild the preset after retraining it"
+            )
         model.autoencoder.load_state_dict(trained.state_dict())
     return model
 
 
-def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | Path, *,
-          resume: bool = False, device: str | None = None, watch: Watch | None = None,
-          on_sample: Callable[[TextToImage, int], None] | None = None) -> RunResult:
+def train(
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    device: str | None = None,
+    watch: Watch | None = None,
+    on_sample: Callable[[TextToImage, int], None] | None = None,
+) -> RunResult:
     """Train (or resume) a run in `out_dir`, in the training scaffold (scaffold.run; `watch`:
     progress bar, early stop, log records). At the end (cfg.steps, the time budget, or
     watch.stop) the EMA weights are written to out_dir/model.safetensors.
@@ -212,18 +282,27 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
 
     def after_step(step: int, last: bool) -> None:
         if step in cfg.snapshot_steps:
-            save_model(task.ema, out / "snapshots" / f"step-{step:06d}.safetensors",
-                       info={"step": step}, dtype=torch.float16)
+            save_model(
+                task.ema,
+                out / "snapshots" / f"step-{step:06d}.safetensors",
+                info={"step": step},
+                dtype=torch.float16,
+            )
         if on_sample is not None and (step % cfg.sample_every == 0 or last):
             on_sample(task.ema, step)
             task.ema.train()
 
     task.model.train()
-    result = scaffold.run(task, cfg, out, model_config.to_dict(), resume=resume, watch=watch,
-                          on_step=after_step)
+    result = scaffold.run(
+        task, cfg, out, model_config.to_dict(), resume=resume, watch=watch, on_step=after_step
+    )
     if result.finished:
         last = result.history[-1] if result.history else {}
-        info = {"step": result.step, "train_config": json.loads(json.dumps(asdict(cfg))),
-                "elapsed_s": last.get("elapsed"), "final_loss": last.get("loss")}
+        info = {
+            "step": result.step,
+            "train_config": json.loads(json.dumps(asdict(cfg))),
+            "elapsed_s": last.get("elapsed"),
+            "final_loss": last.get("loss"),
+        }
         save_model(task.ema, out / "model.safetensors", info=info)
     return result

@@ -6,7 +6,8 @@
 
 It runs in the training scaffold (`minidiff.scaffold`), like every training: batch k is always the
 same pictures and the noise of step k comes from step_generator(seed, k), so a resumed run
-continues the same curve; checkpoints are written atomically and Ctrl-C saves one. The loss is the autoencoder's own
+continues the same curve; checkpoints are written atomically and Ctrl-C saves one. The loss is the
+autoencoder's own
 (`Autoencoder.forward`: per-pixel MSE plus a weak KL term). At the end the scale factor is
 measured and the weights are written, fp16, to `out`/autoencoder.safetensors.
 """
@@ -51,8 +52,9 @@ class AutoencoderTask:
     def __init__(self, model: Autoencoder, cfg: AutoencoderTraining):
         self.model, self.cfg = model, cfg
         self.modules = {"model": model}
-        self.optimizers = {"opt": torch.optim.AdamW(model.parameters(), lr=cfg.lr,
-                                                    weight_decay=0.0)}
+        self.optimizers = {
+            "opt": torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+        }
 
     def step(self, step: int, progress: float | None) -> float:
         cfg, optimizer = self.cfg, self.optimizers["opt"]
@@ -63,9 +65,14 @@ class AutoencoderTask:
         return scaffold.optimizer_step(optimizer, loss, step)
 
 
-def train_autoencoder(out: str | Path, cfg: AutoencoderTraining | None = None,
-                      config: AutoencoderConfig | None = None, resume: bool = False,
-                      device: str | None = None, watch: Watch | None = None) -> Autoencoder:
+def train_autoencoder(
+    out: str | Path,
+    cfg: AutoencoderTraining | None = None,
+    config: AutoencoderConfig | None = None,
+    resume: bool = False,
+    device: str | None = None,
+    watch: Watch | None = None,
+) -> Autoencoder:
     """Train (or resume) an autoencoder run in `out` in the training scaffold (scaffold.run);
     returns the trained model (eval mode). watch.stop_at ends the run early at that step, as an
     interruption does (checkpoint, no model file)."""
@@ -73,15 +80,22 @@ def train_autoencoder(out: str | Path, cfg: AutoencoderTraining | None = None,
     cfg.check()
     torch.manual_seed(cfg.seed)
     task = AutoencoderTask(Autoencoder(config).to(pick_device(device)).train(), cfg)
-    result = scaffold.run(task, cfg, out, config.to_dict(), resume=resume, watch=watch,
-                          desc="autoencoder")
+    result = scaffold.run(
+        task, cfg, out, config.to_dict(), resume=resume, watch=watch, desc="autoencoder"
+    )
     model = task.model.eval()
     if not result.finished:  # stopped early: the checkpoint is the result
         return model
     model.config.scale_factor = measure_scale_factor(model)
     last = result.history[-1] if result.history else {}
-    save_autoencoder(model, Path(out) / "autoencoder.safetensors",
-                     info={"steps": result.step, "elapsed_s": last.get("elapsed"),
-                           "final_loss": last.get("loss"),
-                           "train_config": json.loads(json.dumps(asdict(cfg)))})
+    save_autoencoder(
+        model,
+        Path(out) / "autoencoder.safetensors",
+        info={
+            "steps": result.step,
+            "elapsed_s": last.get("elapsed"),
+            "final_loss": last.get("loss"),
+            "train_config": json.loads(json.dumps(asdict(cfg))),
+        },
+    )
     return model

@@ -10,7 +10,8 @@ number and some token vectors to a picture-shaped output, and the diffusion code
 output means (eps, x0 or v).
 
 One departure for speed on a laptop: the 32x32 picture is first folded into 2x2 patches
-(pixel_unshuffle, as in DiT and in the "patched" U-Nets of Simple Diffusion), so the network works at
+(pixel_unshuffle, as in DiT and in the "patched" U-Nets of Simple Diffusion), so the network works
+at
 16x16 with 12 channels and unfolds its output at the end. On a CPU that is about 4x faster per step.
 
 One addition for prompts that say *where*: convolutions look the same everywhere, so a plain U-Net
@@ -89,16 +90,23 @@ class CrossAttention(nn.Module):
     shape (B, heads, H*W, L): for each pixel, how much it looked at each token.
     """
 
-    def __init__(self, channels: int, context_dim: int, heads: int, groups: int,
-                 resolution: int | None = None):
+    def __init__(
+        self,
+        channels: int,
+        context_dim: int,
+        heads: int,
+        groups: int,
+        resolution: int | None = None,
+    ):
         super().__init__()
         if channels % heads:
             raise ValueError(f"channels ({channels}) must be divisible by heads ({heads})")
         self.heads = heads
         self.norm = nn.GroupNorm(groups, channels)
         # where each query pixel is, (H*W, C); zero at the start, learned
-        self.position = (nn.Parameter(torch.zeros(resolution * resolution, channels))
-                         if resolution else None)
+        self.position = (
+            nn.Parameter(torch.zeros(resolution * resolution, channels)) if resolution else None
+        )
         self.to_q = nn.Linear(channels, channels, bias=False)
         self.to_k = nn.Linear(context_dim, channels, bias=False)
         self.to_v = nn.Linear(context_dim, channels, bias=False)
@@ -132,14 +140,20 @@ class CrossAttention(nn.Module):
 class Level(nn.Module):
     """One resolution level: a ResBlock, then cross-attention if this level has it."""
 
-    def __init__(self, c_in: int, c_out: int, emb_dim: int, cfg: UNetConfig, attend: bool,
-                 resolution: int):
+    def __init__(
+        self, c_in: int, c_out: int, emb_dim: int, cfg: UNetConfig, attend: bool, resolution: int
+    ):
         super().__init__()
         self.res = ResBlock(c_in, c_out, emb_dim, cfg.groups)
         self.attn = None
         if attend:
-            self.attn = CrossAttention(c_out, cfg.context_dim, cfg.heads, cfg.groups,
-                                       resolution if cfg.coordinates else None)
+            self.attn = CrossAttention(
+                c_out,
+                cfg.context_dim,
+                cfg.heads,
+                cfg.groups,
+                resolution if cfg.coordinates else None,
+            )
 
     def forward(self, x, emb, context, mask):
         x = self.res(x, emb)
@@ -152,7 +166,9 @@ class UNet(nn.Module):
         self.config = config
         cfg, chs = config, config.channels
         emb_dim = 4 * chs[0]
-        self.time_mlp = nn.Sequential(nn.Linear(chs[0], emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.time_mlp = nn.Sequential(
+            nn.Linear(chs[0], emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
+        )
         # The mean of the prompt's token vectors joins the time embedding, as SDXL adds its pooled
         # text embedding: a cheap global summary of the prompt for every block.
         self.text_mlp = nn.Linear(cfg.context_dim, emb_dim)
@@ -162,17 +178,21 @@ class UNet(nn.Module):
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
         for i, c in enumerate(chs):
-            self.down.append(Level(chs[max(i - 1, 0)], c, emb_dim, cfg, i in cfg.attention_levels,
-                                   size >> i))
+            self.down.append(
+                Level(chs[max(i - 1, 0)], c, emb_dim, cfg, i in cfg.attention_levels, size >> i)
+            )
             last = i == len(chs) - 1
-            self.downsample.append(nn.Identity() if last else nn.Conv2d(c, c, 3, stride=2, padding=1))
+            self.downsample.append(
+                nn.Identity() if last else nn.Conv2d(c, c, 3, stride=2, padding=1)
+            )
         self.mid = Level(chs[-1], chs[-1], emb_dim, cfg, True, size >> (len(chs) - 1))
         self.up = nn.ModuleList()
         self.upsample = nn.ModuleList()
         for i in reversed(range(len(chs))):
             c_out = chs[max(i - 1, 0)]
-            self.up.append(Level(chs[i] * 2, c_out, emb_dim, cfg, i in cfg.attention_levels,
-                                 size >> i))
+            self.up.append(
+                Level(chs[i] * 2, c_out, emb_dim, cfg, i in cfg.attention_levels, size >> i)
+            )
             self.upsample.append(nn.Upsample(scale_factor=2) if i > 0 else nn.Identity())
         self.norm_out = nn.GroupNorm(cfg.groups, chs[0])
         self.conv_out = nn.Conv2d(chs[0], folded, 3, padding=1)
@@ -187,8 +207,10 @@ class UNet(nn.Module):
         cfg = self.config
         expected = (cfg.image_channels, cfg.image_size, cfg.image_size)
         if x_t.ndim != 4 or tuple(x_t.shape[1:]) != expected:
-            raise ValueError(f"x_t must have shape (batch, {', '.join(map(str, expected))}), "
-                             f"got {tuple(x_t.shape)}")
+            raise ValueError(
+                f"x_t must have shape (batch, {', '.join(map(str, expected))}), "
+                f"got {tuple(x_t.shape)}"
+            )
         m = mask.unsqueeze(-1).to(context.dtype)  # (B, L, 1)
         pooled = (context * m).sum(1) / m.sum(1).clamp(min=1)  # (B, D)
         emb = self.time_mlp(timestep_embedding(t, cfg.channels[0])) + self.text_mlp(pooled)

@@ -19,15 +19,30 @@ import numpy as np
 COLOURS = ("red", "orange", "yellow", "green", "blue", "purple")
 SHAPES = ("circle", "square", "triangle", "star")
 SIZES = ("small", "large")
-POSITIONS = ("top left", "top", "top right", "left", "center", "right",
-             "bottom left", "bottom", "bottom right")
+POSITIONS = (
+    "top left",
+    "top",
+    "top right",
+    "left",
+    "center",
+    "right",
+    "bottom left",
+    "bottom",
+    "bottom right",
+)
 HELD_OUT = (("purple", "star"), ("green", "triangle"), ("orange", "circle"))
 ATTRIBUTES = {"colour": COLOURS, "shape": SHAPES, "size": SIZES, "position": POSITIONS}
 SPLITS = ("train", "val", "test")
 IMAGE_SIZE = 32
 BACKGROUND = (235, 235, 235)
-PALETTE = {"red": (215, 40, 40), "orange": (240, 120, 20), "yellow": (235, 200, 20),
-           "green": (40, 160, 65), "blue": (40, 95, 215), "purple": (140, 55, 190)}
+PALETTE = {
+    "red": (215, 40, 40),
+    "orange": (240, 120, 20),
+    "yellow": (235, 200, 20),
+    "green": (40, 160, 65),
+    "blue": (40, 95, 215),
+    "purple": (140, 55, 190),
+}
 WIDTHS = {"small": 10.0, "large": 19.0}  # object width in pixels before jitter; large ~ 2 x small
 POSITION_JITTER = 1.0  # pixels, uniform in [-1, 1] on each axis
 SIZE_JITTER = 0.04  # relative, uniform in [-4 %, +4 %]
@@ -39,18 +54,36 @@ STAR_INNER = 0.5  # inner / outer radius of the star; a slim pentagram (0.38) bl
 # small/tiny are the only synonyms), so a model can learn what each word means.
 SIZE_WORDS = {"large": ("large", "big"), "small": ("small", "tiny")}
 NOUN_FOR_ANY_SHAPE = "shape"
-PHRASES = {"top left": "in the top left", "top": "at the top", "top right": "in the top right",
-           "left": "on the left", "center": "in the center", "right": "on the right",
-           "bottom left": "in the bottom left", "bottom": "at the bottom",
-           "bottom right": "in the bottom right"}
-TEMPLATES = ("a large red circle in the top left", "red circle, top left, large",
-             "a circle that is red and large in the top left", "in the top left, a large red circle",
-             "large red circle, top left", "the large red circle is in the top left",
-             "a circle, red and large, in the top left", "top left, a large red circle")
+PHRASES = {
+    "top left": "in the top left",
+    "top": "at the top",
+    "top right": "in the top right",
+    "left": "on the left",
+    "center": "in the center",
+    "right": "on the right",
+    "bottom left": "in the bottom left",
+    "bottom": "at the bottom",
+    "bottom right": "in the bottom right",
+}
+TEMPLATES = (
+    "a large red circle in the top left",
+    "red circle, top left, large",
+    "a circle that is red and large in the top left",
+    "in the top left, a large red circle",
+    "large red circle, top left",
+    "the large red circle is in the top left",
+    "a circle, red and large, in the top left",
+    "top left, a large red circle",
+)
 GLUE_WORDS = ("a", "an", "that", "is", "and", "in", "at", "on", "the", ",")
-WORDS = (GLUE_WORDS + COLOURS + SHAPES + (NOUN_FOR_ANY_SHAPE,)
-         + tuple(w for words in SIZE_WORDS.values() for w in words)
-         + ("top", "bottom", "left", "right", "center"))
+WORDS = (
+    GLUE_WORDS
+    + COLOURS
+    + SHAPES
+    + (NOUN_FOR_ANY_SHAPE,)
+    + tuple(w for words in SIZE_WORDS.values() for w in words)
+    + ("top", "bottom", "left", "right", "center")
+)
 OMIT_PROBABILITY = {"colour": 0.15, "shape": 0.15, "size": 0.3, "position": 0.3}
 
 
@@ -84,8 +117,11 @@ def _check_split(split: str):
 def combinations(split: str) -> tuple[Attributes, ...]:
     """Every attribute combination a split can show: 378 for train (no HELD_OUT pair), else 432."""
     _check_split(split)
-    return tuple(Attributes(*c) for c in product(COLOURS, SHAPES, SIZES, POSITIONS)
-                 if split != "train" or (c[0], c[1]) not in HELD_OUT)
+    return tuple(
+        Attributes(*c)
+        for c in product(COLOURS, SHAPES, SIZES, POSITIONS)
+        if split != "train" or (c[0], c[1]) not in HELD_OUT
+    )
 
 
 _COMBINATIONS = {split: combinations(split) for split in SPLITS}
@@ -129,12 +165,17 @@ _INSIDE = {
     "triangle": lambda x, y, h: (y >= -h * SQRT3 / 2) & (y + SQRT3 * np.abs(x) <= h * SQRT3 / 2),
     "star": _inside_star,
 }
-HEIGHT_PER_WIDTH = {"circle": 1.0, "square": 1.0, "triangle": SQRT3 / 2,
-                    "star": (1 + math.cos(math.pi / 5)) / (2 * math.sin(2 * math.pi / 5))}
+HEIGHT_PER_WIDTH = {
+    "circle": 1.0,
+    "square": 1.0,
+    "triangle": SQRT3 / 2,
+    "star": (1 + math.cos(math.pi / 5)) / (2 * math.sin(2 * math.pi / 5)),
+}
 
 
-def _coverage(shape: str, cx: np.ndarray, cy: np.ndarray, width: np.ndarray,
-              side: int) -> np.ndarray:
+def _coverage(
+    shape: str, cx: np.ndarray, cy: np.ndarray, width: np.ndarray, side: int
+) -> np.ndarray:
     """Box centres and widths (n,) in pixels from a window's top left corner -> fraction of each
     pixel of the side x side window that the shape covers, (n, side, side)."""
     samples = _SAMPLES[: side * SUPERSAMPLE]
@@ -189,8 +230,11 @@ def coverage(shapes: list[str], cx, cy, width, canvas: int = IMAGE_SIZE) -> np.n
         top = np.clip(np.floor(cy[rows] - side / 2), 0, canvas - side).astype(int)
         window = _coverage(shape, cx[rows] - left, cy[rows] - top, width[rows], side)
         steps = np.arange(side)
-        alpha[rows[:, None, None], top[:, None, None] + steps[None, :, None],
-              left[:, None, None] + steps[None, None, :]] = window  # (m, side, side)
+        alpha[
+            rows[:, None, None],
+            top[:, None, None] + steps[None, :, None],
+            left[:, None, None] + steps[None, None, :],
+        ] = window  # (m, side, side)
     return alpha
 
 
@@ -210,15 +254,17 @@ def _with_article(words: list[str]) -> str:
     return ("an " if words[0][0] in "aeiou" else "a ") + " ".join(words)
 
 
-def caption(attrs: Attributes, rng: np.random.Generator,
-            mention: tuple[str, ...] | None = None) -> str:
+def caption(
+    attrs: Attributes, rng: np.random.Generator, mention: tuple[str, ...] | None = None
+) -> str:
     """A caption naming the attributes in `mention` (random if None) in one of the TEMPLATES."""
     if mention is None:
         mention = _random_mention(rng)
     unknown = set(mention) - set(ATTRIBUTES)
     if unknown:
-        raise ValueError(f"mention names unknown attributes {sorted(unknown)}; "
-                         f"allowed: {', '.join(ATTRIBUTES)}")
+        raise ValueError(
+            f"mention names unknown attributes {sorted(unknown)}; allowed: {', '.join(ATTRIBUTES)}"
+        )
     template, synonym = rng.random(2)
     return caption_in(attrs, mention, int(template * len(TEMPLATES)), int(synonym * 2))
 
@@ -257,11 +303,16 @@ def caption_in(attrs: Attributes, mention: tuple[str, ...], template: int, synon
     return " ".join(w for w in words if w)
 
 
-_MEANINGS = {**{c: ("colour", c) for c in COLOURS}, **{s: ("shape", s) for s in SHAPES},
-             **{w: ("size", size) for size, words in SIZE_WORDS.items() for w in words},
-             "top": ("vertical", "top"), "bottom": ("vertical", "bottom"),
-             "left": ("horizontal", "left"), "right": ("horizontal", "right"),
-             "center": ("center", "center")}  # the words that carry meaning; the rest is glue
+_MEANINGS = {
+    **{c: ("colour", c) for c in COLOURS},
+    **{s: ("shape", s) for s in SHAPES},
+    **{w: ("size", size) for size, words in SIZE_WORDS.items() for w in words},
+    "top": ("vertical", "top"),
+    "bottom": ("vertical", "bottom"),
+    "left": ("horizontal", "left"),
+    "right": ("horizontal", "right"),
+    "center": ("center", "center"),
+}  # the words that carry meaning; the rest is glue
 
 
 def parse_prompt(prompt: str) -> dict[str, str]:
@@ -306,10 +357,13 @@ class Skew:
     def __post_init__(self):
         for name, val in ((self.attribute, self.value), (self.given, self.given_value)):
             if name not in ATTRIBUTES:
-                raise ValueError(f"unknown attribute {name!r}; choose one of {', '.join(ATTRIBUTES)}")
+                raise ValueError(
+                    f"unknown attribute {name!r}; choose one of {', '.join(ATTRIBUTES)}"
+                )
             if val not in ATTRIBUTES[name]:
-                raise ValueError(f"{val!r} is not a {name}; choose one of "
-                                 f"{', '.join(ATTRIBUTES[name])}")
+                raise ValueError(
+                    f"{val!r} is not a {name}; choose one of {', '.join(ATTRIBUTES[name])}"
+                )
         if self.attribute == self.given:
             raise ValueError("the skewed attribute and the given one must differ")
         if not (isinstance(self.share, (int, float)) and 0.0 <= self.share <= 1.0):
@@ -322,17 +376,19 @@ class Skew:
         """attrs with the skewed attribute drawn again: `value` with probability `share`, else
         uniformly one of the other values the split allows with the rest of attrs."""
         fixed = {k: v for k, v in vars(attrs).items() if k != self.attribute}
-        others = [c for c in _COMBINATIONS[split]
-                  if all(getattr(c, k) == v for k, v in fixed.items())
-                  and getattr(c, self.attribute) != self.value]
+        others = [
+            c
+            for c in _COMBINATIONS[split]
+            if all(getattr(c, k) == v for k, v in fixed.items())
+            and getattr(c, self.attribute) != self.value
+        ]
         u = rng.random()
         if u < self.share or not others:
             return Attributes(**{**fixed, self.attribute: self.value})
         return others[min(int((u - self.share) / (1 - self.share) * len(others)), len(others) - 1)]
 
 
-def skew_count(skew: Skew, split: str = "train", n: int = 20000, seed: int = 0
-               ) -> tuple[int, int]:
+def skew_count(skew: Skew, split: str = "train", n: int = 20000, seed: int = 0) -> tuple[int, int]:
     """(hits, total): among the first n pictures of the split drawn with `skew`, the `total` the
     skew applies to, and the `hits` among them with the skewed value: what the model is shown."""
     hits = total = 0
@@ -366,8 +422,9 @@ def _generate(split: str, start: int, n: int, seed: int, skew: Skew | None = Non
         raise ValueError(f"need an integer start >= 0 and n >= 1, got start={start!r}, n={n!r}")
     if skew is not None and not isinstance(skew, Skew):
         raise TypeError(f"skew must be a minidiff.world.Skew, got {type(skew).__name__}")
-    attrs, layouts, captions, mentioned = zip(*(_describe(split, i, seed, skew)
-                                                for i in range(start, start + n)))
+    attrs, layouts, captions, mentioned = zip(
+        *(_describe(split, i, seed, skew) for i in range(start, start + n))
+    )
     return _paint(list(attrs), list(layouts)), list(captions), list(attrs), list(mentioned)
 
 
@@ -403,8 +460,9 @@ def render_prompts(prompts: list[str], seed: int | list[int]) -> np.ndarray:
     pictures = []
     for prompt in prompts:
         named = parse_prompt(prompt)
-        attrs = {k: named.get(k) or values[rng.integers(len(values))]
-                 for k, values in ATTRIBUTES.items()}
+        attrs = {
+            k: named.get(k) or values[rng.integers(len(values))] for k, values in ATTRIBUTES.items()
+        }
         pictures.append(render(Attributes(**attrs), rng))
     return np.stack(pictures)
 
@@ -425,7 +483,11 @@ def export_split(split: str, n: int, out_dir, seed: int = 0) -> Path:
             for i, image in enumerate(images):
                 file = f"{start + i:0{digits}d}.png"
                 Image.fromarray(image).save(out_dir / file)
-                row = {"file": file, "caption": captions[i], **vars(attrs[i]),
-                       "mentioned": list(mentioned[i])}
+                row = {
+                    "file": file,
+                    "caption": captions[i],
+                    **vars(attrs[i]),
+                    "mentioned": list(mentioned[i]),
+                }
                 lines.write(json.dumps(row) + "\n")
     return out_dir

@@ -25,18 +25,33 @@ from minidiff.pipeline import WEIGHTS_DIR
 
 WEIGHTS = WEIGHTS_DIR
 KINDS = {
-    "autoencoder": ("autoencoder.safetensors", "minidiff train-autoencoder --out {run}",
-                    ("The autoencoder of the latent model: 32x32x3 pictures to 8x8x4 latents and "
-                    "back. A KL-regularised VAE as in latent diffusion, trained on Shapes-world "
-                    "training pictures drawn on the fly.")),
-    "latent": ("minidiff-latent.safetensors", "minidiff train --preset latent --out {run}",
-               ("The latent text-to-image model of notebook 07: the shipped model's text encoder "
-               "and U-Net design, denoising the autoencoder's 8x8x4 latents; the autoencoder's "
-               "frozen weights travel in the same file.")),
-    "skewed": ("minidiff-skewed.safetensors", "minidiff train --preset skewed --out {run}",
-               ("The model of notebook 09's bias experiment: the fast recipe on a training split "
-               "in which 80% of the stars whose caption names no colour are yellow "
-               "(minidiff.world.Skew()); 20% would be yellow without the skew.")),
+    "autoencoder": (
+        "autoencoder.safetensors",
+        "minidiff train-autoencoder --out {run}",
+        (
+            "The autoencoder of the latent model: 32x32x3 pictures to 8x8x4 latents and "
+            "back. A KL-regularised VAE as in latent diffusion, trained on Shapes-world "
+            "training pictures drawn on the fly."
+        ),
+    ),
+    "latent": (
+        "minidiff-latent.safetensors",
+        "minidiff train --preset latent --out {run}",
+        (
+            "The latent text-to-image model of notebook 07: the shipped model's text encoder "
+            "and U-Net design, denoising the autoencoder's 8x8x4 latents; the autoencoder's "
+            "frozen weights travel in the same file."
+        ),
+    ),
+    "skewed": (
+        "minidiff-skewed.safetensors",
+        "minidiff train --preset skewed --out {run}",
+        (
+            "The model of notebook 09's bias experiment: the fast recipe on a training split "
+            "in which 80% of the stars whose caption names no colour are yellow "
+            "(minidiff.world.Skew()); 20% would be yellow without the skew."
+        ),
+    ),
 }
 
 
@@ -56,17 +71,21 @@ def main() -> None:
         info = {**model.info, "commit": args.commit, "command": command}
         save_autoencoder(model, target, info)
         seconds, seed, steps = info["elapsed_s"], info["train_config"]["seed"], info["steps"]
-        parts = f"{count_parameters(model):,} parameters, channels {model.config.channels}, " \
-                f"scale factor {model.config.scale_factor:.4f}"
+        parts = (
+            f"{count_parameters(model):,} parameters, channels {model.config.channels}, "
+            f"scale factor {model.config.scale_factor:.4f}"
+        )
     else:
         model, info = load_model(args.run / "model.safetensors")
         info = {**info, "commit": args.commit, "command": command}
         save_model(model, target, info=info, dtype=torch.float16)
         seconds, seed, steps = info["elapsed_s"], info["train_config"]["seed"], info["step"]
-        parts = (f"U-Net {count_parameters(model.unet):,} and text encoder "
-                 f"{count_parameters(model.text_encoder):,} parameters; U-Net channels "
-                 f"{model.config.unet.channels} on {model.config.unet.image_channels} x "
-                 f"{model.config.unet.image_size} x {model.config.unet.image_size} inputs")
+        parts = (
+            f"U-Net {count_parameters(model.unet):,} and text encoder "
+            f"{count_parameters(model.text_encoder):,} parameters; U-Net channels "
+            f"{model.config.unet.channels} on {model.config.unet.image_channels} x "
+            f"{model.config.unet.image_size} x {model.config.unet.image_size} inputs"
+        )
     total = sum(f.stat().st_size for f in WEIGHTS.rglob("*.safetensors"))
     card = f"""# {name}: model card
 
@@ -81,7 +100,7 @@ def main() -> None:
 | wall time | {seconds / 60:.1f} minutes for {steps} steps |
 | network | {parts} |
 | on disk | float16, {target.stat().st_size / 1e6:.2f} MB; all shipped weights {total / 1e6:.1f} MB |
-| written | {datetime.now(timezone.utc).strftime('%Y-%m-%d')} |
+| written | {datetime.now(timezone.utc).strftime("%Y-%m-%d")} |
 
 ## Evaluation
 

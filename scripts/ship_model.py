@@ -29,7 +29,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--run", required=True, type=Path)
     p.add_argument("--commit", required=True)
-    p.add_argument("--evaluation", required=True, type=Path, help="saved `minidiff evaluate` output")
+    p.add_argument(
+        "--evaluation", required=True, type=Path, help="saved `minidiff evaluate` output"
+    )
     p.add_argument("--snapshots", type=int, nargs="*", default=[])
     p.add_argument("--hardware", default=None, help="how the run was placed on the machine")
     p.add_argument("--half", action="store_true", help="store the model in float16")
@@ -38,8 +40,11 @@ def main() -> None:
 
     model, info = load_model(args.run / "model.safetensors")
     log = [json.loads(line) for line in (args.run / "log.jsonl").read_text().splitlines()]
-    info = {**info, "commit": args.commit, "command": "minidiff train --preset small --out "
-            f"{args.run}"}
+    info = {
+        **info,
+        "commit": args.commit,
+        "command": f"minidiff train --preset small --out {args.run}",
+    }
     target = WEIGHTS / "minidiff-shapes.safetensors"
     save_model(model, target, info=info, dtype=torch.float16 if args.half else None)
     snap_dir = WEIGHTS / "snapshots"
@@ -63,18 +68,18 @@ Nothing was downloaded; no pretrained component was used.
 ## How it was made
 | | |
 | --- | --- |
-| command | `{info['command']}` |
-| seed | {tc['seed']} |
+| command | `{info["command"]}` |
+| seed | {tc["seed"]} |
 | code | commit `{args.commit}` |
 | hardware | {args.hardware or cpu_name()}, torch {torch.__version__} |
-| wall time | {minutes:.1f} minutes for {info['step']} steps of {tc['batch_size']} pictures |
-| final training loss | {log[-1]['loss']:.4f} (v-prediction MSE, one batch) |
-| written | {datetime.now(timezone.utc).strftime('%Y-%m-%d')} |
+| wall time | {minutes:.1f} minutes for {info["step"]} steps of {tc["batch_size"]} pictures |
+| final training loss | {log[-1]["loss"]:.4f} (v-prediction MSE, one batch) |
+| written | {datetime.now(timezone.utc).strftime("%Y-%m-%d")} |
 
-Training settings: AdamW (lr {tc['lr']}, weight decay {tc['weight_decay']}, warm-up {tc['warmup']}
-steps, cosine decay to lr/10), gradient clip {tc['grad_clip']}, EMA decay {tc['ema_decay']} (the
-shipped weights are the EMA), condition dropout {tc['p_uncond']} (for classifier-free guidance),
-timesteps drawn {tc['t_sampling'].replace('_', '-')}.
+Training settings: AdamW (lr {tc["lr"]}, weight decay {tc["weight_decay"]}, warm-up {tc["warmup"]}
+steps, cosine decay to lr/10), gradient clip {tc["grad_clip"]}, EMA decay {tc["ema_decay"]} (the
+shipped weights are the EMA), condition dropout {tc["p_uncond"]} (for classifier-free guidance),
+timesteps drawn {tc["t_sampling"].replace("_", "-")}.
 
 ## What it is
 | part | |
@@ -82,10 +87,10 @@ timesteps drawn {tc['t_sampling'].replace('_', '-')}.
 | objective | predicts v (`prediction="{cfg.prediction}"`) on the {cfg.schedule} schedule, T = {cfg.T} |
 | U-Net | {count_parameters(model.unet):,} parameters; channels {cfg.unet.channels} at 16/8/4 px after 2x2 patching; cross-attention at levels {cfg.unet.attention_levels} and the middle; coordinate channels |
 | text encoder | {count_parameters(model.text_encoder):,} parameters; {cfg.text.layers} transformer layers of width {cfg.text.width}, {cfg.text.max_tokens} tokens |
-| weights on disk | {'float16' if args.half else 'float32'}, {target.stat().st_size / 1e6:.1f} MB; all shipped weights together {sum(sizes) / 1e6:.1f} MB |
+| weights on disk | {"float16" if args.half else "float32"}, {target.stat().st_size / 1e6:.1f} MB; all shipped weights together {sum(sizes) / 1e6:.1f} MB |
 
 Training snapshots for the "watch it learn" lesson (EMA weights, float16):
-{', '.join(f'step {s}' for s in args.snapshots) or 'none'} in `minidiff/weights/snapshots/`.
+{", ".join(f"step {s}" for s in args.snapshots) or "none"} in `minidiff/weights/snapshots/`.
 
 ## Evaluation
 `minidiff evaluate` (defaults of the pipeline; fixed prompts and seeds; the judge is
@@ -102,7 +107,9 @@ It knows only the Shapes world: one flat shape of six colours, four kinds, two s
 positions on a light 32x32 background. Any other word is refused by the tokenizer.
 """
     (WEIGHTS / "MODEL_CARD.md").write_text(card)
-    print(f"shipped {target} and {len(args.snapshots)} snapshots; wrote {WEIGHTS / 'MODEL_CARD.md'}")
+    print(
+        f"shipped {target} and {len(args.snapshots)} snapshots; wrote {WEIGHTS / 'MODEL_CARD.md'}"
+    )
 
 
 if __name__ == "__main__":

@@ -48,7 +48,9 @@ def test_the_kl_term_is_the_closed_form_kl_to_a_standard_normal():
     mean, logvar = ae.posterior(x)
     q = torch.distributions.Normal(mean, torch.exp(0.5 * logvar))
     p = torch.distributions.Normal(torch.zeros_like(mean), torch.ones_like(mean))
-    expected = torch.nn.functional.mse_loss(x_hat, x) + torch.distributions.kl_divergence(q, p).mean()
+    expected = (
+        torch.nn.functional.mse_loss(x_hat, x) + torch.distributions.kl_divergence(q, p).mean()
+    )
     torch.testing.assert_close(loss, expected)
 
 
@@ -92,8 +94,9 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, msg=name)
     with pytest.raises(ValueError, match="other training settings"):
-        train_autoencoder(tmp_path / "half", replace(QUICK, lr=1e-4), TINY, resume=True,
-                          watch=QUIET)
+        train_autoencoder(
+            tmp_path / "half", replace(QUICK, lr=1e-4), TINY, resume=True, watch=QUIET
+        )
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train_autoencoder(tmp_path / "none", QUICK, TINY, resume=True, watch=QUIET)
 
@@ -115,15 +118,20 @@ def test_a_latent_model_file_carries_its_autoencoder(tmp_path):
     from minidiff.train import preset
 
     tiny, _ = preset("tiny")
-    config = replace(tiny, autoencoder=TINY.to_dict(),
-                     unet=replace(tiny.unet, image_channels=4, image_size=8, patch=1))
+    config = replace(
+        tiny,
+        autoencoder=TINY.to_dict(),
+        unet=replace(tiny.unet, image_channels=4, image_size=8, patch=1),
+    )
     model = TextToImage(config)
-    assert not any(p is q for p in trainable_parameters(model)
-                   for q in model.autoencoder.parameters())
+    assert not any(
+        p is q for p in trainable_parameters(model) for q in model.autoencoder.parameters()
+    )
     save_model(model, tmp_path / "latent.safetensors")
     back, _ = load_model(tmp_path / "latent.safetensors")
-    torch.testing.assert_close(back.autoencoder.decoder[0].weight,
-                               model.autoencoder.decoder[0].weight)
+    torch.testing.assert_close(
+        back.autoencoder.decoder[0].weight, model.autoencoder.decoder[0].weight
+    )
     with pytest.raises(ValueError, match="latent U-Net must take 4 channels of 8 x 8"):
         TextToImage(replace(config, unet=tiny.unet))
 

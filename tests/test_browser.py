@@ -34,8 +34,15 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "04_sampling.ipynb"
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 RUN_SECONDS = 420  # for the whole notebook to run on a slow laptop CPU
 STEP_LABEL = re.compile(r"step (\d+) of (\d+)")
 
@@ -61,8 +68,9 @@ def _free_port() -> int:
 
 
 def _api(base: str, token: str, path: str, method: str = "GET"):
-    request = urllib.request.Request(f"{base}{path}", method=method,
-                                     headers={"Authorization": f"token {token}"})
+    request = urllib.request.Request(
+        f"{base}{path}", method=method, headers={"Authorization": f"token {token}"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         body = response.read()
     return json.loads(body) if body else None
@@ -87,26 +95,49 @@ def lab(tmp_path):
     # the static twins, copied: Jupyter's file server refuses links that lead outside its root
     shutil.copytree(REPO / "figures", root / "figures")
     settings = tmp_path / "settings" / "@jupyterlab"
-    for extension, name, value in (  # no news pop-up; every cell in the page, not only those in view
-            ("apputils-extension", "notification", '{"fetchNews": "false"}'),
-            ("notebook-extension", "tracker", '{"windowingMode": "none"}')):
+    for (
+        extension,
+        name,
+        value,
+    ) in (  # no news pop-up; every cell in the page, not only those in view
+        ("apputils-extension", "notification", '{"fetchNews": "false"}'),
+        ("notebook-extension", "tracker", '{"windowingMode": "none"}'),
+    ):
         (settings / extension).mkdir(parents=True)
         (settings / extension / f"{name}.jupyterlab-settings").write_text(value)
     port, token = _free_port(), secrets.token_hex(16)
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),  # nothing in $HOME
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-           "JUPYTER_DATA_DIR": str(tmp_path / "data"), "IPYTHONDIR": str(tmp_path / "ipython"),
-           "JUPYTER_CONFIG_PATH": str(REPO / "scripts" / "jupyter" / "config")}
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),  # nothing in $HOME
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "JUPYTER_DATA_DIR": str(tmp_path / "data"),
+        "IPYTHONDIR": str(tmp_path / "ipython"),
+        "JUPYTER_CONFIG_PATH": str(REPO / "scripts" / "jupyter" / "config"),
+    }
     log = open(tmp_path / "jupyter.log", "w")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
-         "--ServerApp.ip=127.0.0.1",
-         f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         f"--LabApp.user_settings_dir={tmp_path / 'settings'}",
-         f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            "--allow-root",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            f"--LabApp.user_settings_dir={tmp_path / 'settings'}",
+            f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ],
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -116,8 +147,10 @@ def lab(tmp_path):
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("JupyterLab did not start:\n"
-                                + (tmp_path / "jupyter.log").read_text()[-3000:])
+                    pytest.fail(
+                        "JupyterLab did not start:\n"
+                        + (tmp_path / "jupyter.log").read_text()[-3000:]
+                    )
                 time.sleep(0.5)
         yield base, token
     finally:
@@ -138,8 +171,11 @@ def lab(tmp_path):
 
 def _tracebacks(page) -> list[str]:
     """The tracebacks of failed cells (JupyterLab shows them as stderr output)."""
-    return [text for text in page.locator(".jp-OutputArea-output").all_inner_texts()
-            if "Traceback (most recent call last)" in text]
+    return [
+        text
+        for text in page.locator(".jp-OutputArea-output").all_inner_texts()
+        if "Traceback (most recent call last)" in text
+    ]
 
 
 def _run_all_cells(page) -> None:
@@ -164,8 +200,10 @@ def _run_all_cells(page) -> None:
     while waiting.count():
         if time.monotonic() > deadline:
             page.screenshot(path=ARTIFACTS / "browser-04-failed.png")
-            pytest.fail(f"{NOTEBOOK.name} did not finish in {RUN_SECONDS} s (see "
-                        "test-artifacts/browser-04-failed.png)")
+            pytest.fail(
+                f"{NOTEBOOK.name} did not finish in {RUN_SECONDS} s (see "
+                "test-artifacts/browser-04-failed.png)"
+            )
         page.wait_for_timeout(500)
 
 
@@ -189,10 +227,14 @@ def test_step_slider_moves_the_picture_in_a_real_browser(lab):
             slider = page.locator(".widget-slider:has(.widget-label:text-is('step'))").first
             if not slider.is_visible():
                 page.screenshot(path=ARTIFACTS / "browser-04-failed.png")
-                pytest.fail(f"{NOTEBOOK.name} ran but shows no step slider; its errors: "
-                            + "\n".join(_tracebacks(page))[-3000:])
-            explorer = slider.locator("xpath=ancestor::div[contains(concat(' ', "
-                                      "normalize-space(@class), ' '), ' widget-vbox ')][1]")
+                pytest.fail(
+                    f"{NOTEBOOK.name} ran but shows no step slider; its errors: "
+                    + "\n".join(_tracebacks(page))[-3000:]
+                )
+            explorer = slider.locator(
+                "xpath=ancestor::div[contains(concat(' ', "
+                "normalize-space(@class), ' '), ' widget-vbox ')][1]"
+            )
             picture = explorer.locator("img.widget-image").first
             label = explorer.locator(".widget-html", has_text=STEP_LABEL).first
             expect(picture).to_have_attribute("src", re.compile(".+"), timeout=30_000)

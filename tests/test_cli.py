@@ -8,9 +8,24 @@ from minidiff.cli import main
 
 def test_generate_writes_a_grid_and_single_pictures(tiny_model_file, tmp_path, capsys):
     grid = tmp_path / "grid.png"
-    main(["generate", "a large red star in the top left", "--n", "4", "--steps", "3",
-          "--weights", str(tiny_model_file), "--out", str(grid), "--out-dir", str(tmp_path / "one"),
-          "--device", "cpu"])
+    main(
+        [
+            "generate",
+            "a large red star in the top left",
+            "--n",
+            "4",
+            "--steps",
+            "3",
+            "--weights",
+            str(tiny_model_file),
+            "--out",
+            str(grid),
+            "--out-dir",
+            str(tmp_path / "one"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert Image.open(grid).size[0] > 4 * 32
     assert sorted(p.name for p in (tmp_path / "one").iterdir()) == [f"00{i}.png" for i in range(4)]
     assert Image.open(tmp_path / "one" / "000.png").size == (32, 32)
@@ -18,8 +33,16 @@ def test_generate_writes_a_grid_and_single_pictures(tiny_model_file, tmp_path, c
 
 def test_generate_reports_a_bad_prompt_in_one_line(tiny_model_file, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["generate", "a pruple star", "--weights", str(tiny_model_file),
-              "--out", str(tmp_path / "g.png")])
+        main(
+            [
+                "generate",
+                "a pruple star",
+                "--weights",
+                str(tiny_model_file),
+                "--out",
+                str(tmp_path / "g.png"),
+            ]
+        )
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("minidiff generate: error: unknown word 'pruple'")
@@ -31,13 +54,39 @@ def test_a_negative_prompt_without_guidance_is_refused(tiny_model_file, tmp_path
     """Guidance 1 (the default) uses no unconditional guess, so a negative prompt would do
     nothing: the command says so instead of drawing as if it had been heard."""
     with pytest.raises(SystemExit) as exit_info:
-        main(["generate", "a circle", "--negative", "red", "--weights", str(tiny_model_file),
-              "--out", str(tmp_path / "g.png")])
+        main(
+            [
+                "generate",
+                "a circle",
+                "--negative",
+                "red",
+                "--weights",
+                str(tiny_model_file),
+                "--out",
+                str(tmp_path / "g.png"),
+            ]
+        )
     assert exit_info.value.code == 2
     assert "--negative 'red' acts only through guidance" in capsys.readouterr().err
     assert not (tmp_path / "g.png").exists()
-    main(["generate", "a circle", "--negative", "red", "--guidance", "3", "--steps", "2",
-          "--weights", str(tiny_model_file), "--out", str(tmp_path / "g.png"), "--device", "cpu"])
+    main(
+        [
+            "generate",
+            "a circle",
+            "--negative",
+            "red",
+            "--guidance",
+            "3",
+            "--steps",
+            "2",
+            "--weights",
+            str(tiny_model_file),
+            "--out",
+            str(tmp_path / "g.png"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert (tmp_path / "g.png").exists()
 
 
@@ -104,12 +153,22 @@ def test_train_autoencoder_writes_its_file_and_reports_it(tmp_path, capsys, monk
 
     tiny = AutoencoderConfig(channels=(8, 8, 16))
     original = tae.train_autoencoder
-    monkeypatch.setattr(tae, "train_autoencoder",
-                        lambda out, cfg, **kw: original(out, cfg, config=tiny, **kw))
+    monkeypatch.setattr(
+        tae, "train_autoencoder", lambda out, cfg, **kw: original(out, cfg, config=tiny, **kw)
+    )
     main(["train-autoencoder", "--out", str(tmp_path / "ae"), "--steps", "2"])
     out = capsys.readouterr().out
     assert "autoencoder on 1000 test pictures" in out and "PSNR" in out
-    main(["evaluate-autoencoder", "--weights", str(tmp_path / "ae" / "autoencoder.safetensors"),
-          "--n", "50", "--json", str(tmp_path / "r.json")])
+    main(
+        [
+            "evaluate-autoencoder",
+            "--weights",
+            str(tmp_path / "ae" / "autoencoder.safetensors"),
+            "--n",
+            "50",
+            "--json",
+            str(tmp_path / "r.json"),
+        ]
+    )
     assert "autoencoder on 50 test pictures" in capsys.readouterr().out
     assert (tmp_path / "r.json").exists()

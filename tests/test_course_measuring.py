@@ -27,8 +27,9 @@ def pipe():
 def _two_objects() -> np.ndarray:
     """Two rendered pictures laid over each other: a red circle on the left, a blue square on
     the right."""
-    a, b = world.render_prompts(["a small red circle on the left",
-                                 "a small blue square on the right"], 0)
+    a, b = world.render_prompts(
+        ["a small red circle on the left", "a small blue square on the right"], 0
+    )
     background = (a == world.BACKGROUND).all(axis=-1, keepdims=True)
     return np.where(background, b, a)
 
@@ -58,8 +59,11 @@ def test_failures_find_what_is_wrong_and_nothing_in_real_pictures(judge):
     assert set(kinds) == set(measuring.KINDS)
     assert measuring.failure_rates(kinds)["any"] <= 0.03  # the judge's own errors
     blank = np.full((1, 32, 32, 3), world.BACKGROUND, np.uint8)
-    flagged = measuring.failures(np.concatenate([blank, _two_objects()[None], real[:1]]),
-                                 ["a red circle", "a red circle", "a large green star"], judge)
+    flagged = measuring.failures(
+        np.concatenate([blank, _two_objects()[None], real[:1]]),
+        ["a red circle", "a red circle", "a large green star"],
+        judge,
+    )
     assert flagged["blank"].tolist() == [True, False, False]
     assert flagged["two objects"].tolist() == [False, True, False]
     assert flagged["wrong shape"][2] or flagged["wrong colour"][2]  # real[0] is no green star
@@ -71,7 +75,8 @@ def test_the_wilson_interval_holds_the_share_and_narrows_with_more_pictures():
     low2, high2 = measuring.wilson(800, 1000)
     assert low < low2 < 0.8 < high2 < high
     assert measuring.wilson(0, 10)[0] == 0 and measuring.wilson(0, 10)[1] == pytest.approx(
-        0.2775, abs=1e-3)
+        0.2775, abs=1e-3
+    )
 
 
 def test_skew_prompts_name_the_shape_and_never_the_colour():
@@ -99,8 +104,9 @@ def test_a_square_mask_covers_side_squared_pixels():
 def test_inpainting_keeps_every_pixel_outside_the_mask(pipe, judge):
     source, _ = edits.source_picture("a large blue square in the center")
     mask = edits.square_mask((16, 16), 16)
-    result = edits.inpaint_measure(pipe, source, mask, "a large purple star in the center", n=2,
-                                   judge=judge)
+    result = edits.inpaint_measure(
+        pipe, source, mask, "a large purple star in the center", n=2, judge=judge
+    )
     assert result["outside_max_change"] == 0
     assert (result["images"][:, ~mask] == source[~mask]).all()
     assert result["images"].shape == (2, 32, 32, 3) and result["objects"].shape == (2,)
@@ -108,8 +114,9 @@ def test_inpainting_keeps_every_pixel_outside_the_mask(pipe, judge):
 
 def test_img2img_at_strength_0_is_the_picture_and_at_1_follows_the_prompt(pipe, judge):
     source, named = edits.source_picture("a large red circle in the top left")
-    sweep = edits.img2img_sweep(pipe, source, named, "a blue circle", strengths=(0.0, 1.0), n=4,
-                                judge=judge)
+    sweep = edits.img2img_sweep(
+        pipe, source, named, "a blue circle", strengths=(0.0, 1.0), n=4, judge=judge
+    )
     assert (sweep[0.0]["images"] == source).all() and sweep[0.0]["kept colour"] == 1.0
     assert sweep[1.0]["asked colour"] >= 0.75
 
@@ -144,8 +151,9 @@ def test_the_bias_explorer_measures_each_model_at_each_scale(pipe, judge):
 def test_the_census_counts_failures_per_setting(pipe, judge):
     prompts = gallery.full_prompts()
     assert len(prompts) == 432 and len(set(prompts)) == 432
-    census = gallery.census(pipe, judge, settings=[gallery.DEFAULT], prompts=prompts[:6],
-                            progress=False)
+    census = gallery.census(
+        pipe, judge, settings=[gallery.DEFAULT], prompts=prompts[:6], progress=False
+    )
     (result,) = census.values()
     assert result["images"].shape == (6, 32, 32, 3)
     assert set(result["rates"]) == {*measuring.KINDS, "any"}
@@ -164,12 +172,12 @@ def test_the_size_ladder_file_holds_three_sizes_about_4x_apart():
         paths.read_results("missing.json", "make it")
 
 
-
 def test_the_explorers_show_their_dropdowns(pipe, judge):
     from minidiff.checkpoint import load_autoencoder
 
-    inpaint = edits.InpaintExplorer(pipe, prompts=("a large purple star in the center",),
-                                    sides=(8,), n=1, judge=judge)
+    inpaint = edits.InpaintExplorer(
+        pipe, prompts=("a large purple star in the center",), sides=(8,), n=1, judge=judge
+    )
     explorers = [inpaint, latent.LatentExplorer(load_autoencoder(), n_pictures=1, ts=(0,))]
     for explorer in explorers:
         shown, stack = [], list(explorer.children)

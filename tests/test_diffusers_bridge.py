@@ -41,8 +41,9 @@ def busy_pipe(tiny_pipe):
 def test_scheduler_alphas_cumprod_is_alpha_bar(schedule):
     config = ModelConfig(text=preset("tiny")[0].text, schedule=schedule)
     scheduler = diffusers_scheduler(config)
-    assert torch.allclose(scheduler.alphas_cumprod.double(), make_alpha_bar(schedule, config.T),
-                          rtol=1e-6, atol=0)
+    assert torch.allclose(
+        scheduler.alphas_cumprod.double(), make_alpha_bar(schedule, config.T), rtol=1e-6, atol=0
+    )
 
 
 def test_scheduler_reads_the_model_config(tiny_pipe):
@@ -50,15 +51,17 @@ def test_scheduler_reads_the_model_config(tiny_pipe):
     assert scheduler.config.num_train_timesteps == tiny_pipe.config.T
     assert scheduler.config.prediction_type == "v_prediction"
     assert scheduler.config.timestep_spacing == "trailing"
-    torch.testing.assert_close(scheduler.alphas_cumprod.double(), tiny_pipe.alpha_bar,
-                               rtol=1e-6, atol=0)
+    torch.testing.assert_close(
+        scheduler.alphas_cumprod.double(), tiny_pipe.alpha_bar, rtol=1e-6, atol=0
+    )
 
 
 @pytest.mark.parametrize("kind", ["ddim", "ddpm"])
 def test_diffusers_loop_draws_the_pipelines_pictures(busy_pipe, kind):
     ours = busy_pipe.generate(PROMPT, n=3, steps=10, guidance_scale=3.0, seed=7, sampler=kind)
-    theirs = sample_with_diffusers(busy_pipe, PROMPT, n=3, steps=10, guidance_scale=3.0, seed=7,
-                                   kind=kind)
+    theirs = sample_with_diffusers(
+        busy_pipe, PROMPT, n=3, steps=10, guidance_scale=3.0, seed=7, kind=kind
+    )
     assert theirs.shape == ours.shape == (3, 32, 32, 3) and theirs.dtype == np.uint8
     assert np.abs(theirs.astype(int) - ours.astype(int)).max() <= 2
     other_seed = busy_pipe.generate(PROMPT, n=3, steps=10, guidance_scale=3.0, seed=8, sampler=kind)
@@ -83,9 +86,11 @@ SPREAD = 0.2  # the data: pictures whose pixels are N(0, SPREAD²), so x0_hat st
 def gaussian_eps_fn(alpha_bar):
     """The exact eps_hat(x_t, t) for data N(0, SPREAD² I): E[eps | x_t] = sqrt(1 - ᾱ) x_t /
     (ᾱ SPREAD² + 1 - ᾱ). Its probability-flow ODE has a closed-form end point (exact_x0)."""
+
     def eps_fn(x_t, t):
         ab = alpha_bar[t].float()
         return x_t * (1 - ab).sqrt() / (ab * SPREAD**2 + 1 - ab)
+
     return eps_fn
 
 
@@ -128,9 +133,19 @@ def test_each_twin_computes_minidiffs_steps(eps_config, kind):
     eps_fn = gaussian_eps_fn(alpha_bar)
     x_T = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     for steps in (5, 20):
-        theirs = diffusers_loop(diffusers_scheduler(eps_config, kind, prediction="eps"), eps_fn,
-                                x_T, steps, torch.Generator().manual_seed(2))
-        ours, _ = sample(eps_fn, x_T, alpha_bar, make_timesteps(steps, eps_config.T),
-                         SampleOptions(sampler=TWINS[kind], generator=torch.Generator().manual_seed(2)))
+        theirs = diffusers_loop(
+            diffusers_scheduler(eps_config, kind, prediction="eps"),
+            eps_fn,
+            x_T,
+            steps,
+            torch.Generator().manual_seed(2),
+        )
+        ours, _ = sample(
+            eps_fn,
+            x_T,
+            alpha_bar,
+            make_timesteps(steps, eps_config.T),
+            SampleOptions(sampler=TWINS[kind], generator=torch.Generator().manual_seed(2)),
+        )
         torch.testing.assert_close(theirs, ours, rtol=0, atol=1e-3)
         assert (theirs - x_T).abs().max() > 0.1  # it did move

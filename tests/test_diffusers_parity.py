@@ -33,18 +33,26 @@ def _randn(seed):
 
 
 def ddim(schedule, spacing="trailing", n_steps=None, clip=False):
-    scheduler = diffusers.DDIMScheduler(num_train_timesteps=T, beta_schedule=SCHEDULES[schedule],
-                                        clip_sample=clip, set_alpha_to_one=True,
-                                        timestep_spacing=spacing)
+    scheduler = diffusers.DDIMScheduler(
+        num_train_timesteps=T,
+        beta_schedule=SCHEDULES[schedule],
+        clip_sample=clip,
+        set_alpha_to_one=True,
+        timestep_spacing=spacing,
+    )
     if n_steps is not None:
         scheduler.set_timesteps(n_steps)
     return scheduler
 
 
 def ddpm(schedule, spacing="leading", n_steps=None):
-    scheduler = diffusers.DDPMScheduler(num_train_timesteps=T, beta_schedule=SCHEDULES[schedule],
-                                        clip_sample=False, variance_type="fixed_small",
-                                        timestep_spacing=spacing)
+    scheduler = diffusers.DDPMScheduler(
+        num_train_timesteps=T,
+        beta_schedule=SCHEDULES[schedule],
+        clip_sample=False,
+        variance_type="fixed_small",
+        timestep_spacing=spacing,
+    )
     if n_steps is not None:
         scheduler.set_timesteps(n_steps)
     return scheduler
@@ -83,8 +91,14 @@ def test_ddim_step_is_diffusers_ddim_step(schedule, spacing, n_steps, eta):
         t = int(t)
         t_prev = t - T // n_steps  # diffusers' own previous timestep
         out = scheduler.step(eps_hat, t, x_t, eta=eta, variance_noise=noise)
-        x_prev, x0_hat = ddim_step(x_t, eps_hat, alpha_bar[t], _ab(alpha_bar, t_prev), eta,
-                                   noise if eta > 0 and t_prev >= 0 else None)
+        x_prev, x0_hat = ddim_step(
+            x_t,
+            eps_hat,
+            alpha_bar[t],
+            _ab(alpha_bar, t_prev),
+            eta,
+            noise if eta > 0 and t_prev >= 0 else None,
+        )
         torch.testing.assert_close(x0_hat, out.pred_original_sample, **TOL)
         torch.testing.assert_close(x_prev, out.prev_sample, **TOL)
 
@@ -95,15 +109,18 @@ def test_clipped_ddim_step_is_diffusers_clip_sample(schedule):
     x_t, eps_hat = _randn(1), 3 * _randn(2)  # large guesses, so x0_hat is clipped
     for t in (999, 499, 99):
         out = scheduler.step(eps_hat, t, x_t, eta=0.0, use_clipped_model_output=True)
-        x_prev, x0_hat = ddim_step(x_t, eps_hat, alpha_bar[t], _ab(alpha_bar, t - 100),
-                                   clip_x0=True)
+        x_prev, x0_hat = ddim_step(
+            x_t, eps_hat, alpha_bar[t], _ab(alpha_bar, t - 100), clip_x0=True
+        )
         torch.testing.assert_close(x0_hat, out.pred_original_sample, **TOL)
         torch.testing.assert_close(x_prev, out.prev_sample, **TOL)
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES)
-@pytest.mark.parametrize("n_steps, spacing", [(None, "leading"), (10, "leading"),
-                                              (50, "leading"), (10, "trailing"), (7, "trailing")])
+@pytest.mark.parametrize(
+    "n_steps, spacing",
+    [(None, "leading"), (10, "leading"), (50, "leading"), (10, "trailing"), (7, "trailing")],
+)
 def test_ddpm_step_is_diffusers_ddpm_step(schedule, n_steps, spacing):
     scheduler, alpha_bar = ddpm(schedule, spacing, n_steps), make_alpha_bar(schedule, T)
     if n_steps is None:
@@ -117,8 +134,9 @@ def test_ddpm_step_is_diffusers_ddpm_step(schedule, n_steps, spacing):
     for t, t_prev in timesteps[:: max(1, len(timesteps) // 4)] + timesteps[-2:]:
         out = scheduler.step(eps_hat, t, x_t, generator=torch.Generator().manual_seed(t))
         noise = torch.randn(SHAPE, generator=torch.Generator().manual_seed(t))  # the same draw
-        x_prev, x0_hat = ddpm_step(x_t, eps_hat, alpha_bar[t], _ab(alpha_bar, t_prev),
-                                   noise if t_prev >= 0 else None)
+        x_prev, x0_hat = ddpm_step(
+            x_t, eps_hat, alpha_bar[t], _ab(alpha_bar, t_prev), noise if t_prev >= 0 else None
+        )
         torch.testing.assert_close(x0_hat, out.pred_original_sample, **TOL)
         torch.testing.assert_close(x_prev, out.prev_sample, **TOL)
 
@@ -136,8 +154,13 @@ def test_ten_step_ddim_loop_is_the_diffusers_loop(schedule, spacing, clip):
     x = x_T = _randn(4)
     for t in scheduler.timesteps:
         x = scheduler.step(eps_fn(x, int(t)), t, x, use_clipped_model_output=clip).prev_sample
-    ours, _ = sample(eps_fn, x_T, make_alpha_bar(schedule, T), make_timesteps(10, T, spacing),
-                     SampleOptions(sampler="ddim", clip_x0=clip))
+    ours, _ = sample(
+        eps_fn,
+        x_T,
+        make_alpha_bar(schedule, T),
+        make_timesteps(10, T, spacing),
+        SampleOptions(sampler="ddim", clip_x0=clip),
+    )
     torch.testing.assert_close(ours, x, **TOL)
 
 
@@ -149,9 +172,13 @@ def test_ten_step_ddpm_loop_with_the_same_seed_is_the_diffusers_loop(schedule, s
     x = x_T = _randn(4)
     for t in scheduler.timesteps:
         x = scheduler.step(eps_fn(x, int(t)), t, x, generator=generator).prev_sample
-    ours, _ = sample(eps_fn, x_T, make_alpha_bar(schedule, T), make_timesteps(10, T, spacing),
-                     SampleOptions(sampler="ddpm", generator=torch.Generator().manual_seed(0),
-                                   clip_x0=False))
+    ours, _ = sample(
+        eps_fn,
+        x_T,
+        make_alpha_bar(schedule, T),
+        make_timesteps(10, T, spacing),
+        SampleOptions(sampler="ddpm", generator=torch.Generator().manual_seed(0), clip_x0=False),
+    )
     torch.testing.assert_close(ours, x, **TOL)
 
 
@@ -170,16 +197,24 @@ def _randn64(seed):
 
 def dpmpp(schedule, n_steps):
     scheduler = diffusers.DPMSolverMultistepScheduler(
-        num_train_timesteps=T, beta_schedule=SCHEDULES[schedule], algorithm_type="dpmsolver++",
-        solver_order=2, prediction_type="epsilon", timestep_spacing="trailing")
+        num_train_timesteps=T,
+        beta_schedule=SCHEDULES[schedule],
+        algorithm_type="dpmsolver++",
+        solver_order=2,
+        prediction_type="epsilon",
+        timestep_spacing="trailing",
+    )
     scheduler.set_timesteps(n_steps)
     return _f64(scheduler)
 
 
 def euler_ancestral(schedule, n_steps):
     scheduler = diffusers.EulerAncestralDiscreteScheduler(
-        num_train_timesteps=T, beta_schedule=SCHEDULES[schedule], prediction_type="epsilon",
-        timestep_spacing="trailing")
+        num_train_timesteps=T,
+        beta_schedule=SCHEDULES[schedule],
+        prediction_type="epsilon",
+        timestep_spacing="trailing",
+    )
     scheduler.set_timesteps(n_steps)
     return _f64(scheduler)
 
@@ -195,8 +230,9 @@ def test_every_dpmpp_2m_step_is_diffusers_step(schedule, n_steps):
     for i, (t, t_prev) in enumerate(pairs):
         x_t, eps = _randn64(2 * i), _randn64(2 * i + 1)
         theirs = scheduler.step(eps, scheduler.timesteps[i], x_t).prev_sample
-        ours, x0_hat = dpmpp_2m_step(x_t, eps, _ab(alpha_bar, t), _ab(alpha_bar, t_prev),
-                                     last if t_prev >= 0 else None)
+        ours, x0_hat = dpmpp_2m_step(
+            x_t, eps, _ab(alpha_bar, t), _ab(alpha_bar, t_prev), last if t_prev >= 0 else None
+        )
         torch.testing.assert_close(ours, theirs, **TOL)
         last = (x0_hat, _ab(alpha_bar, t))
 
@@ -215,20 +251,26 @@ def test_every_euler_ancestral_step_is_diffusers_step(schedule, n_steps):
         x_t, eps = _randn64(2 * i), _randn64(2 * i + 1)
         ab_t, ab_prev = _ab(alpha_bar, t), _ab(alpha_bar, t_prev)
         ours_generator, their_generator = (torch.Generator().manual_seed(i) for _ in range(2))
-        theirs = scheduler.step(eps, scheduler.timesteps[i], x_t / float(ab_t) ** 0.5,
-                                generator=their_generator).prev_sample.double()
-        noise = torch.randn(SHAPE, generator=ours_generator, dtype=torch.float64) \
-            if t_prev >= 0 else None  # diffusers draws it in the dtype of eps
+        theirs = scheduler.step(
+            eps, scheduler.timesteps[i], x_t / float(ab_t) ** 0.5, generator=their_generator
+        ).prev_sample.double()
+        noise = (
+            torch.randn(SHAPE, generator=ours_generator, dtype=torch.float64)
+            if t_prev >= 0
+            else None
+        )  # diffusers draws it in the dtype of eps
         ours, _ = euler_ancestral_step(x_t, eps, ab_t, ab_prev, noise)
         scale = float(theirs.abs().max())
-        torch.testing.assert_close(ours / float(ab_prev) ** 0.5, theirs, rtol=1e-5,
-                                   atol=1e-5 * scale)
+        torch.testing.assert_close(
+            ours / float(ab_prev) ** 0.5, theirs, rtol=1e-5, atol=1e-5 * scale
+        )
 
 
 # diffusers' Euler step casts to float32; its first step, at x / sqrt(ᾱ) ~ 1e4 on the cosine
 # schedule, is only good to ~1e-3 absolute, and that carries to the end of the loop.
-@pytest.mark.parametrize("sampler, make, tol", [("dpmpp_2m", dpmpp, 1e-5),
-                                                ("euler_ancestral", euler_ancestral, 1e-3)])
+@pytest.mark.parametrize(
+    "sampler, make, tol", [("dpmpp_2m", dpmpp, 1e-5), ("euler_ancestral", euler_ancestral, 1e-3)]
+)
 def test_ten_step_loops_of_the_new_samplers_are_the_diffusers_loops(sampler, make, tol):
     alpha_bar, scheduler = make_alpha_bar("cosine", T), make("cosine", 10)
     generator = torch.Generator().manual_seed(0)
@@ -237,6 +279,11 @@ def test_ten_step_loops_of_the_new_samplers_are_the_diffusers_loops(sampler, mak
     for t in scheduler.timesteps:
         x_in = scheduler.scale_model_input(x, t)  # back to x_t for the network
         x = scheduler.step(eps_fn(x_in, int(t)), t, x, generator=generator).prev_sample
-    ours, _ = sample(eps_fn, x_T, alpha_bar, make_timesteps(10, T), SampleOptions(
-        sampler=sampler, generator=torch.Generator().manual_seed(0), clip_x0=False))
+    ours, _ = sample(
+        eps_fn,
+        x_T,
+        alpha_bar,
+        make_timesteps(10, T),
+        SampleOptions(sampler=sampler, generator=torch.Generator().manual_seed(0), clip_x0=False),
+    )
     torch.testing.assert_close(ours, x.double(), rtol=tol, atol=tol)

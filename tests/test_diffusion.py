@@ -128,8 +128,16 @@ def _ids(B, L=6):
 @pytest.mark.parametrize("t_sampling", ["uniform", "logit_normal"])
 def test_training_loss_is_a_scalar_that_backpropagates(prediction, t_sampling):
     net, (ids, null_ids) = Recorder(), _ids(8)
-    loss = training_loss(net, _randn(8, 3, 4, 4), ids, null_ids, ALPHA_BAR, prediction,
-                         t_sampling=t_sampling, generator=torch.Generator().manual_seed(0))
+    loss = training_loss(
+        net,
+        _randn(8, 3, 4, 4),
+        ids,
+        null_ids,
+        ALPHA_BAR,
+        prediction,
+        t_sampling=t_sampling,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert loss.shape == () and torch.isfinite(loss)
     loss.backward()
     assert net.conv.weight.grad is not None and net.conv.weight.grad.abs().sum() > 0
@@ -148,8 +156,9 @@ def test_training_loss_targets_are_eps_x0_or_v(prediction):
     ids, null_ids = _ids(8)
     loss = training_loss(oracle, x0, ids, null_ids, ALPHA_BAR, prediction)
     assert loss.item() < 1e-12
-    zero = training_loss(lambda x_t, t, ids: torch.zeros_like(x_t), x0, ids, null_ids, ALPHA_BAR,
-                         "x0")
+    zero = training_loss(
+        lambda x_t, t, ids: torch.zeros_like(x_t), x0, ids, null_ids, ALPHA_BAR, "x0"
+    )
     assert zero.item() == pytest.approx((x0**2).mean().item())
 
 
@@ -157,8 +166,16 @@ def test_training_loss_targets_are_eps_x0_or_v(prediction):
 def test_condition_dropout_rate(p_uncond):
     B = 4000
     net, (ids, null_ids) = Recorder(), _ids(B)
-    training_loss(net, torch.zeros(B, 3, 1, 1), ids, null_ids[None], ALPHA_BAR, "eps", p_uncond,
-                  generator=torch.Generator().manual_seed(1))
+    training_loss(
+        net,
+        torch.zeros(B, 3, 1, 1),
+        ids,
+        null_ids[None],
+        ALPHA_BAR,
+        "eps",
+        p_uncond,
+        generator=torch.Generator().manual_seed(1),
+    )
     seen = net.calls[0][1]  # (B, L)
     dropped = (seen == null_ids).all(dim=1)
     assert bool(((seen == ids).all(dim=1) | dropped).all())  # a row is kept whole or dropped
@@ -170,8 +187,15 @@ def test_timestep_sampling_uniform_and_logit_normal():
     middle = {}
     for t_sampling in ("uniform", "logit_normal"):
         net, (ids, null_ids) = Recorder(), _ids(B)
-        training_loss(net, torch.zeros(B, 3, 1, 1), ids, null_ids, ALPHA_BAR,
-                      t_sampling=t_sampling, generator=torch.Generator().manual_seed(2))
+        training_loss(
+            net,
+            torch.zeros(B, 3, 1, 1),
+            ids,
+            null_ids,
+            ALPHA_BAR,
+            t_sampling=t_sampling,
+            generator=torch.Generator().manual_seed(2),
+        )
         t = net.calls[0][0]
         assert t.dtype == torch.long and int(t.min()) >= 0 and int(t.max()) <= 999
         middle[t_sampling] = ((t >= 250) & (t < 750)).float().mean().item()
@@ -185,8 +209,9 @@ def test_training_loss_is_reproducible_with_a_generator():
     x0 = _randn(8, 3, 4, 4)
 
     def loss(seed):
-        return training_loss(net, x0, ids, null_ids, ALPHA_BAR,
-                             generator=torch.Generator().manual_seed(seed)).item()
+        return training_loss(
+            net, x0, ids, null_ids, ALPHA_BAR, generator=torch.Generator().manual_seed(seed)
+        ).item()
 
     assert loss(3) == loss(3) and loss(3) != loss(4)
 
@@ -203,8 +228,13 @@ def test_training_loss_is_reproducible_with_a_generator():
 )
 def test_training_loss_rejects_bad_settings(change, message):
     ids, null_ids = _ids(2)
-    kwargs = {"ids": ids, "null_ids": null_ids, "prediction": "v", "t_sampling": "uniform",
-              "p_uncond": 0.1} | change
+    kwargs = {
+        "ids": ids,
+        "null_ids": null_ids,
+        "prediction": "v",
+        "t_sampling": "uniform",
+        "p_uncond": 0.1,
+    } | change
     with pytest.raises(ValueError, match=message):
         training_loss(Recorder(), torch.zeros(2, 3, 2, 2), alpha_bar=ALPHA_BAR, **kwargs)
 
@@ -212,8 +242,9 @@ def test_training_loss_rejects_bad_settings(change, message):
 def test_training_loss_rejects_a_wrongly_shaped_network_output():
     ids, null_ids = _ids(2)
     with pytest.raises(ValueError, match="denoiser returned shape"):
-        training_loss(lambda x_t, t, ids: x_t[:, :1], torch.zeros(2, 3, 2, 2), ids, null_ids,
-                      ALPHA_BAR)
+        training_loss(
+            lambda x_t, t, ids: x_t[:, :1], torch.zeros(2, 3, 2, 2), ids, null_ids, ALPHA_BAR
+        )
 
 
 def test_guidance_scale_0_is_unconditional_and_1_is_conditional():

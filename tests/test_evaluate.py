@@ -27,7 +27,8 @@ def judge():
 
 
 class PerfectPipe:
-    """A 'generator' that draws real world pictures of what each prompt names, the rest at random."""
+    """A 'generator' that draws real world pictures of what each prompt names, the rest at
+    random."""
 
     def generate(self, prompt, n=1, steps=20, guidance_scale=3.0, seed=0, **unused):
         prompts = [prompt] if isinstance(prompt, str) else prompt
@@ -36,8 +37,9 @@ class PerfectPipe:
         for p in prompts:
             named = world.parse_prompt(p)
             for _ in range(n):
-                attrs = {k: named.get(k, rng.choice(values))
-                         for k, values in world.ATTRIBUTES.items()}
+                attrs = {
+                    k: named.get(k, rng.choice(values)) for k, values in world.ATTRIBUTES.items()
+                }
                 pictures.append(world.render(world.Attributes(**attrs), rng))
         return np.stack(pictures)
 
@@ -46,7 +48,9 @@ def test_normalised_entropy():
     assert normalised_entropy(np.arange(9), 9) == pytest.approx(1.0)
     assert normalised_entropy(np.repeat(np.arange(4), 5), 4) == pytest.approx(1.0)
     assert normalised_entropy(np.full(20, 3), 9) == 0.0
-    assert normalised_entropy(np.array([0, 1, 0, 1]), 4) == pytest.approx(0.5)  # 2 of 4: log 2/log 4
+    assert normalised_entropy(np.array([0, 1, 0, 1]), 4) == pytest.approx(
+        0.5
+    )  # 2 of 4: log 2/log 4
     with pytest.raises(ValueError):
         normalised_entropy(np.array([]), 4)
     ceiling = uniform_entropy_ceiling(24, 9)
@@ -58,7 +62,7 @@ def test_frechet_distance_math():
     a = rng.normal(size=(300, 8)) @ rng.normal(size=(8, 8))
     assert abs(frechet_distance(a, a)) < 1e-6
     shift = rng.normal(size=8)
-    assert frechet_distance(a, a + shift) == pytest.approx((shift ** 2).sum(), rel=1e-6)
+    assert frechet_distance(a, a + shift) == pytest.approx((shift**2).sum(), rel=1e-6)
     # Two Gaussians with diagonal covariances: sum (sigma_a - sigma_b)^2 for the covariance part.
     z = rng.normal(size=(400, 3))
     z = (z - z.mean(0)) / z.std(0, ddof=1)
@@ -81,42 +85,72 @@ def test_frechet_distance_in_judge_features_separates_real_from_wrong(judge):
 
 def test_prompt_set_is_fixed_and_in_the_vocabulary():
     full, quick = prompt_set(), prompt_set(quick=True)
-    assert {k: len(v) for k, v in full.items()} == {"seen": 189, "held_out": 108,
-                                                    "paraphrase": 144, "diversity": 384}
-    assert {k: len(v) for k, v in quick.items()} == {"seen": 24, "held_out": 12,
-                                                     "paraphrase": 12, "diversity": 24}
+    assert {k: len(v) for k, v in full.items()} == {
+        "seen": 189,
+        "held_out": 108,
+        "paraphrase": 144,
+        "diversity": 384,
+    }
+    assert {k: len(v) for k, v in quick.items()} == {
+        "seen": 24,
+        "held_out": 12,
+        "paraphrase": 12,
+        "diversity": 24,
+    }
     assert prompt_set() == full
     tokenizer = Tokenizer()
     for group in (full, quick):
         for prompts in group.values():
             tokenizer.encode(prompts)  # raises on an unknown word, warns on a too long prompt
-    held_out = {(world.parse_prompt(p)["colour"], world.parse_prompt(p)["shape"])
-                for p in full["held_out"]}
+    held_out = {
+        (world.parse_prompt(p)["colour"], world.parse_prompt(p)["shape"]) for p in full["held_out"]
+    }
     assert held_out == set(world.HELD_OUT)
-    assert not any((world.parse_prompt(p)["colour"], world.parse_prompt(p)["shape"])
-                   in world.HELD_OUT for p in full["seen"])
-    assert all(len(world.parse_prompt(p)) == 4
-               for p in full["seen"] + full["held_out"] + full["paraphrase"])
+    assert not any(
+        (world.parse_prompt(p)["colour"], world.parse_prompt(p)["shape"]) in world.HELD_OUT
+        for p in full["seen"]
+    )
+    assert all(
+        len(world.parse_prompt(p)) == 4
+        for p in full["seen"] + full["held_out"] + full["paraphrase"]
+    )
     named = [world.parse_prompt(p) for p in full["paraphrase"]]
     assert {(n["colour"], n["shape"]) for n in named} >= set(world.HELD_OUT)  # both kinds of pair
     assert len({(n["colour"], n["shape"], n["size"], n["position"]) for n in named}) == 144
     assert canonical_prompt({"colour": "orange", "shape": "circle"}) == "an orange circle"
-    assert canonical_prompt({"size": "large", "colour": "red", "shape": "circle",
-                             "position": "top left"}) == "a large red circle in the top left"
+    assert (
+        canonical_prompt(
+            {"size": "large", "colour": "red", "shape": "circle", "position": "top left"}
+        )
+        == "a large red circle in the top left"
+    )
 
 
 def test_no_paraphrase_is_a_training_caption():
     """Every caption the world can write, for every combination, attribute subset, template and
     size word, against every paraphrase of every combination."""
-    training = {world.caption_in(a, mention, t, z) for a in world.combinations("val")
-                for r in range(1, 5) for mention in combinations(world.ATTRIBUTES, r)
-                for t in range(len(world.TEMPLATES)) for z in (0, 1)}
-    paraphrases = {paraphrase(vars(a), t, z) for a in world.combinations("val")
-                   for t in range(len(PARAPHRASES)) for z in (0, 1)}
+    training = {
+        world.caption_in(a, mention, t, z)
+        for a in world.combinations("val")
+        for r in range(1, 5)
+        for mention in combinations(world.ATTRIBUTES, r)
+        for t in range(len(world.TEMPLATES))
+        for z in (0, 1)
+    }
+    paraphrases = {
+        paraphrase(vars(a), t, z)
+        for a in world.combinations("val")
+        for t in range(len(PARAPHRASES))
+        for z in (0, 1)
+    }
     assert len(paraphrases) == 432 * len(PARAPHRASES) * 2
     assert not training & paraphrases, sorted(training & paraphrases)[:5]
-    assert paraphrase({"colour": "blue", "shape": "square", "size": "small",
-                       "position": "top right"}, 1) == "a square, blue and small, top right"
+    assert (
+        paraphrase(
+            {"colour": "blue", "shape": "square", "size": "small", "position": "top right"}, 1
+        )
+        == "a square, blue and small, top right"
+    )
     for p in paraphrases:
         assert world.parse_prompt(p)  # in the vocabulary, no contradiction
     with pytest.raises(ValueError, match="no paraphrase template 6"):
@@ -161,20 +195,39 @@ def test_real_pictures_of_prompts_show_what_they_name():
     np.testing.assert_array_equal(images, render_prompts(prompts, seed=0))
 
 
-def test_cli_evaluate_prints_the_table_and_writes_json(tiny_model_file, tmp_path, capsys,
-                                                       monkeypatch):
+def test_cli_evaluate_prints_the_table_and_writes_json(
+    tiny_model_file, tmp_path, capsys, monkeypatch
+):
     import minidiff.evaluate
     from minidiff.cli import main
 
-    few = {"seen": ["a large red circle in the top left"],
-           "paraphrase": ["small blue square at top right"],
-           "held_out": [canonical_prompt({"colour": c, "shape": s, "size": "small",
-                                          "position": "center"}) for c, s in world.HELD_OUT],
-           "diversity": ["a red circle"] * 3}
+    few = {
+        "seen": ["a large red circle in the top left"],
+        "paraphrase": ["small blue square at top right"],
+        "held_out": [
+            canonical_prompt({"colour": c, "shape": s, "size": "small", "position": "center"})
+            for c, s in world.HELD_OUT
+        ],
+        "diversity": ["a red circle"] * 3,
+    }
     monkeypatch.setattr(minidiff.evaluate, "prompt_set", lambda quick=False: few)
     out = tmp_path / "report.json"
-    main(["evaluate", "--weights", str(tiny_model_file), "--quick", "--steps", "1",
-          "--guidance", "2", "--json", str(out), "--device", "cpu"])
+    main(
+        [
+            "evaluate",
+            "--weights",
+            str(tiny_model_file),
+            "--quick",
+            "--steps",
+            "1",
+            "--guidance",
+            "2",
+            "--json",
+            str(out),
+            "--device",
+            "cpu",
+        ]
+    )
     assert "prompt adherence" in capsys.readouterr().out
     saved = json.loads(out.read_text())
     assert saved["pictures"] == {"seen": 1, "held_out": 3, "paraphrase": 1, "diversity": 3}

@@ -40,25 +40,40 @@ def test_the_package_answer_passes(check, capsys):
     assert "✓" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("check, wrong, hint", [
-    (exercises.check_q_sample,
-     lambda x0, t, ab, eps: _shaped(ab, t) * x0 + (1 - _shaped(ab, t)) * eps, "square root"),
-    (exercises.check_q_sample, lambda x0, t, ab, eps: ab[t] * x0, "(B, 1, 1, 1)"),
-    (exercises.check_x0_from_eps, lambda x_t, e, a: x_t - (1 - a) ** 0.5 * e, "Divide"),
-    (exercises.check_v_from, lambda x0, e, a: (1 - a) ** 0.5 * x0 - a ** 0.5 * e, "signs"),
-    (exercises.check_ddim_step, lambda x_t, e, a, p: samplers.ddim_step(x_t, e, a, p)[1],
-     "x0_hat itself"),
-    (exercises.check_guidance, lambda c, u, s: c + s * (u - c), "unconditional"),
-    (exercises.check_tokenize, lambda p: [Tokenizer().ids[w] for w in p.split()], "<start>"),
-    (exercises.check_describe, lambda c, s, z, p: f"a {z} {c} {s}", "reads as"),
-    (exercises.check_describe, lambda c, s, z, p: 1 / 0, "ZeroDivisionError"),
-    (exercises.check_scale_factor, lambda z: z.std(), "standard deviation itself"),
-    (exercises.check_scale_factor, lambda z: 1 / z.var(), "square root"),
-    (exercises.check_paste_known, lambda x, known, keep: keep * x + (1 - keep) * known,
-     "wrong way round"),
-    (exercises.check_normalised_entropy,
-     lambda v, k: normalised_entropy(v, k) * np.log(k), "Divide by log k"),
-])
+@pytest.mark.parametrize(
+    "check, wrong, hint",
+    [
+        (
+            exercises.check_q_sample,
+            lambda x0, t, ab, eps: _shaped(ab, t) * x0 + (1 - _shaped(ab, t)) * eps,
+            "square root",
+        ),
+        (exercises.check_q_sample, lambda x0, t, ab, eps: ab[t] * x0, "(B, 1, 1, 1)"),
+        (exercises.check_x0_from_eps, lambda x_t, e, a: x_t - (1 - a) ** 0.5 * e, "Divide"),
+        (exercises.check_v_from, lambda x0, e, a: (1 - a) ** 0.5 * x0 - a**0.5 * e, "signs"),
+        (
+            exercises.check_ddim_step,
+            lambda x_t, e, a, p: samplers.ddim_step(x_t, e, a, p)[1],
+            "x0_hat itself",
+        ),
+        (exercises.check_guidance, lambda c, u, s: c + s * (u - c), "unconditional"),
+        (exercises.check_tokenize, lambda p: [Tokenizer().ids[w] for w in p.split()], "<start>"),
+        (exercises.check_describe, lambda c, s, z, p: f"a {z} {c} {s}", "reads as"),
+        (exercises.check_describe, lambda c, s, z, p: 1 / 0, "ZeroDivisionError"),
+        (exercises.check_scale_factor, lambda z: z.std(), "standard deviation itself"),
+        (exercises.check_scale_factor, lambda z: 1 / z.var(), "square root"),
+        (
+            exercises.check_paste_known,
+            lambda x, known, keep: keep * x + (1 - keep) * known,
+            "wrong way round",
+        ),
+        (
+            exercises.check_normalised_entropy,
+            lambda v, k: normalised_entropy(v, k) * np.log(k),
+            "Divide by log k",
+        ),
+    ],
+)
 def test_a_wrong_answer_fails_with_a_hint(check, wrong, hint, capsys):
     assert check(wrong) is False
     out = capsys.readouterr().out
@@ -83,8 +98,11 @@ def _empty(*args):  # a body of `...` or `pass`
 
 
 @pytest.mark.parametrize("check", list(RIGHT), ids=lambda c: c.__name__)
-@pytest.mark.parametrize("stub, says", [(_stub, "replace `raise NotImplementedError`"),
-                                        (_empty, "returned None")], ids=["raises", "returns-None"])
+@pytest.mark.parametrize(
+    "stub, says",
+    [(_stub, "replace `raise NotImplementedError`"), (_empty, "returned None")],
+    ids=["raises", "returns-None"],
+)
 def test_an_unwritten_function_is_named_not_an_error(check, stub, says, capsys):
     assert check(stub) is False  # and it does not raise: the notebook runs on
     out = capsys.readouterr().out
@@ -92,18 +110,26 @@ def test_an_unwritten_function_is_named_not_an_error(check, stub, says, capsys):
     assert NOT_WRITTEN in out and says in out and "raised" not in out
 
 
-@pytest.mark.parametrize("check, wrong, hint", [
-    (exercises.check_x0_from_eps, lambda x_t, e, a: (x_t + (1 - a) ** 0.5 * e) / a ** 0.5,
-     "Subtract"),
-    (exercises.check_v_from, lambda x0, e, a: a * e - (1 - a) * x0, "square root"),
-    (exercises.check_ddim_step,
-     lambda x_t, e, a, p: p ** 0.5 * samplers.ddim_step(x_t, e, a, p)[1] + (1 - a) ** 0.5 * e,
-     "new* noise level"),
-    (exercises.check_guidance, lambda c, u, s: u + s * c, "difference"),
-    (exercises.check_tokenize, lambda p: Tokenizer().encode(p)[0].tolist()[:8], "<pad>"),
-    (exercises.check_tokenize, lambda p: 16, "list of 16 ints"),
-    (exercises.check_describe, lambda c, s, z, p: f"a {c} {s} {world.PHRASES[p]}", "reads as"),
-])
+@pytest.mark.parametrize(
+    "check, wrong, hint",
+    [
+        (
+            exercises.check_x0_from_eps,
+            lambda x_t, e, a: (x_t + (1 - a) ** 0.5 * e) / a**0.5,
+            "Subtract",
+        ),
+        (exercises.check_v_from, lambda x0, e, a: a * e - (1 - a) * x0, "square root"),
+        (
+            exercises.check_ddim_step,
+            lambda x_t, e, a, p: p**0.5 * samplers.ddim_step(x_t, e, a, p)[1] + (1 - a) ** 0.5 * e,
+            "new* noise level",
+        ),
+        (exercises.check_guidance, lambda c, u, s: u + s * c, "difference"),
+        (exercises.check_tokenize, lambda p: Tokenizer().encode(p)[0].tolist()[:8], "<pad>"),
+        (exercises.check_tokenize, lambda p: 16, "list of 16 ints"),
+        (exercises.check_describe, lambda c, s, z, p: f"a {c} {s} {world.PHRASES[p]}", "reads as"),
+    ],
+)
 def test_more_slips_get_their_hint(check, wrong, hint, capsys):
     assert check(wrong) is False
     out = capsys.readouterr().out
@@ -132,8 +158,10 @@ REFERENCE = {
 
 def _uses(source: str, name: str) -> bool:
     """Whether source refers to `name`, as an attribute (module.name) or a bare name."""
-    return any(isinstance(n, ast.Attribute) and n.attr == name
-               or isinstance(n, ast.Name) and n.id == name for n in ast.walk(ast.parse(source)))
+    return any(
+        isinstance(n, ast.Attribute) and n.attr == name or isinstance(n, ast.Name) and n.id == name
+        for n in ast.walk(ast.parse(source))
+    )
 
 
 def _source(cell) -> str:
@@ -147,9 +175,13 @@ def _exercise(path):
     "your turn" cell) and the collapsed solution; both code cells call the same check.
     """
     cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-    hidden = [i for i, c in enumerate(cells) if c["cell_type"] == "code"
-              and c["metadata"].get("jupyter", {}).get("source_hidden")
-              and "exercises.check_" in _source(c)]
+    hidden = [
+        i
+        for i, c in enumerate(cells)
+        if c["cell_type"] == "code"
+        and c["metadata"].get("jupyter", {}).get("source_hidden")
+        and "exercises.check_" in _source(c)
+    ]
     assert len(hidden) == 1, f"{path.name}: one hidden solution cell calling exercises.check_"
     i = hidden[0]
     assert "## Exercise" in _source(cells[i - 2]), f"{path.name}: the exercise's markdown"
@@ -175,8 +207,9 @@ def _names_bound(tree) -> set[str]:
 
 def _names_free(tree) -> set[str]:
     """The names a statement (or a cell) reads without binding them itself, builtins aside."""
-    loaded = {n.id for n in ast.walk(tree)
-              if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    loaded = {
+        n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+    }
     return loaded - _names_bound(tree) - set(dir(builtins))
 
 
@@ -187,8 +220,7 @@ def _namespace(cells, i, sources) -> dict:
     those that define a name the sources use, with what those need in turn (notebook 05's
     `tokenizer = pipe.tokenizer` brings `pipe = course.pipe()`), not the pictures and plots.
     """
-    stmts = [s for c in cells[:i] if c["cell_type"] == "code"
-             for s in ast.parse(_source(c)).body]
+    stmts = [s for c in cells[:i] if c["cell_type"] == "code" for s in ast.parse(_source(c)).body]
     needed = set().union(*(_names_free(ast.parse(s)) for s in sources))
     keep = []
     for stmt in reversed(stmts):
@@ -208,16 +240,26 @@ def exercise(request):
 
 def test_each_notebook_has_its_exercise():
     assert [_exercise(p)[2] for p in NOTEBOOKS] == [
-        "check_describe", "check_q_sample", "check_x0_from_eps", "check_v_from",
-        "check_ddim_step", "check_tokenize", "check_guidance", "check_scale_factor",
-        "check_paste_known", "check_normalised_entropy", "check_diffusers_loop"]
+        "check_describe",
+        "check_q_sample",
+        "check_x0_from_eps",
+        "check_v_from",
+        "check_ddim_step",
+        "check_tokenize",
+        "check_guidance",
+        "check_scale_factor",
+        "check_paste_known",
+        "check_normalised_entropy",
+        "check_diffusers_loop",
+    ]
 
 
 def test_the_exercise_starts_unsolved(exercise, capsys):
     path, cells, i, check = exercise
     stub, solution = _source(cells[i - 1]), _source(cells[i])
     assert "NotImplementedError" in stub and "Your turn" in stub, (
-        f"{path.name}: the 'your turn' cell should be a stub that raises NotImplementedError")
+        f"{path.name}: the 'your turn' cell should be a stub that raises NotImplementedError"
+    )
     assert f"exercises.{check}(" in stub
     assert not _uses(stub, REFERENCE[check]), f"{path.name}: the stub uses minidiff's own answer"
     namespace = _namespace(cells, i, [stub, solution])
@@ -242,5 +284,5 @@ def test_the_hidden_solution_passes(exercise, capsys):
 
 def test_the_exercise_cells_store_no_outputs(exercise):
     _, cells, i, _ = exercise
-    for cell in cells[i - 1:i + 1]:
+    for cell in cells[i - 1 : i + 1]:
         assert cell["outputs"] == [] and cell["execution_count"] is None

@@ -15,8 +15,12 @@ from minidiff.course import paths, registry, widgets
 @pytest.mark.slow
 def test_figures_and_their_explorers_twins_are_written(tiny_pipe, tmp_path):
     written = registry.make_figures(tmp_path, pipe=tiny_pipe, only=["hero", "schedules"])
-    assert [p.name for p in written] == ["hero.png", "01_schedule_x_t.png", "01_schedules.png",
-                                         "01_schedule_explorer.gif"]
+    assert [p.name for p in written] == [
+        "hero.png",
+        "01_schedule_x_t.png",
+        "01_schedules.png",
+        "01_schedule_explorer.gif",
+    ]
     with Image.open(tmp_path / "hero.png") as image:
         hero = np.asarray(image.convert("RGB"), dtype=float)
     # seven prompts by eight seeds of pictures: far from a blank page, and taller than wide / 2
@@ -35,8 +39,11 @@ def test_every_explorer_a_notebook_calls_is_registered_once():
     command writes the twins it names."""
     called = {}
     for path in sorted(paths.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
-        code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
-                         if c["cell_type"] == "code")
+        code = "\n".join(
+            "".join(c["source"])
+            for c in json.loads(path.read_text())["cells"]
+            if c["cell_type"] == "code"
+        )
         for name in re.findall(r"\b(\w+_explorer|step_scrubber|prompt_box|live_training)\(", code):
             called.setdefault(name, set()).add(path.stem)
     names = [entry.name for entry in registry.EXPLORERS]
@@ -79,8 +86,10 @@ def test_show_checks_its_labels():
 
 
 def test_snapshot_explorer_picks_a_grid_per_step():
-    pictures = {100: np.zeros((4, 32, 32, 3), np.uint8), 300: np.full((4, 32, 32, 3), 255,
-                                                                        np.uint8)}
+    pictures = {
+        100: np.zeros((4, 32, 32, 3), np.uint8),
+        300: np.full((4, 32, 32, 3), 255, np.uint8),
+    }
     explorer = widgets.snapshot_explorer(pictures, ncol=4)
     explorer.slider.value = 100
     first = explorer.image.value

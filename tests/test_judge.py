@@ -29,8 +29,10 @@ def pictures_of_every_value():
     for name, values in world.ATTRIBUTES.items():
         for v, value in enumerate(values):
             for r in range(3):
-                chosen = {other: vals[(v + 2 * r + j) % len(vals)]
-                          for j, (other, vals) in enumerate(world.ATTRIBUTES.items())}
+                chosen = {
+                    other: vals[(v + 2 * r + j) % len(vals)]
+                    for j, (other, vals) in enumerate(world.ATTRIBUTES.items())
+                }
                 attrs.append(world.Attributes(**{**chosen, name: value}))
     attrs += [world.Attributes(c, s, z, "center") for c, s in world.HELD_OUT for z in world.SIZES]
     return np.stack([world.render(a, rng) for a in attrs]), attrs
@@ -54,7 +56,8 @@ def test_shapes_and_both_input_kinds(judge):
     images, _, _ = world.batch("test", 0, 5)
     logits = judge(images)
     assert {k: tuple(v.shape) for k, v in logits.items()} == {
-        name: (5, len(values)) for name, values in world.ATTRIBUTES.items()}
+        name: (5, len(values)) for name, values in world.ATTRIBUTES.items()
+    }
     with torch.no_grad():
         from_floats = judge(pixels.to_tensor(images))
     for name in logits:
@@ -99,13 +102,13 @@ def test_load_judge_errors_in_one_sentence(tmp_path, tiny_model_file):
 def test_train_judge_writes_a_usable_file_and_resumes(tmp_path):
     cfg = JudgeTraining(steps=4, batch_size=8, checkpoint_every=2)
     whole = train_judge(tmp_path / "whole", cfg, watch=QUIET, accuracy_pictures=50)
-    assert whole.info["command"] == (f"minidiff train-judge --out {tmp_path / 'whole'} --steps 4 "
-                                     "--seed 0 --batch-size 8")
+    assert whole.info["command"] == (
+        f"minidiff train-judge --out {tmp_path / 'whole'} --steps 4 --seed 0 --batch-size 8"
+    )
     path = tmp_path / "whole" / "judge.safetensors"
     assert set(load_judge(path).predict(world.batch("test", 0, 3)[0])) == set(world.ATTRIBUTES)
     train_judge(tmp_path / "half", cfg, watch=Watch(progress=False, stop_at=2))
     assert not (tmp_path / "half" / "judge.safetensors").exists()
-    resumed = train_judge(tmp_path / "half", cfg, resume=True, watch=QUIET,
-                          accuracy_pictures=50)
+    resumed = train_judge(tmp_path / "half", cfg, resume=True, watch=QUIET, accuracy_pictures=50)
     for k, v in whole.state_dict().items():  # the same steps, whether interrupted or not
         torch.testing.assert_close(resumed.state_dict()[k], v)

@@ -23,8 +23,11 @@ def latent_run(tmp_path_factory):
     torch.manual_seed(0)
     save_autoencoder(Autoencoder(TINY_AE), root / "ae.safetensors")
     model, cfg = preset("tiny")
-    model = replace(model, autoencoder=TINY_AE.to_dict(),
-                    unet=replace(model.unet, image_channels=4, image_size=8, patch=1))
+    model = replace(
+        model,
+        autoencoder=TINY_AE.to_dict(),
+        unet=replace(model.unet, image_channels=4, image_size=8, patch=1),
+    )
     cfg = replace(cfg, steps=4, autoencoder=str(root / "ae.safetensors"))
     result = train(model, cfg, root / "run", watch=QUIET)
     return root, result
@@ -68,15 +71,17 @@ def test_img2img_works_in_latent_space_and_inpainting_is_refused(latent_pipe):
 
 def test_a_latent_run_needs_its_autoencoder(tmp_path):
     model, cfg = preset("tiny")
-    model = replace(model, autoencoder=TINY_AE.to_dict(),
-                    unet=replace(model.unet, image_channels=4, image_size=8, patch=1))
+    model = replace(
+        model,
+        autoencoder=TINY_AE.to_dict(),
+        unet=replace(model.unet, image_channels=4, image_size=8, patch=1),
+    )
     with pytest.raises(ValueError, match="needs TrainConfig.autoencoder"):
         train(model, replace(cfg, steps=1), tmp_path / "a", watch=QUIET)
     other = tmp_path / "other.safetensors"
     save_autoencoder(Autoencoder(replace(TINY_AE, scale_factor=0.3)), other)
     with pytest.raises(CheckpointError, match="not the one this model config names"):
-        train(model, replace(cfg, steps=1, autoencoder=str(other)), tmp_path / "b",
-              watch=QUIET)
+        train(model, replace(cfg, steps=1, autoencoder=str(other)), tmp_path / "b", watch=QUIET)
 
 
 def test_shipped_models_are_found_by_name(monkeypatch):
@@ -104,8 +109,10 @@ def test_the_shipped_latent_model_draws_what_it_is_asked():
     assert report.adherence["seen"]["all"] >= 0.9, report.table()
 
 
-@pytest.mark.skipif(not pipeline.WEIGHTS_DIR.joinpath("autoencoder.safetensors").exists(),
-                    reason="the autoencoder is not shipped yet")
+@pytest.mark.skipif(
+    not pipeline.WEIGHTS_DIR.joinpath("autoencoder.safetensors").exists(),
+    reason="the autoencoder is not shipped yet",
+)
 def test_the_latent_preset_trains_and_resumes_on_the_shipped_autoencoder(tmp_path):
     model, cfg = preset("latent")
     assert model.unet.image_size == 8 and model.autoencoder["latent_channels"] == 4

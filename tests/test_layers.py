@@ -25,7 +25,11 @@ LAYERS = [
     {"minidiff.geneval"},
     {"minidiff.pixels"},  # pictures <-> model space
     {"minidiff.tokenizer"},
-    {"minidiff.text_encoder", "minidiff.unet", "minidiff.autoencoder"},  # the networks, below all diffusion code
+    {
+        "minidiff.text_encoder",
+        "minidiff.unet",
+        "minidiff.autoencoder",
+    },  # the networks, below all diffusion code
     {"minidiff.model"},
     {"minidiff.checkpoint"},
     {"minidiff.scaffold"},  # the one training loop, below every training
@@ -44,10 +48,16 @@ LAYERS = [
     {"minidiff.course.paths", "minidiff.course.plotting"},  # no minidiff imports
     {"minidiff.course.blobs"},
     {"minidiff.course.explorer", "minidiff.course.exercises", "minidiff.course.measuring"},
-    {"minidiff.course.probe", "minidiff.course.training", "minidiff.course.real_systems",
-     "minidiff.course.scaling",
-     "minidiff.course.latent", "minidiff.course.edits", "minidiff.course.bias",
-     "minidiff.course.gallery"},
+    {
+        "minidiff.course.probe",
+        "minidiff.course.training",
+        "minidiff.course.real_systems",
+        "minidiff.course.scaling",
+        "minidiff.course.latent",
+        "minidiff.course.edits",
+        "minidiff.course.bias",
+        "minidiff.course.gallery",
+    },
     {"minidiff.course"},
     {"minidiff.course.widgets"},
     {"minidiff.course.figures"},
@@ -58,12 +68,19 @@ LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 COURSE = "minidiff.course"
 # The command line is the library's top; its course commands (figures, site) reach up into
 # the course, inside the command's function only, so `import minidiff.cli` never loads the course.
-COMMANDS_INTO_THE_COURSE = {("minidiff.cli", "minidiff.course.registry"),
-                            ("minidiff.cli", "minidiff.course.paths"),
-                            ("minidiff.cli", "minidiff.course.site")}
+COMMANDS_INTO_THE_COURSE = {
+    ("minidiff.cli", "minidiff.course.registry"),
+    ("minidiff.cli", "minidiff.course.paths"),
+    ("minidiff.cli", "minidiff.course.site"),
+}
 NETWORKS = {"minidiff.text_encoder", "minidiff.unet", "minidiff.autoencoder", "minidiff.model"}
-DIFFUSION_CODE = {"minidiff.schedules", "minidiff.diffusion", "minidiff.samplers",
-                  "minidiff.train", "minidiff.pipeline"}
+DIFFUSION_CODE = {
+    "minidiff.schedules",
+    "minidiff.diffusion",
+    "minidiff.samplers",
+    "minidiff.train",
+    "minidiff.pipeline",
+}
 
 
 def module_name(path: Path) -> str:
@@ -87,13 +104,15 @@ def imports(path: Path, name: str | None = None) -> list[tuple[str, bool]]:
             targets = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
                 source = ".".join(base + ([node.module] if node.module else []))
             else:
                 source = node.module or ""
             # `from minidiff import world` imports the module minidiff.world
-            targets = [f"{source}.{a.name}" if f"{source}.{a.name}" in known else source
-                       for a in node.names]
+            targets = [
+                f"{source}.{a.name}" if f"{source}.{a.name}" in known else source
+                for a in node.names
+            ]
         else:
             continue
         found += [(t, node.col_offset == 0) for t in targets if t.split(".")[0] == "minidiff"]
@@ -141,11 +160,14 @@ def test_training_does_not_import_the_pipeline():
 
 
 def test_importing_minidiff_loads_no_course_or_interop_libraries():
-    code = ("import sys, minidiff, minidiff.pipeline, minidiff.cli; "
-            "print(' '.join(m for m in ('ipywidgets', 'matplotlib', 'diffusers', 'minidiff.course')"
-            " if m in sys.modules))")
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True).stdout.split()
+    code = (
+        "import sys, minidiff, minidiff.pipeline, minidiff.cli; "
+        "print(' '.join(m for m in ('ipywidgets', 'matplotlib', 'diffusers', 'minidiff.course')"
+        " if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert loaded == []
 
 
@@ -153,8 +175,10 @@ def test_the_rule_catches_an_upward_import(tmp_path):
     """The checker itself: the library importing the course, at the top or inside a function,
     and a network importing the diffusion code, are each found and refused."""
     fake = tmp_path / "samplers.py"
-    fake.write_text("import torch\nfrom minidiff.course import probe\n\n\ndef f():\n"
-                    "    from minidiff import pipeline\n")
+    fake.write_text(
+        "import torch\nfrom minidiff.course import probe\n\n\ndef f():\n"
+        "    from minidiff import pipeline\n"
+    )
     found = imports(fake, "minidiff.samplers")
     assert found == [("minidiff.course.probe", True), ("minidiff.pipeline", False)]
     assert len(violations("minidiff.samplers", found)) == 2
@@ -169,6 +193,8 @@ def test_the_rule_catches_an_upward_import(tmp_path):
 def test_no_module_imports_another_modules_private_names():
     for name, path in modules().items():
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.level or "minidiff" in (node.module or "")):
+            if isinstance(node, ast.ImportFrom) and (
+                node.level or "minidiff" in (node.module or "")
+            ):
                 private = [a.name for a in node.names if a.name.startswith("_")]
                 assert not private, f"{name} imports private {private} from {node.module}"

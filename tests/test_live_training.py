@@ -30,8 +30,15 @@ def test_a_short_run_shows_its_progress_curve_and_pictures(tmp_path):
 
 
 def test_stop_ends_the_run_early_and_still_writes_a_model(tmp_path):
-    run = training.live_training(tmp_path / "run", "tiny", device="cpu", steps=100_000,
-                                 log_every=1, sample_every=100_000, checkpoint_every=100_000)
+    run = training.live_training(
+        tmp_path / "run",
+        "tiny",
+        device="cpu",
+        steps=100_000,
+        log_every=1,
+        sample_every=100_000,
+        checkpoint_every=100_000,
+    )
     assert run.train_config.sample_every == 100_000  # a setting given wins over the default
     run.start()
     deadline = time.time() + 60

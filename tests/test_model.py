@@ -23,7 +23,9 @@ def test_output_has_the_input_shape(model):
 
 def test_wrong_picture_size_is_one_clear_error(model):
     ids = Tokenizer().encode(["a red circle"])
-    with pytest.raises(ValueError, match=r"x_t must have shape \(batch, 3, 32, 32\), got \(1, 3, 16, 16\)"):
+    with pytest.raises(
+        ValueError, match=r"x_t must have shape \(batch, 3, 32, 32\), got \(1, 3, 16, 16\)"
+    ):
         model(torch.randn(1, 3, 16, 16), torch.tensor([3]), ids)
 
 
@@ -83,8 +85,9 @@ def test_config_round_trips_through_a_dict():
 
 
 def test_mismatched_widths_are_refused():
-    config = ModelConfig(text=TextEncoderConfig(vocab_size=10, width=64),
-                         unet=UNetConfig(context_dim=128))
+    config = ModelConfig(
+        text=TextEncoderConfig(vocab_size=10, width=64), unet=UNetConfig(context_dim=128)
+    )
     with pytest.raises(ValueError, match="context_dim"):
         TextToImage(config)
 

@@ -41,6 +41,7 @@ def test_trace_records_every_step(tiny_pipe, sampler):
 def test_unconditional_and_negative_prompts(colour_pipe):
     """None samples the empty prompt; a negative prompt takes the null rows' place in the guided
     call, so at scale 0 (the second prediction alone) it draws what the negative prompt asks."""
+
     def grey_red_blue(prompt, **settings):  # mean (R, G, B) in 0..255 of 4 pictures
         return colour_pipe.generate(prompt, n=4, steps=4, seed=2, **settings).mean((0, 1, 2))
 
@@ -58,8 +59,9 @@ def test_a_negative_prompt_without_guidance_warns_in_one_sentence(colour_pipe):
     assert "\n" not in str(seen[0].message)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # above 1 it acts, and nothing is said
-        colour_pipe.generate("a red circle", n=1, steps=2, negative_prompt="blue",
-                             guidance_scale=3.0)
+        colour_pipe.generate(
+            "a red circle", n=1, steps=2, negative_prompt="blue", guidance_scale=3.0
+        )
 
 
 def test_an_unknown_setting_is_named(tiny_pipe):
@@ -67,21 +69,30 @@ def test_an_unknown_setting_is_named(tiny_pipe):
         tiny_pipe.generate("a red circle", n=1, guidance=3.0)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"prompt": "a pruple star"}, "unknown word 'pruple'.*purple"),
-    ({"prompt": ""}, "the prompt is empty"),
-    ({"prompt": "   "}, "the prompt is empty"),
-    ({"prompt": "a red circle", "steps": 0}, "steps must be between 1 and"),
-    ({"prompt": "a red circle", "steps": -3}, "steps must be between 1 and"),
-    ({"prompt": "a red circle", "guidance_scale": -1.0},
-     "guidance_scale must be a finite number >= 0, got -1.0"),
-    ({"prompt": "a red circle", "guidance_scale": float("nan")},
-     "guidance_scale must be a finite number >= 0, got nan"),
-    ({"prompt": "a red circle", "guidance_scale": float("inf")},
-     "guidance_scale must be a finite number >= 0, got inf"),
-    ({"prompt": "a red circle", "n": 0}, "n must be a positive whole number"),
-    ({"prompt": "a red circle", "sampler": "euler"}, "unknown sampler 'euler'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"prompt": "a pruple star"}, "unknown word 'pruple'.*purple"),
+        ({"prompt": ""}, "the prompt is empty"),
+        ({"prompt": "   "}, "the prompt is empty"),
+        ({"prompt": "a red circle", "steps": 0}, "steps must be between 1 and"),
+        ({"prompt": "a red circle", "steps": -3}, "steps must be between 1 and"),
+        (
+            {"prompt": "a red circle", "guidance_scale": -1.0},
+            "guidance_scale must be a finite number >= 0, got -1.0",
+        ),
+        (
+            {"prompt": "a red circle", "guidance_scale": float("nan")},
+            "guidance_scale must be a finite number >= 0, got nan",
+        ),
+        (
+            {"prompt": "a red circle", "guidance_scale": float("inf")},
+            "guidance_scale must be a finite number >= 0, got inf",
+        ),
+        ({"prompt": "a red circle", "n": 0}, "n must be a positive whole number"),
+        ({"prompt": "a red circle", "sampler": "euler"}, "unknown sampler 'euler'"),
+    ],
+)
 def test_bad_settings_are_one_sentence_errors(tiny_pipe, kwargs, message):
     with pytest.raises(ValueError, match=message) as info:
         tiny_pipe.generate(**{"n": 1, "steps": 2, **kwargs})
@@ -99,12 +110,14 @@ def test_the_edits_sample_like_generate_and_take_a_sampler(tiny_pipe):
     x_init = pixels.picture_to_tensor(image).expand(2, -1, -1, -1)
     noise = samplers.randn_like(x_init, p.options.generator)
     x_t = diffusion.q_sample(x_init, kept[0][0], tiny_pipe.alpha_bar, noise)
-    by_hand = pixels.to_uint8(samplers.sample(p.eps_fn, x_t, tiny_pipe.alpha_bar, kept,
-                                               p.options)[0])
+    by_hand = pixels.to_uint8(
+        samplers.sample(p.eps_fn, x_t, tiny_pipe.alpha_bar, kept, p.options)[0]
+    )
     edited = tiny_pipe.img2img(image, "a blue circle", strength=0.5, n=2, steps=6, seed=5)
     assert p.options.sampler == "ddpm" and np.array_equal(edited, by_hand)
-    other = tiny_pipe.img2img(image, "a blue circle", strength=0.5, n=2, steps=6, seed=5,
-                              sampler="ddim")
+    other = tiny_pipe.img2img(
+        image, "a blue circle", strength=0.5, n=2, steps=6, seed=5, sampler="ddim"
+    )
     assert not np.array_equal(other, edited)
 
 

@@ -43,8 +43,9 @@ def test_guidance_zero_is_the_unconditional_picture_and_more_guidance_goes_furth
 
 def test_a_negative_prompt_pushes_the_pictures_away_from_it(colour_pipe):
     plain = colour_pipe.generate("a circle", n=4, guidance_scale=1.5, seed=1)
-    not_red = colour_pipe.generate("a circle", n=4, guidance_scale=1.5, seed=1,
-                                   negative_prompt="red")
+    not_red = colour_pipe.generate(
+        "a circle", n=4, guidance_scale=1.5, seed=1, negative_prompt="red"
+    )
     assert abs(redness(plain)) < 3
     assert redness(not_red) < -50  # cyan-ish: away from red, not just less red
 
@@ -53,15 +54,18 @@ def test_without_guidance_a_negative_prompt_changes_nothing(colour_pipe):
     """At scale 1 only the conditional prediction is used: there is nothing to push away from."""
     plain = colour_pipe.generate("a blue circle", n=2, guidance_scale=1.0)
     with pytest.warns(NegativePromptWarning):
-        negative = colour_pipe.generate("a blue circle", n=2, guidance_scale=1.0,
-                                        negative_prompt="blue")
+        negative = colour_pipe.generate(
+            "a blue circle", n=2, guidance_scale=1.0, negative_prompt="blue"
+        )
     np.testing.assert_array_equal(plain, negative)
 
 
 def test_img2img_moves_from_the_picture_to_the_prompt_as_strength_grows(colour_pipe):
     blue = np.full((32, 32, 3), world.PALETTE["blue"], np.uint8)
-    scores = [redness(colour_pipe.img2img(blue, "a red circle", strength=s, n=4,
-                                          guidance_scale=1.0)) for s in (0.1, 0.3, 0.6, 1.0)]
+    scores = [
+        redness(colour_pipe.img2img(blue, "a red circle", strength=s, n=4, guidance_scale=1.0))
+        for s in (0.1, 0.3, 0.6, 1.0)
+    ]
     assert scores[0] < redness(blue[None]) + 90  # a small strength keeps most of the blue
     assert all(a + 10 < b for a, b in zip(scores, scores[1:])), scores
     assert scores[-1] > 150  # strength 1: the prompt's red, whatever the picture was
@@ -76,8 +80,9 @@ def test_inpainting_keeps_the_outside_exactly_and_follows_the_prompt_inside(colo
     assert redness(out[:, mask]) > 100
 
 
-def test_the_command_line_writes_the_pictures_the_prompt_asks_for(colour_pipe, tmp_path,
-                                                                   monkeypatch):
+def test_the_command_line_writes_the_pictures_the_prompt_asks_for(
+    colour_pipe, tmp_path, monkeypatch
+):
     import minidiff.pipeline
 
     monkeypatch.setattr(minidiff.pipeline, "load_pretrained", lambda path, device=None: colour_pipe)
@@ -90,9 +95,9 @@ def test_the_command_line_writes_the_pictures_the_prompt_asks_for(colour_pipe, t
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-1"])
-def test_the_command_line_refuses_a_guidance_that_is_not_a_finite_number(colour_pipe, tmp_path,
-                                                                         monkeypatch, capsys,
-                                                                         value):
+def test_the_command_line_refuses_a_guidance_that_is_not_a_finite_number(
+    colour_pipe, tmp_path, monkeypatch, capsys, value
+):
     import minidiff.pipeline
 
     monkeypatch.setattr(minidiff.pipeline, "load_pretrained", lambda path, device=None: colour_pipe)

@@ -77,8 +77,10 @@ def test_unknown_spacing_names_the_allowed_ones():
 
 @pytest.mark.parametrize("t, t_prev", [(1, 0), (500, 499), (999, 998), (999, 899), (640, 80)])
 def test_ddim_with_eta_1_is_the_ddpm_posterior(t, t_prev):
-    x_t, eps_hat = _randn(*SHAPE, seed=1, dtype=torch.float64), _randn(*SHAPE, seed=2,
-                                                                          dtype=torch.float64)
+    x_t, eps_hat = (
+        _randn(*SHAPE, seed=1, dtype=torch.float64),
+        _randn(*SHAPE, seed=2, dtype=torch.float64),
+    )
     ab_t, ab_prev = ALPHA_BAR[t], ALPHA_BAR[t_prev]
     zeros, ones = torch.zeros_like(x_t), torch.ones_like(x_t)
     ddim_mean, _ = ddim_step(x_t, eps_hat, ab_t, ab_prev, eta=1.0, noise=zeros)
@@ -94,8 +96,10 @@ def test_ddim_with_eta_1_is_the_ddpm_posterior(t, t_prev):
 
 def test_ddim_with_eta_0_and_the_true_noise_recovers_the_forward_process():
     # if eps_hat is the noise that made x_t, DDIM lands exactly on q_sample's x_prev
-    x0, eps = _randn(*SHAPE, seed=3, dtype=torch.float64), _randn(*SHAPE, seed=4,
-                                                                   dtype=torch.float64)
+    x0, eps = (
+        _randn(*SHAPE, seed=3, dtype=torch.float64),
+        _randn(*SHAPE, seed=4, dtype=torch.float64),
+    )
     ab_t, ab_prev = ALPHA_BAR[700], ALPHA_BAR[300]
     x_t = ab_t.sqrt() * x0 + (1 - ab_t).sqrt() * eps
     x_prev, x0_hat = ddim_step(x_t, eps, ab_t, ab_prev)
@@ -131,9 +135,20 @@ def test_steps_that_add_noise_ask_for_it():
 def test_sample_returns_the_last_x0_hat_and_every_step(sampler, eta, clip_x0):
     seen = []
     timesteps = make_timesteps(10, 1000)
-    x0, trajectory = sample(gaussian_eps_fn, _randn(*SHAPE), ALPHA_BAR, timesteps, SampleOptions(
-        sampler=sampler, eta=eta, generator=torch.Generator().manual_seed(0), callback=seen.append,
-        keep_trajectory=True, clip_x0=clip_x0))
+    x0, trajectory = sample(
+        gaussian_eps_fn,
+        _randn(*SHAPE),
+        ALPHA_BAR,
+        timesteps,
+        SampleOptions(
+            sampler=sampler,
+            eta=eta,
+            generator=torch.Generator().manual_seed(0),
+            callback=seen.append,
+            keep_trajectory=True,
+            clip_x0=clip_x0,
+        ),
+    )
     assert [s.t for s in trajectory] == [t for t, _ in timesteps] == [s.t for s in seen]
     assert all(isinstance(s, Step) and s.x_t.shape == SHAPE for s in trajectory)
     assert torch.equal(x0, trajectory[-1].x0_hat)
@@ -144,12 +159,18 @@ def test_clip_x0_keeps_the_guess_inside_the_picture_range():
     def wild(x_t, t):
         return -50 * torch.ones_like(x_t)  # its x0_hat is far above 1
 
-    x0, trajectory = sample(wild, _randn(*SHAPE), ALPHA_BAR, make_timesteps(5, 1000),
-                            SampleOptions(keep_trajectory=True))
+    x0, trajectory = sample(
+        wild,
+        _randn(*SHAPE),
+        ALPHA_BAR,
+        make_timesteps(5, 1000),
+        SampleOptions(keep_trajectory=True),
+    )
     assert all(bool(s.x0_hat.abs().max() <= 1) for s in trajectory)
     assert bool(x0.abs().max() <= 1)
-    unclipped, _ = sample(wild, _randn(*SHAPE), ALPHA_BAR, make_timesteps(5, 1000),
-                          SampleOptions(clip_x0=False))
+    unclipped, _ = sample(
+        wild, _randn(*SHAPE), ALPHA_BAR, make_timesteps(5, 1000), SampleOptions(clip_x0=False)
+    )
     assert bool(unclipped.abs().max() > 1)
 
 
@@ -163,17 +184,26 @@ def test_the_same_seed_gives_the_same_picture(sampler):
     def run(seed):
         g = torch.Generator().manual_seed(seed)
         x_T = torch.randn(SHAPE, generator=g)
-        return sample(gaussian_eps_fn, x_T, ALPHA_BAR, make_timesteps(8, 1000),
-                      SampleOptions(sampler=sampler, eta=1.0, generator=g))[0]
+        return sample(
+            gaussian_eps_fn,
+            x_T,
+            ALPHA_BAR,
+            make_timesteps(8, 1000),
+            SampleOptions(sampler=sampler, eta=1.0, generator=g),
+        )[0]
 
     assert torch.equal(run(0), run(0))
     assert not torch.allclose(run(0), run(1))
 
 
 def test_sample_follows_the_dtype_of_its_input():
-    x0, _ = sample(gaussian_eps_fn, _randn(*SHAPE, dtype=torch.float64), ALPHA_BAR,
-                   make_timesteps(3, 1000),
-                   SampleOptions(sampler="ddpm", generator=torch.Generator().manual_seed(0)))
+    x0, _ = sample(
+        gaussian_eps_fn,
+        _randn(*SHAPE, dtype=torch.float64),
+        ALPHA_BAR,
+        make_timesteps(3, 1000),
+        SampleOptions(sampler="ddpm", generator=torch.Generator().manual_seed(0)),
+    )
     assert x0.dtype == torch.float64
 
 
@@ -207,7 +237,9 @@ def test_img2img_with_small_strength_changes_the_picture_little():
 
     def change(strength):
         g = torch.Generator().manual_seed(0)
-        x0, _ = img2img(gaussian_eps_fn, x_init, strength, ALPHA_BAR, TEN_STEPS, SampleOptions(generator=g))
+        x0, _ = img2img(
+            gaussian_eps_fn, x_init, strength, ALPHA_BAR, TEN_STEPS, SampleOptions(generator=g)
+        )
         return (x0 - x_init).abs().mean().item()
 
     # strength 1 ends in an unrelated picture from N(0, 0.5² I): mean |difference| about 0.5
@@ -217,8 +249,14 @@ def test_img2img_with_small_strength_changes_the_picture_little():
 
 def test_img2img_runs_the_last_share_of_the_steps():
     seen = []
-    img2img(gaussian_eps_fn, torch.zeros(SHAPE), 0.3, ALPHA_BAR, TEN_STEPS,
-            SampleOptions(callback=seen.append))
+    img2img(
+        gaussian_eps_fn,
+        torch.zeros(SHAPE),
+        0.3,
+        ALPHA_BAR,
+        TEN_STEPS,
+        SampleOptions(callback=seen.append),
+    )
     assert [s.t for s in seen] == [t for t, _ in make_timesteps(10, 1000)[-3:]]
 
 
@@ -238,9 +276,16 @@ def test_inpaint_keeps_the_known_region_exactly(sampler):
     known = _randn(*SHAPE, seed=8).clamp(-1, 1)
     mask = torch.zeros(1, 1, 8, 8)
     mask[..., :4, :] = 1  # keep the top half
-    x0, trajectory = inpaint(gaussian_eps_fn, known, mask, ALPHA_BAR, make_timesteps(10, 1000),
-                             SampleOptions(sampler=sampler, generator=torch.Generator().manual_seed(0),
-                                           keep_trajectory=True))
+    x0, trajectory = inpaint(
+        gaussian_eps_fn,
+        known,
+        mask,
+        ALPHA_BAR,
+        make_timesteps(10, 1000),
+        SampleOptions(
+            sampler=sampler, generator=torch.Generator().manual_seed(0), keep_trajectory=True
+        ),
+    )
     assert torch.equal(x0[..., :4, :], known[..., :4, :])
     assert not torch.allclose(x0[..., 4:, :], known[..., 4:, :], atol=0.1)  # the rest is redrawn
     # at every step the network saw the known half noised to its t, not the raw picture
@@ -253,14 +298,25 @@ def test_inpaint_names_the_expected_mask_shape():
     with pytest.raises(ValueError, match=message):
         inpaint(gaussian_eps_fn, known, torch.ones(1, 8, 8), ALPHA_BAR, make_timesteps(2, 1000))
     with pytest.raises(ValueError, match=r"mask values must lie in \[0, 1\]"):
-        inpaint(gaussian_eps_fn, known, 2 * torch.ones(1, 1, 8, 8), ALPHA_BAR,
-                make_timesteps(2, 1000))
+        inpaint(
+            gaussian_eps_fn, known, 2 * torch.ones(1, 1, 8, 8), ALPHA_BAR, make_timesteps(2, 1000)
+        )
 
 
 def test_the_diffusion_files_import_only_torch_numpy_and_each_other():
     # dependencies point one way: schedules <- diffusion <- samplers <- editing; no diffusers
-    allowed = {"__future__", "collections", "dataclasses", "math", "typing", "numpy", "torch",
-               "minidiff.schedules", "minidiff.diffusion", "minidiff.samplers"}
+    allowed = {
+        "__future__",
+        "collections",
+        "dataclasses",
+        "math",
+        "typing",
+        "numpy",
+        "torch",
+        "minidiff.schedules",
+        "minidiff.diffusion",
+        "minidiff.samplers",
+    }
     package = Path(minidiff.__file__).parent
     for name in ("schedules", "diffusion", "samplers", "editing"):
         tree = ast.parse((package / f"{name}.py").read_text())
@@ -292,5 +348,9 @@ def test_dpmpp_2m_first_order_is_ddim():
     x_t, eps = _randn(*SHAPE, seed=1), _randn(*SHAPE, seed=2)
     for t, t_prev in make_timesteps(10, 1000):
         ab_t, ab_prev = ALPHA_BAR[t], 1.0 if t_prev < 0 else ALPHA_BAR[t_prev]
-        torch.testing.assert_close(dpmpp_2m_step(x_t, eps, ab_t, ab_prev)[0],
-                                   ddim_step(x_t, eps, ab_t, ab_prev)[0], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            dpmpp_2m_step(x_t, eps, ab_t, ab_prev)[0],
+            ddim_step(x_t, eps, ab_t, ab_prev)[0],
+            rtol=1e-5,
+            atol=1e-5,
+        )

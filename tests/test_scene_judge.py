@@ -33,18 +33,27 @@ def test_neighbours_stay_apart_when_blurred():
     """Two of the widest large squares, jittered a pixel towards each other (1.5 pixels apart),
     blurred and noisy: still read as two."""
     top = 1 - 1e-9  # the largest uniform: jitter +1 pixel (right, down) or +4 % width
-    cases = [("top right", "right", (0.5, top), (0.5, 0)),  # a moves down, b up
-             ("left", "center", (top, 0.5), (0, 0.5)),  # a moves right, b left
-             ("bottom", "center", (0.5, 0), (0.5, top))]  # a moves up, b down
-    pairs = [(world.Attributes("green", "square", "large", a),
-              world.Attributes("red", "square", "large", b)) for a, b, _, _ in cases]
-    draws = [np.array([[*ua, top, 0.5, 0.5, 0.5], [*ub, top, 0.5, 0.5, 0.5]])
-             for _, _, ua, ub in cases]
+    cases = [
+        ("top right", "right", (0.5, top), (0.5, 0)),  # a moves down, b up
+        ("left", "center", (top, 0.5), (0, 0.5)),  # a moves right, b left
+        ("bottom", "center", (0.5, 0), (0.5, top)),
+    ]  # a moves up, b down
+    pairs = [
+        (
+            world.Attributes("green", "square", "large", a),
+            world.Attributes("red", "square", "large", b),
+        )
+        for a, b, _, _ in cases
+    ]
+    draws = [
+        np.array([[*ua, top, 0.5, 0.5, 0.5], [*ub, top, 0.5, 0.5, 0.5]]) for _, _, ua, ub in cases
+    ]
     pictures = scenes.paint(pairs, draws)
     for seed in range(5):
         found = read_scenes(blur_and_noise(pictures, np.random.default_rng(seed)))
-        assert [sorted(o.position for o in f) for f in found] == \
-            [sorted(o.position for o in pair) for pair in pairs]
+        assert [sorted(o.position for o in f) for f in found] == [
+            sorted(o.position for o in pair) for pair in pairs
+        ]
 
 
 def test_agreement_drops_when_the_picture_lies(test_scenes):
@@ -61,8 +70,9 @@ def test_agreement_drops_when_the_picture_lies(test_scenes):
 
 def test_noise_alone_is_no_object():
     rng = np.random.default_rng(1)
-    blank = np.broadcast_to(np.array(world.BACKGROUND, dtype=np.uint8),
-                            (20, scenes.CANVAS, scenes.CANVAS, 3))
+    blank = np.broadcast_to(
+        np.array(world.BACKGROUND, dtype=np.uint8), (20, scenes.CANVAS, scenes.CANVAS, 3)
+    )
     assert read_scenes(blur_and_noise(blank, rng, sigma=20)) == [[] for _ in range(20)]
 
 
@@ -87,8 +97,9 @@ def each_once():
 def _scores(prompts, scene_of, seed=0):
     """Score pictures drawn by a stand-in generator: scene_of(request, rng) -> a scene."""
     rng = np.random.default_rng(seed)
-    pictures = np.stack([scenes.render(scene_of(parse_scene_prompt(p.prompt), rng), rng)
-                         for p in prompts])
+    pictures = np.stack(
+        [scenes.render(scene_of(parse_scene_prompt(p.prompt), rng), rng) for p in prompts]
+    )
     return geneval.score(prompts, read_scenes(pictures))
 
 
@@ -97,8 +108,9 @@ def test_the_evaluation_prompts(prompts):
     assert all(40 <= len(v) <= 60 for v in by.values())
     assert sum(p.held_out for p in by["colour_attribution"]) == 6 * 3
     assert sum(p.held_out for p in by["colours"]) == 3 * 2
-    assert not any(p.held_out for c in ("single_object", "two_objects", "counting", "position")
-                   for p in by[c])
+    assert not any(
+        p.held_out for c in ("single_object", "two_objects", "counting", "position") for p in by[c]
+    )
     assert prompts == geneval.evaluation_prompts()  # deterministic
     assert "a red circle and a blue square" in {p.prompt for p in by["colour_attribution"]}
 
@@ -113,10 +125,15 @@ def test_a_perfect_generator_scores_one(prompts, each_once):
 
 def test_a_one_object_generator_fails_where_it_should(each_once):
     """It draws only the first object asked for (today's model averages two into one)."""
+
     def first_only(request, rng):
         first = request.objects[0]
-        return draw_scene(scenes.SceneRequest((scenes.ObjectRequest(
-            first.colour, first.shape, first.size, first.position),)), rng)
+        return draw_scene(
+            scenes.SceneRequest(
+                (scenes.ObjectRequest(first.colour, first.shape, first.size, first.position),)
+            ),
+            rng,
+        )
 
     result = _scores(each_once, first_only)
     assert result.categories["single_object"] == 1.0 and result.categories["colours"] == 1.0
@@ -128,13 +145,16 @@ def test_a_one_object_generator_fails_where_it_should(each_once):
 def test_swapped_colours_fail_attribution_only(each_once):
     """Right objects, colours bound the other way round: "a red circle and a blue square" drawn
     as a blue circle and a red square."""
+
     def swapped(request, rng):
         scene = draw_scene(request, rng)
         if len(scene) != 2:
             return scene
         a, b = scene
-        return (world.Attributes(b.colour, a.shape, a.size, a.position),
-                world.Attributes(a.colour, b.shape, b.size, b.position))
+        return (
+            world.Attributes(b.colour, a.shape, a.size, a.position),
+            world.Attributes(a.colour, b.shape, b.size, b.position),
+        )
 
     result = _scores(each_once, swapped)
     assert result.categories["colour_attribution"] == 0.0

@@ -36,8 +36,11 @@ def test_splits_use_different_streams(described):
 
 
 def test_bad_arguments_are_refused_in_one_sentence():
-    for call in (lambda: scenes.describe("training", 0), lambda: scenes.batch("val", -1, 4),
-                 lambda: scenes.holds("near", "top", "left")):
+    for call in (
+        lambda: scenes.describe("training", 0),
+        lambda: scenes.batch("val", -1, 4),
+        lambda: scenes.holds("near", "top", "left"),
+    ):
         with pytest.raises(ValueError) as e:
             call()
         assert "\n" not in str(e.value)
@@ -54,7 +57,7 @@ def test_one_object_per_cell_and_each_inside_its_cell(described):
     cell = int(scenes.CELL)
     for a, obj in zip(alpha, (o for s in drawn for o in s)):
         row, col = divmod(world.POSITIONS.index(obj.position), 3)
-        inside = a[row * cell:(row + 1) * cell, col * cell:(col + 1) * cell].sum()
+        inside = a[row * cell : (row + 1) * cell, col * cell : (col + 1) * cell].sum()
         assert inside == pytest.approx(a.sum()) and a.sum() > 10  # nothing crosses a cell edge
 
 
@@ -65,7 +68,9 @@ def test_pictures_show_the_objects_in_their_cells():
     for image, scene in zip(images, drawn):
         for position in world.POSITIONS:
             row, col = divmod(world.POSITIONS.index(position), 3)
-            pixels = image[row * cell:(row + 1) * cell, col * cell:(col + 1) * cell].reshape(-1, 3)
+            pixels = image[row * cell : (row + 1) * cell, col * cell : (col + 1) * cell].reshape(
+                -1, 3
+            )
             objects = [o for o in scene if o.position == position]
             changed = np.abs(pixels.astype(int) - background).max(axis=1) > 60
             assert changed.any() == bool(objects)
@@ -90,8 +95,11 @@ def _fits(obj, want: ObjectRequest) -> bool:
 def _named_pair(scene, request):
     """The scene's (A, B) for a caption "A <relation> B", found without the relation rule; None
     when both orders fit."""
-    orders = [o for o in (scene, scene[::-1])
-              if _fits(o[0], request.objects[0]) and _fits(o[1], request.objects[1])]
+    orders = [
+        o
+        for o in (scene, scene[::-1])
+        if _fits(o[0], request.objects[0]) and _fits(o[1], request.objects[1])
+    ]
     return orders[0] if len(orders) == 1 else None
 
 
@@ -111,12 +119,16 @@ def test_relations_agree_with_the_pixels():
         for obj in pair:
             row, col = divmod(world.POSITIONS.index(obj.position), 3)
             ink = np.zeros(image.shape[:2])
-            box = np.s_[row * cell:(row + 1) * cell, col * cell:(col + 1) * cell]
+            box = np.s_[row * cell : (row + 1) * cell, col * cell : (col + 1) * cell]
             ink[box] = np.abs(image[box].astype(int) - background).sum(axis=2)
             centres.append(((ink * xs).sum() / ink.sum(), (ink * ys).sum() / ink.sum()))
         (xa, ya), (xb, yb) = centres
-        expected = {"left of": xa < xb - 8, "right of": xa > xb + 8, "above": ya < yb - 8,
-                    "below": ya > yb + 8}
+        expected = {
+            "left of": xa < xb - 8,
+            "right of": xa > xb + 8,
+            "above": ya < yb - 8,
+            "below": ya > yb + 8,
+        }
         assert expected[request.relation], (caption, scene)
         checked += 1
     assert checked > 50
@@ -136,8 +148,16 @@ def test_every_kind_and_word_order_appears(described):
     starts = Counter(c.split()[0] for c in captions)
     assert {"two", "three", "four", "one", "to", "above", "below", "the", "a"} <= set(starts)
     assert any(" with " in c for c in captions) and any(" left of " in c for c in captions)
-    kinds = Counter("relation" if n.relation else "count" if set(c.split()) & set(scenes.NUMBERS)
-                    else "two" if len(n.objects) == 2 else "one" for _, c, n in described["train"])
+    kinds = Counter(
+        "relation"
+        if n.relation
+        else "count"
+        if set(c.split()) & set(scenes.NUMBERS)
+        else "two"
+        if len(n.objects) == 2
+        else "one"
+        for _, c, n in described["train"]
+    )
     assert all(kinds[k] > 0.1 * N for k in scenes.KINDS), kinds
 
 
@@ -167,7 +187,7 @@ def test_every_one_object_caption_still_reads():
 
 
 def test_words_extend_the_vocabulary_without_moving_a_word(described):
-    assert scenes.WORDS[:len(world.WORDS)] == world.WORDS
+    assert scenes.WORDS[: len(world.WORDS)] == world.WORDS
     assert len(set(scenes.WORDS)) == len(scenes.WORDS)
     assert VOCAB[2:] == world.WORDS  # today's tokenizer keeps today's words
     for split in scenes.SPLITS:
@@ -187,9 +207,12 @@ def test_held_out_bindings_follow_their_rule():
         assert c1 != c2 and s1 != s2
         assert {(c1, s2), (c2, s1)}.isdisjoint(world.HELD_OUT)  # the swap is trainable
     assert {frozenset(p) for p in scenes.SEEN_PAIRS}.isdisjoint({frozenset(b) for b in bindings})
-    assert all(scenes.allowed_in_training(tuple(world.Attributes(*o, "small", c) for o, c in
-                                                zip(p, ("left", "right")))) for p in
-               scenes.SEEN_PAIRS)
+    assert all(
+        scenes.allowed_in_training(
+            tuple(world.Attributes(*o, "small", c) for o, c in zip(p, ("left", "right")))
+        )
+        for p in scenes.SEEN_PAIRS
+    )
 
 
 def _pairs(scene):
@@ -220,23 +243,29 @@ def test_evaluation_prompts_are_never_training_captions(described):
 
 
 # -- prompts the world cannot draw ----------------------------------------------------------------
-@pytest.mark.parametrize("prompt, why", [
-    ("five red circles", "at most 4 objects"),
-    ("a red circle and a blue square and a green star and a yellow triangle and a purple circle",
-     "at most 4 objects"),
-    ("three circles and two squares", "at most 4 objects"),
-    ("two red circles in the center", "cannot share one cell"),
-    ("a red circle in the center and a blue square in the center", "cannot share one cell"),
-    ("a red circle above a blue square at the top", "no layout"),
-    ("a red circle to the right of a blue square on the right", "no layout"),
-    ("a red blue circle", "both red and blue"),
-    ("a red circle left of a blue square left of a star", "one relation"),
-    ("two circles left of a square", "two single objects"),
-    ("circles", "how many"),
-    ("three circle", "disagree"),
-    ("a purple frog", "unknown word 'frog'"),
-    ("a red circle of a blue square", "'of' belongs in a relation"),
-])
+@pytest.mark.parametrize(
+    "prompt, why",
+    [
+        ("five red circles", "at most 4 objects"),
+        (
+            "a red circle and a blue square and a green star and a yellow triangle and a "
+            "purple circle",
+            "at most 4 objects",
+        ),
+        ("three circles and two squares", "at most 4 objects"),
+        ("two red circles in the center", "cannot share one cell"),
+        ("a red circle in the center and a blue square in the center", "cannot share one cell"),
+        ("a red circle above a blue square at the top", "no layout"),
+        ("a red circle to the right of a blue square on the right", "no layout"),
+        ("a red blue circle", "both red and blue"),
+        ("a red circle left of a blue square left of a star", "one relation"),
+        ("two circles left of a square", "two single objects"),
+        ("circles", "how many"),
+        ("three circle", "disagree"),
+        ("a purple frog", "unknown word 'frog'"),
+        ("a red circle of a blue square", "'of' belongs in a relation"),
+    ],
+)
 def test_refused_in_one_sentence(prompt, why):
     with pytest.raises(ValueError) as e:
         parse_scene_prompt(prompt)
@@ -245,23 +274,33 @@ def test_refused_in_one_sentence(prompt, why):
 
 def test_what_the_grammar_reads():
     red, blue = ObjectRequest("red", "circle"), ObjectRequest("blue", "square")
-    for prompt in ("a red circle to the left of a blue square", "red circle left of blue square",
-                   "to the left of a blue square, a red circle",
-                   "a blue square with a red circle to its left",
-                   "the red circle is to the left of the blue square"):
+    for prompt in (
+        "a red circle to the left of a blue square",
+        "red circle left of blue square",
+        "to the left of a blue square, a red circle",
+        "a blue square with a red circle to its left",
+        "the red circle is to the left of the blue square",
+    ):
         assert parse_scene_prompt(prompt) == SceneRequest((red, blue), "left of"), prompt
     assert parse_scene_prompt("three green triangles") == SceneRequest(
-        (ObjectRequest("green", "triangle", count=3),))
+        (ObjectRequest("green", "triangle", count=3),)
+    )
     # a cell named after an object belongs to that object only
-    assert parse_scene_prompt("a red circle and a blue square in the center").objects[1] == \
-        ObjectRequest("blue", "square", position="center")
+    assert parse_scene_prompt("a red circle and a blue square in the center").objects[
+        1
+    ] == ObjectRequest("blue", "square", position="center")
     assert parse_scene_prompt("") == SceneRequest()
 
 
 def test_drawn_scenes_show_their_request():
     rng = np.random.default_rng(0)
-    for prompt in ("a red circle below a square", "four stars", "a circle and a big blue square",
-                   "a star in the top left and two yellow squares", "a circle"):
+    for prompt in (
+        "a red circle below a square",
+        "four stars",
+        "a circle and a big blue square",
+        "a star in the top left and two yellow squares",
+        "a circle",
+    ):
         request = parse_scene_prompt(prompt)
         for _ in range(20):
             assert satisfies(draw_scene(request, rng), request)

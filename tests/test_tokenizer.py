@@ -47,7 +47,14 @@ def test_empty_prompt_is_just_start():
 
 def test_commas_are_tokens():
     assert tok.words("Red circle, top left,large") == [
-        "red", "circle", ",", "top", "left", ",", "large"]
+        "red",
+        "circle",
+        ",",
+        "top",
+        "left",
+        ",",
+        "large",
+    ]
 
 
 def test_captions_round_trip_and_fit():
@@ -61,8 +68,9 @@ def test_captions_round_trip_and_fit():
 def test_unknown_word_names_it_and_the_closest_words():
     with pytest.raises(UnknownWordError) as error:
         tok.encode("a pruple star")
-    assert str(error.value) == ("unknown word 'pruple' in prompt 'a pruple star'; "
-                                "closest known words: purple")
+    assert str(error.value) == (
+        "unknown word 'pruple' in prompt 'a pruple star'; closest known words: purple"
+    )
     assert isinstance(error.value, ValueError)
     with pytest.raises(UnknownWordError, match="'dog'.*known words are: .* circle"):
         tok.encode(["a red circle", "a dog"])
@@ -74,8 +82,9 @@ def test_long_prompt_is_cut_with_a_warning():
     prompt = "a big red star that is big and big and big and big and big in the top left"
     with pytest.warns(PromptTruncatedWarning) as record:
         ids = tok.encode(prompt)
-    assert str(record[0].message) == ("prompt is 20 tokens long but the limit is 16; "
-                                      "dropped: 'in the top left'")
+    assert str(record[0].message) == (
+        "prompt is 20 tokens long but the limit is 16; dropped: 'in the top left'"
+    )
     assert tok.decode(ids) == ["a big red star that is big and big and big and big and big"]
     with pytest.warns(PromptTruncatedWarning, match="dropped: 'star, top'"):
         Tokenizer(max_tokens=3).encode("red big star, top")
@@ -91,8 +100,17 @@ def test_type_errors():
         tok.decode(torch.tensor([[1, 99]]))
 
 
-@pytest.mark.parametrize("typed", ["a red circle.", "A red circle!", "\"a red circle\"",
-                                   "a red circle?", "(a red circle)", "a red circle;"])
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "a red circle.",
+        "A red circle!",
+        '"a red circle"',
+        "a red circle?",
+        "(a red circle)",
+        "a red circle;",
+    ],
+)
 def test_punctuation_people_type_is_read_not_refused(typed):
     tok = Tokenizer()
     assert tok.encode(typed).tolist() == tok.encode("a red circle").tolist()
@@ -104,5 +122,7 @@ def test_a_hyphen_reads_as_a_space():
 
 
 def test_an_unknown_word_is_named_without_the_punctuation_around_it():
-    with pytest.raises(UnknownWordError, match=r"unknown word 'pruple' in prompt 'a pruple star\.'"):
+    with pytest.raises(
+        UnknownWordError, match=r"unknown word 'pruple' in prompt 'a pruple star\.'"
+    ):
         Tokenizer().encode("a pruple star.")

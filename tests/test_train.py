@@ -11,8 +11,14 @@ from minidiff.train import TrainingDiverged, learning_rate, preset, train
 @pytest.fixture(scope="module")
 def configs():
     model_config, train_config = preset("tiny")
-    return model_config, replace(train_config, steps=20, checkpoint_every=5, sample_every=20,
-                                 log_every=1, snapshot_steps=(10,))
+    return model_config, replace(
+        train_config,
+        steps=20,
+        checkpoint_every=5,
+        sample_every=20,
+        log_every=1,
+        snapshot_steps=(10,),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +29,9 @@ def sampled():
 @pytest.fixture(scope="module")
 def full_run(configs, tmp_path_factory, sampled):
     out = tmp_path_factory.mktemp("full")
-    return train(*configs, out, device="cpu", watch=QUIET,
-                 on_sample=lambda ema, step: sampled.append(step))
+    return train(
+        *configs, out, device="cpu", watch=QUIET, on_sample=lambda ema, step: sampled.append(step)
+    )
 
 
 def test_a_run_writes_model_checkpoint_and_snapshots_and_shows_samples(full_run, sampled):
@@ -63,8 +70,14 @@ def test_resume_needs_a_checkpoint_and_the_same_settings(configs, full_run, tmp_
         train(*configs, tmp_path, resume=True, device="cpu", watch=QUIET)
     model_config, train_config = configs
     with pytest.raises(ValueError, match="other training settings"):
-        train(model_config, replace(train_config, lr=5e-3), full_run.out_dir, resume=True,
-              device="cpu", watch=QUIET)
+        train(
+            model_config,
+            replace(train_config, lr=5e-3),
+            full_run.out_dir,
+            resume=True,
+            device="cpu",
+            watch=QUIET,
+        )
     bigger = replace(model_config, unet=replace(model_config.unet, channels=(16, 32, 64)))
     with pytest.raises(CheckpointError, match="another model config"):
         train(bigger, train_config, full_run.out_dir, resume=True, device="cpu", watch=QUIET)
@@ -97,7 +110,7 @@ def test_learning_rate_warms_up_then_decays():
     _, cfg = preset("small")
     lrs = [learning_rate(s, cfg) for s in range(cfg.steps)]
     assert lrs[0] < lrs[cfg.warmup - 1] == pytest.approx(cfg.lr)
-    assert all(a >= b for a, b in zip(lrs[cfg.warmup:], lrs[cfg.warmup + 1:]))
+    assert all(a >= b for a, b in zip(lrs[cfg.warmup :], lrs[cfg.warmup + 1 :]))
     assert lrs[-1] == pytest.approx(cfg.lr / 10, rel=1e-3)
 
 
@@ -111,8 +124,20 @@ def test_a_killed_training_process_saves_and_resumes(tmp_path):
     import time
 
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "minidiff.cli", "train", "--preset", "tiny", "--out", str(out),
-           "--steps", "300", "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "minidiff.cli",
+        "train",
+        "--preset",
+        "tiny",
+        "--out",
+        str(out),
+        "--steps",
+        "300",
+        "--device",
+        "cpu",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = out / "log.jsonl"
     deadline = time.time() + 120
@@ -127,8 +152,9 @@ def test_a_killed_training_process_saves_and_resumes(tmp_path):
     assert "checkpoint saved, continue with --resume" in stdout
     stopped = int(stdout.split("stopped at step ")[1].split(";")[0])
     assert 0 < stopped < 300
-    done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300,
-                          check=False)
+    done = subprocess.run(
+        cmd + ["--resume"], capture_output=True, text=True, timeout=300, check=False
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
     assert steps == list(range(5, 301, 5))  # every logged step exactly once, none lost
@@ -138,8 +164,13 @@ def test_a_killed_training_process_saves_and_resumes(tmp_path):
 
 def test_a_run_on_a_time_budget_stops_there_and_writes_its_model(configs, tmp_path):
     model_config, train_config = configs
-    cfg = replace(train_config, steps=100_000, minutes=0.06, warmup=1,  # 3.6 seconds
-                  checkpoint_every=1000)
+    cfg = replace(
+        train_config,
+        steps=100_000,
+        minutes=0.06,
+        warmup=1,  # 3.6 seconds
+        checkpoint_every=1000,
+    )
     result = train(model_config, cfg, tmp_path, device="cpu", watch=QUIET)
     assert 3 <= result.step < 100_000
     assert 3.6 <= result.history[-1]["elapsed"] < 60

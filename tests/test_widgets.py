@@ -35,8 +35,9 @@ def pipe(tiny_model_file):
 
 @pytest.fixture(scope="module")
 def picture():
-    return world.render(world.Attributes("red", "circle", "large", "center"),
-                        np.random.default_rng(0))
+    return world.render(
+        world.Attributes("red", "circle", "large", "center"), np.random.default_rng(0)
+    )
 
 
 # -- probe ---------------------------------------------------------------------------------------
@@ -53,8 +54,9 @@ def test_denoiser_predictions_shapes_and_truth(pipe, picture):
         assert out[key].shape == (3, 32, 32, 3) and out[key].dtype == np.uint8
     assert list(out["t"]) == [10, 500, 990] and out["eps_error"].shape == (3,)
     assert (out["eps"] == out["eps"][0]).all()  # the same noise at every t
-    assert np.array_equal(out["x_t"], probe.noised_pictures(picture, pipe.config.schedule,
-                                                            [10, 500, 990]))
+    assert np.array_equal(
+        out["x_t"], probe.noised_pictures(picture, pipe.config.schedule, [10, 500, 990])
+    )
     with pytest.raises(ValueError, match="timesteps must be"):
         probe.denoiser_predictions(pipe, picture, PROMPT, [1000])
 
@@ -119,12 +121,20 @@ def test_word_similarity_names_its_layers(pipe):
 
 
 def test_guidance_sweep_rows_are_generate_at_each_scale(pipe):
-    sweep = probe.guidance_sweep(pipe, "a red star", [0, 1, 4], n=2, seed=3, steps=3,
-                                 negative_prompt="a small shape")
+    sweep = probe.guidance_sweep(
+        pipe, "a red star", [0, 1, 4], n=2, seed=3, steps=3, negative_prompt="a small shape"
+    )
     assert sweep.shape == (3, 2, 32, 32, 3)
     for row, scale in zip(sweep, [0, 1, 4]):
-        same = pipe.generate("a red star", n=2, steps=3, guidance_scale=scale, seed=3,
-                             negative_prompt="a small shape", sampler="ddim")
+        same = pipe.generate(
+            "a red star",
+            n=2,
+            steps=3,
+            guidance_scale=scale,
+            seed=3,
+            negative_prompt="a small shape",
+            sampler="ddim",
+        )
         assert np.abs(row.astype(int) - same).max() <= 1
 
 
@@ -133,8 +143,12 @@ class FixedJudge:
 
     def predict(self, images):
         n = len(images)
-        return {"colour": np.zeros(n, int), "shape": np.zeros(n, int), "size": np.zeros(n, int),
-                "position": np.zeros(n, int)}
+        return {
+            "colour": np.zeros(n, int),
+            "shape": np.zeros(n, int),
+            "size": np.zeros(n, int),
+            "position": np.zeros(n, int),
+        }
 
 
 def test_adherence_and_diversity_use_the_judge():
@@ -142,8 +156,9 @@ def test_adherence_and_diversity_use_the_judge():
     score = probe.adherence_and_diversity(FixedJudge(), "a red circle", pictures)
     assert score == {"adherence": 1.0, "diversity": 0.0}  # always the same size and position
     assert probe.adherence_and_diversity(FixedJudge(), "a blue circle", pictures)["adherence"] == 0
-    every = probe.adherence_and_diversity(FixedJudge(), "a small red circle in the top left",
-                                          pictures)
+    every = probe.adherence_and_diversity(
+        FixedJudge(), "a small red circle in the top left", pictures
+    )
     assert every["adherence"] == 1.0 and np.isnan(every["diversity"])
 
 
@@ -153,8 +168,9 @@ EXPLORERS = {
     "denoiser": lambda pipe: widgets.denoiser_explorer(pipe, PROMPT),
     "scrubber": lambda pipe: widgets.step_scrubber(pipe, PROMPT, steps=5),
     "prompt": lambda pipe: widgets.prompt_explorer(pipe, PROMPT, OTHER, steps=4),
-    "guidance": lambda pipe: widgets.guidance_explorer(pipe, "a red star", scales=(0, 1, 3), n=4,
-                                                       steps=3, judge=Judge()),
+    "guidance": lambda pipe: widgets.guidance_explorer(
+        pipe, "a red star", scales=(0, 1, 3), n=4, steps=3, judge=Judge()
+    ),
 }
 
 
@@ -162,8 +178,10 @@ EXPLORERS = {
 def counting_network_calls(pipe):
     """A list that grows by one at every call of the model's U-Net or text encoder."""
     calls = []
-    hooks = [m.register_forward_hook(lambda *args: calls.append(1))
-             for m in (pipe.model.unet, pipe.model.text_encoder)]
+    hooks = [
+        m.register_forward_hook(lambda *args: calls.append(1))
+        for m in (pipe.model.unet, pipe.model.text_encoder)
+    ]
     try:
         yield calls
     finally:
@@ -200,11 +218,14 @@ def test_step_scrubber_labels_and_same_starting_noise(pipe):
     assert scrubber.label.value == f"step 2 of 5 · t = {t}"
     first, _ = scrubber.frames[1]  # 2 x 2 cells: DDPM above DDIM, x_t left
     cell = 32 * base.SCALE
-    top_left, bottom_left = first[2:2 + cell, 2:2 + cell], first[4 + cell:4 + 2 * cell, 2:2 + cell]
+    top_left, bottom_left = (
+        first[2 : 2 + cell, 2 : 2 + cell],
+        first[4 + cell : 4 + 2 * cell, 2 : 2 + cell],
+    )
     assert np.array_equal(top_left, bottom_left)
     ddim = pipe.trace(PROMPT, n=1, steps=5, seed=4, sampler="ddim")
     last, _ = scrubber.frames[5]
-    final = last[4 + cell:4 + 2 * cell, 4 + cell:4 + 2 * cell][::base.SCALE, ::base.SCALE]
+    final = last[4 + cell : 4 + 2 * cell, 4 + cell : 4 + 2 * cell][:: base.SCALE, :: base.SCALE]
     assert np.array_equal(final, ddim.images[0])  # DDIM's last x0_hat is its picture
 
 
@@ -234,8 +255,9 @@ def test_prompt_explorer_words_and_mix(pipe):
 
 
 def test_guidance_explorer_measures_every_scale(pipe):
-    explorer = widgets.guidance_explorer(pipe, "a red circle", scales=(0, 2), n=2, steps=2,
-                                         judge=FixedJudge())
+    explorer = widgets.guidance_explorer(
+        pipe, "a red circle", scales=(0, 2), n=2, steps=2, judge=FixedJudge()
+    )
     assert explorer.table.value.count("<tr>") == 3
     assert "adherence 100% (2 of 2 pictures" in explorer.label.value
     explorer.negative.value = "a large shape"
@@ -256,7 +278,9 @@ def test_import_minidiff_does_not_import_the_widget_libraries():
     import subprocess
     import sys
 
-    code = ("import sys, minidiff; minidiff.load_pretrained; "
-            "print(any(m in sys.modules for m in ('ipywidgets', 'matplotlib')))")
+    code = (
+        "import sys, minidiff; minidiff.load_pretrained; "
+        "print(any(m in sys.modules for m in ('ipywidgets', 'matplotlib')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

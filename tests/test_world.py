@@ -87,8 +87,12 @@ def test_object_stays_inside_the_canvas(u):
 def test_large_is_about_twice_as_wide_as_small():
     rng = np.random.default_rng(0)
     for shape in world.SHAPES:
-        width = {size: coverage(world.render(Attributes("blue", shape, size, "center"), rng))
-                 .max(axis=0).sum() for size in world.SIZES}
+        width = {
+            size: coverage(world.render(Attributes("blue", shape, size, "center"), rng))
+            .max(axis=0)
+            .sum()
+            for size in world.SIZES
+        }
         assert 1.7 < width["large"] / width["small"] < 2.2, (shape, width)
         assert 9 <= width["small"] <= 11, (shape, width)
 
@@ -136,16 +140,26 @@ def test_every_template_and_synonym_is_used():
     rng = np.random.default_rng(0)
     attrs = Attributes("orange", "triangle", "large", "top left")
     captions = {world.caption(attrs, rng, mention=tuple(world.ATTRIBUTES)) for _ in range(400)}
-    expected = {"a {z} orange triangle in the top left", "orange triangle, top left, {z}",
-                "a triangle that is orange and {z} in the top left",
-                "in the top left, a {z} orange triangle", "{z} orange triangle, top left",
-                "the {z} orange triangle is in the top left",
-                "a triangle, orange and {z}, in the top left", "top left, a {z} orange triangle"}
+    expected = {
+        "a {z} orange triangle in the top left",
+        "orange triangle, top left, {z}",
+        "a triangle that is orange and {z} in the top left",
+        "in the top left, a {z} orange triangle",
+        "{z} orange triangle, top left",
+        "the {z} orange triangle is in the top left",
+        "a triangle, orange and {z}, in the top left",
+        "top left, a {z} orange triangle",
+    }
     assert captions == {c.format(z=z) for c in expected for z in ("large", "big")}
     assert len(captions) == 2 * len(world.TEMPLATES)
     assert world.caption(attrs, rng, mention=("position",)) in {
-        "a shape in the top left", "shape, top left", "in the top left, a shape",
-        "the shape is in the top left", "a shape, in the top left", "top left, a shape"}
+        "a shape in the top left",
+        "shape, top left",
+        "in the top left, a shape",
+        "the shape is in the top left",
+        "a shape, in the top left",
+        "top left, a shape",
+    }
     assert world.caption(attrs, rng, mention=()) == ""
     with pytest.raises(ValueError, match="no template number 8; there are 8"):
         world.caption_in(attrs, ("colour",), 8, 0)
@@ -160,13 +174,23 @@ def test_attributes_are_sometimes_left_out():
 
 def test_parse_prompt():
     assert world.parse_prompt("A Big red star, top") == {
-        "colour": "red", "shape": "star", "size": "large", "position": "top"}
-    assert world.parse_prompt("a tiny shape in the center") == {"size": "small",
-                                                                "position": "center"}
+        "colour": "red",
+        "shape": "star",
+        "size": "large",
+        "position": "top",
+    }
+    assert world.parse_prompt("a tiny shape in the center") == {
+        "size": "small",
+        "position": "center",
+    }
     assert world.parse_prompt("") == {}
-    for bad, match in [("a red blue circle", "both red and blue"), ("a pruple star", "pruple"),
-                       ("top bottom", "both top and bottom"), ("center left", "center"),
-                       ("a tiny big star", "both small and large")]:
+    for bad, match in [
+        ("a red blue circle", "both red and blue"),
+        ("a pruple star", "pruple"),
+        ("top bottom", "both top and bottom"),
+        ("center left", "center"),
+        ("a tiny big star", "both small and large"),
+    ]:
         with pytest.raises(ValueError, match=match):
             world.parse_prompt(bad)
 
@@ -244,9 +268,12 @@ def test_the_skewed_share_is_the_one_asked_for():
     hits, total = world.skew_count(world.Skew(share=1.0), n=4000)
     assert hits == total > 0
     # without a skew, yellow is one of the five colours training shows stars in
-    unskewed = [a.colour == "yellow" for i in range(20000)
-                for a, _, _, m in [world._describe("train", i, 0)]
-                if a.shape == "star" and "colour" not in m]
+    unskewed = [
+        a.colour == "yellow"
+        for i in range(20000)
+        for a, _, _, m in [world._describe("train", i, 0)]
+        if a.shape == "star" and "colour" not in m
+    ]
     assert np.mean(unskewed) == pytest.approx(0.2, abs=0.04)
 
 
@@ -255,17 +282,21 @@ def test_a_skewed_batch_differs_from_the_plain_one_only_where_the_skew_applies()
     skewed, captions_b, attrs = world.batch("train", 0, 400, skew=world.Skew(share=1.0))
     assert captions == captions_b
     differ = (plain != skewed).any(axis=(1, 2, 3))
-    assert differ.any() and all(a.shape == "star" and a.colour == "yellow"
-                                for a, d in zip(attrs, differ) if d)
+    assert differ.any() and all(
+        a.shape == "star" and a.colour == "yellow" for a, d in zip(attrs, differ) if d
+    )
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"attribute": "mood"}, "unknown attribute 'mood'"),
-    ({"value": "pink"}, "'pink' is not a colour"),
-    ({"share": 1.5}, "share must be a number from 0 to 1"),
-    ({"share": float("nan")}, "share must be a number from 0 to 1"),
-    ({"given": "colour", "given_value": "red"}, "must differ"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"attribute": "mood"}, "unknown attribute 'mood'"),
+        ({"value": "pink"}, "'pink' is not a colour"),
+        ({"share": 1.5}, "share must be a number from 0 to 1"),
+        ({"share": float("nan")}, "share must be a number from 0 to 1"),
+        ({"given": "colour", "given_value": "red"}, "must differ"),
+    ],
+)
 def test_a_bad_skew_is_refused_in_one_sentence(kwargs, message):
     with pytest.raises(ValueError, match=message):
         world.Skew(**kwargs)

@@ -46,9 +46,14 @@ def snapshot_paths() -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def show(images: np.ndarray, ncol: int | None = None, titles: list[str] | None = None,
-         row_labels: list[str] | None = None, scale: float = 1.0,
-         title: str | None = None) -> None:
+def show(
+    images: np.ndarray,
+    ncol: int | None = None,
+    titles: list[str] | None = None,
+    row_labels: list[str] | None = None,
+    scale: float = 1.0,
+    title: str | None = None,
+) -> None:
     """Show uint8 pictures (N, 32, 32, 3) in a grid, with optional titles.
 
     titles label each picture; row_labels label each row (for a prompt x seed grid, say).
@@ -66,9 +71,12 @@ def show(images: np.ndarray, ncol: int | None = None, titles: list[str] | None =
     if row_labels is not None and len(row_labels) != nrow:
         raise ValueError(f"got {len(row_labels)} row labels for {nrow} rows")
     label_width = 2.2 if row_labels else 0.0
-    fig, axes = plt.subplots(nrow, ncol, squeeze=False,
-                             figsize=(scale * (1.1 * ncol + label_width),
-                                      scale * (1.1 * nrow + (0.3 if title else 0))))
+    fig, axes = plt.subplots(
+        nrow,
+        ncol,
+        squeeze=False,
+        figsize=(scale * (1.1 * ncol + label_width), scale * (1.1 * nrow + (0.3 if title else 0))),
+    )
     for i, ax in enumerate(axes.flat):
         bare(ax)
         if i < n:

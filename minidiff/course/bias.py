@@ -33,8 +33,15 @@ def skew_prompts(skew: "world.Skew") -> list[str]:
     return sorted(set(prompts))
 
 
-def skew_share(pipe, skew: "world.Skew", judge, n: int = 8, seed: int = 0,
-               guidance_scale: float = 1.0, prompts: list[str] | None = None) -> dict:
+def skew_share(
+    pipe,
+    skew: "world.Skew",
+    judge,
+    n: int = 8,
+    seed: int = 0,
+    guidance_scale: float = 1.0,
+    prompts: list[str] | None = None,
+) -> dict:
     """Generate n pictures for each of `prompts` (default skew_prompts) and measure the share the
     judge reads as the skew's value: {"share", "low", "high" (95% Wilson interval), "pictures",
     "counts" (value -> pictures), "images"}."""
@@ -45,8 +52,14 @@ def skew_share(pipe, skew: "world.Skew", judge, n: int = 8, seed: int = 0,
     hits = sum(v == skew.value for v in judged)
     low, high = wilson(hits, len(judged))
     counts = {v: judged.count(v) for v in values}
-    return {"share": hits / len(judged), "low": low, "high": high, "pictures": len(judged),
-            "counts": counts, "images": images}
+    return {
+        "share": hits / len(judged),
+        "low": low,
+        "high": high,
+        "pictures": len(judged),
+        "counts": counts,
+        "images": images,
+    }
 
 
 def read_results() -> dict:
@@ -57,33 +70,49 @@ def read_results() -> dict:
 class BiasExplorer(Explorer):
     static_figure = "figures/09_bias_explorer.gif"
 
-    def __init__(self, pipes: dict, prompt: str = "a star", scales=SCALES, n: int = 16,
-                 seed: int = 0, judge=None, skew=None):
+    def __init__(
+        self,
+        pipes: dict,
+        prompt: str = "a star",
+        scales=SCALES,
+        n: int = 16,
+        seed: int = 0,
+        judge=None,
+        skew=None,
+    ):
         from minidiff.judge import load_judge
 
         judge = judge if judge is not None else load_judge()
         skew = skew or world.Skew()
         names = list(pipes)
-        super().__init__(selection_slider(list(scales), scales[0], "guidance"), caption=(
-            f"\"{prompt}\", {n} pictures from the same {n} noises · "
-            + " · ".join(f"row {i + 1}: the {name} model" for i, name in enumerate(names))))
+        super().__init__(
+            selection_slider(list(scales), scales[0], "guidance"),
+            caption=(
+                f'"{prompt}", {n} pictures from the same {n} noises · '
+                + " · ".join(f"row {i + 1}: the {name} model" for i, name in enumerate(names))
+            ),
+        )
         self.measured, frames = {}, {}
         for s in scales:
             rows, parts = [], []
             for name in names:
-                m = skew_share(pipes[name], skew, judge, n=n, seed=seed, guidance_scale=s,
-                               prompts=[prompt])
+                m = skew_share(
+                    pipes[name], skew, judge, n=n, seed=seed, guidance_scale=s, prompts=[prompt]
+                )
                 self.measured[name, s] = m
                 rows.append(make_grid(m["images"], ncol=n, scale=SCALE // 2))
                 parts.append(f"{name}: {m['share']:.0%} {skew.value}")
             gap = np.full((8, rows[0].shape[1], 3), 255, np.uint8)
-            frames[s] = (np.concatenate([rows[0], gap, *rows[1:]]),
-                         f"guidance {s:g} · " + " · ".join(parts))
+            frames[s] = (
+                np.concatenate([rows[0], gap, *rows[1:]]),
+                f"guidance {s:g} · " + " · ".join(parts),
+            )
         self._set_frames(frames)
 
 
-def bias_explorer(pipes: dict, prompt: str = "a star", scales=SCALES, n: int = 16, seed: int = 0,
-                  judge=None):
+def bias_explorer(
+    pipes: dict, prompt: str = "a star", scales=SCALES, n: int = 16, seed: int = 0, judge=None
+):
     """A guidance slider over two (or more) models' pictures of one prompt, with the measured
     share of the skewed value in each row."""
     return BiasExplorer(pipes, prompt, scales, n, seed, judge)
@@ -98,11 +127,19 @@ def share_plot(results: dict, training_share: tuple[float, float, float], ax=Non
         _, ax = plt.subplots(figsize=(6.5, 3))
     labels = list(results)
     shares = np.array([results[k]["share"] for k in labels])
-    errors = np.array([[results[k]["share"] - results[k]["low"],
-                        results[k]["high"] - results[k]["share"]] for k in labels]).T
-    ax.bar(range(len(labels)), shares, yerr=errors, capsize=4,
-           color=["#e0b000" if "skewed" in k and "unskewed" not in k else "#8899aa"
-                  for k in labels])
+    errors = np.array(
+        [
+            [results[k]["share"] - results[k]["low"], results[k]["high"] - results[k]["share"]]
+            for k in labels
+        ]
+    ).T
+    ax.bar(
+        range(len(labels)),
+        shares,
+        yerr=errors,
+        capsize=4,
+        color=["#e0b000" if "skewed" in k and "unskewed" not in k else "#8899aa" for k in labels],
+    )
     share, low, high = training_share
     ax.axhspan(low, high, color="#e0b000", alpha=0.25, lw=0)
     ax.axhline(share, color="#b08800", ls="--", lw=1, label=f"skewed training data {share:.0%}")

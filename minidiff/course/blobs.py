@@ -28,8 +28,13 @@ def label_blobs(mask: np.ndarray) -> np.ndarray:
     labels = np.where(mask, np.arange(1, h * w + 1).reshape(1, h, w), big)
     while True:
         padded = np.pad(labels, ((0, 0), (1, 1), (1, 1)), constant_values=big)
-        neighbours = np.stack([padded[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
-                               for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+        neighbours = np.stack(
+            [
+                padded[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+                for dy in (-1, 0, 1)
+                for dx in (-1, 0, 1)
+            ]
+        )
         new = np.where(mask, neighbours.min(axis=0), big)
         if np.array_equal(new, labels):
             return np.where(mask, labels, 0)
@@ -37,7 +42,8 @@ def label_blobs(mask: np.ndarray) -> np.ndarray:
 
 
 def blob_sizes(pictures: np.ndarray) -> list[list[int]]:
-    """For each picture, the pixel counts of its blobs of at least MIN_BLOB pixels, largest first."""
+    """For each picture, the pixel counts of its blobs of at least MIN_BLOB pixels, largest
+    first."""
     labels = label_blobs(foreground(pictures))
     out = []
     for picture in labels:

@@ -54,30 +54,39 @@ def _call(fn: Callable, what: str, *args):
     try:
         out = fn(*args)
     except NotImplementedError:
-        print(f"✗ {what}: not written yet — replace `raise NotImplementedError` with your code, "
-              "then run this cell again.")
+        print(
+            f"✗ {what}: not written yet — replace `raise NotImplementedError` with your code, "
+            "then run this cell again."
+        )
         return None
     except Exception as e:  # noqa: BLE001 -- the learner's code: report any error, never stop
         hint = ""
         if "size of tensor" in str(e) or "broadcast" in str(e):
-            hint = (" Hint: one number per picture must have shape (B, 1, 1, 1) to multiply "
-                    "a (B, 3, 32, 32) batch, e.g. alpha_bar[t].reshape(-1, 1, 1, 1).")
+            hint = (
+                " Hint: one number per picture must have shape (B, 1, 1, 1) to multiply "
+                "a (B, 3, 32, 32) batch, e.g. alpha_bar[t].reshape(-1, 1, 1, 1)."
+            )
         print(f"✗ {what}: your function raised {type(e).__name__}: {e}.{hint}")
         return None
     if out is None:
-        print(f"✗ {what}: not written yet — your function returned None. Write its body, ending "
-              "with `return` and the answer, then run this cell again.")
+        print(
+            f"✗ {what}: not written yet — your function returned None. Write its body, ending "
+            "with `return` and the answer, then run this cell again."
+        )
     return out
 
 
-def _mismatch(out, expected: torch.Tensor, slips: dict[str, torch.Tensor],
-              general: str) -> str | None:
+def _mismatch(
+    out, expected: torch.Tensor, slips: dict[str, torch.Tensor], general: str
+) -> str | None:
     """None when out equals expected, else the hint to print: a named slip or the general one."""
     if not isinstance(out, torch.Tensor):
         return f"It should return a torch tensor, it returned {type(out).__name__}."
     if out.shape != expected.shape:
-        return (f"It returned shape {tuple(out.shape)}, expected {tuple(expected.shape)}. "
-                "One number per picture needs shape (B, 1, 1, 1) to multiply every pixel.")
+        return (
+            f"It returned shape {tuple(out.shape)}, expected {tuple(expected.shape)}. "
+            "One number per picture needs shape (B, 1, 1, 1) to multiply every pixel."
+        )
     if _close(out, expected):
         return None
     for slip_hint, slip in slips.items():
@@ -93,8 +102,9 @@ def _wrong_number(out, expected: float, slips: dict[str, float], general: str) -
         value = float(out)
     except (TypeError, ValueError):
         shape = getattr(out, "shape", None)
-        return (f"Return one number, got a {type(out).__name__}"
-                + (f" of shape {tuple(shape)}." if shape is not None else "."))
+        return f"Return one number, got a {type(out).__name__}" + (
+            f" of shape {tuple(shape)}." if shape is not None else "."
+        )
 
     def close(a: float, b: float) -> bool:
         return math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6)
@@ -115,18 +125,25 @@ def check_q_sample(fn: Callable) -> bool:
         return False
     ab = alpha_bar[t].float()[:, None, None, None]  # (B, 1, 1, 1)
     slips = {
-        "Both coefficients need a square root: sqrt(ᾱ_t) and sqrt(1 - ᾱ_t).":
-            ab * x0 + (1 - ab) * eps,
-        "The noise gets sqrt(1 - ᾱ_t), not sqrt(ᾱ_t) again: check the second term.":
-            ab.sqrt() * x0 + ab.sqrt() * eps,
-        "The noise term needs its square root too: sqrt(1 - ᾱ_t) · eps.":
-            ab.sqrt() * x0 + (1 - ab) * eps,
-        "The two coefficients are swapped: the picture gets sqrt(ᾱ_t), the noise sqrt(1 - ᾱ_t).":
-            (1 - ab).sqrt() * x0 + ab.sqrt() * eps,
+        "Both coefficients need a square root: sqrt(ᾱ_t) and sqrt(1 - ᾱ_t).": ab * x0
+        + (1 - ab) * eps,
+        "The noise gets sqrt(1 - ᾱ_t), not sqrt(ᾱ_t) again: check the second term.": ab.sqrt() * x0
+        + ab.sqrt() * eps,
+        "The noise term needs its square root too: sqrt(1 - ᾱ_t) · eps.": ab.sqrt() * x0
+        + (1 - ab) * eps,
+        "The two coefficients are swapped: the picture gets sqrt(ᾱ_t), the noise sqrt(1 - ᾱ_t).": (
+            1 - ab
+        ).sqrt()
+        * x0
+        + ab.sqrt() * eps,
     }
-    hint = _mismatch(out, diffusion.q_sample(x0, t, alpha_bar, eps), slips,
-                     "x_t = sqrt(ᾱ_t) · x0 + sqrt(1 - ᾱ_t) · eps, with ᾱ_t = alpha_bar[t] "
-                     "reshaped to (B, 1, 1, 1).")
+    hint = _mismatch(
+        out,
+        diffusion.q_sample(x0, t, alpha_bar, eps),
+        slips,
+        "x_t = sqrt(ᾱ_t) · x0 + sqrt(1 - ᾱ_t) · eps, with ᾱ_t = alpha_bar[t] "
+        "reshaped to (B, 1, 1, 1).",
+    )
     return _verdict(hint is None, what, hint or "")
 
 
@@ -140,16 +157,19 @@ def check_x0_from_eps(fn: Callable) -> bool:
         if out is None:
             return False
         expected = diffusion.x0_from_eps(x_t, eps_hat, ab_t)
-        a, s = ab_t ** 0.5, (1 - ab_t) ** 0.5
+        a, s = ab_t**0.5, (1 - ab_t) ** 0.5
         slips = {
-            "Subtract the noise, do not add it: x_t - sqrt(1 - ᾱ_t) · eps_hat.":
-                (x_t + s * eps_hat) / a,
+            "Subtract the noise, do not add it: x_t - sqrt(1 - ᾱ_t) · eps_hat.": (x_t + s * eps_hat)
+            / a,
             "Divide by sqrt(ᾱ_t) at the end: x_t was made from sqrt(ᾱ_t) · x0.": x_t - s * eps_hat,
-            "Use square roots: x_t holds sqrt(1 - ᾱ_t) · eps and sqrt(ᾱ_t) · x0.":
-                (x_t - (1 - ab_t) * eps_hat) / ab_t,
+            "Use square roots: x_t holds sqrt(1 - ᾱ_t) · eps and sqrt(ᾱ_t) · x0.": (
+                x_t - (1 - ab_t) * eps_hat
+            )
+            / ab_t,
         }
-        hint = _mismatch(out, expected, slips,
-                         "Solve x_t = sqrt(ᾱ_t) x0 + sqrt(1 - ᾱ_t) eps for x0.")
+        hint = _mismatch(
+            out, expected, slips, "Solve x_t = sqrt(ᾱ_t) x0 + sqrt(1 - ᾱ_t) eps for x0."
+        )
         if hint:
             return _verdict(False, f"{what} at ᾱ_t = {ab_t}", hint)
     return _verdict(True, what)
@@ -164,17 +184,18 @@ def check_v_from(fn: Callable) -> bool:
         out = _call(fn, what, x0, eps, ab_t)
         if out is None:
             return False
-        a, s = ab_t ** 0.5, (1 - ab_t) ** 0.5
+        a, s = ab_t**0.5, (1 - ab_t) ** 0.5
         slips = {
-            "The signs are the wrong way round: v = sqrt(ᾱ_t) · eps - sqrt(1 - ᾱ_t) · x0.":
-                s * x0 - a * eps,
-            "Each term needs a square root: sqrt(ᾱ_t) and sqrt(1 - ᾱ_t).":
-                ab_t * eps - (1 - ab_t) * x0,
-            "The coefficients are swapped: eps goes with sqrt(ᾱ_t), x0 with sqrt(1 - ᾱ_t).":
-                s * eps - a * x0,
+            "The signs are the wrong way round: v = sqrt(ᾱ_t) · eps - sqrt(1 - ᾱ_t) · x0.": s * x0
+            - a * eps,
+            "Each term needs a square root: sqrt(ᾱ_t) and sqrt(1 - ᾱ_t).": ab_t * eps
+            - (1 - ab_t) * x0,
+            "The coefficients are swapped: eps goes with sqrt(ᾱ_t), x0 with sqrt(1 - ᾱ_t).": s * eps
+            - a * x0,
         }
-        hint = _mismatch(out, diffusion.v_from(x0, eps, ab_t), slips,
-                         "v = sqrt(ᾱ_t) · eps - sqrt(1 - ᾱ_t) · x0.")
+        hint = _mismatch(
+            out, diffusion.v_from(x0, eps, ab_t), slips, "v = sqrt(ᾱ_t) · eps - sqrt(1 - ᾱ_t) · x0."
+        )
         if hint:
             return _verdict(False, f"{what} at ᾱ_t = {ab_t}", hint)
     return _verdict(True, what)
@@ -193,14 +214,20 @@ def check_ddim_step(fn: Callable) -> bool:
         slips = {
             "That is x0_hat itself; the step should land at ᾱ_prev: "
             "sqrt(ᾱ_prev) · x0_hat + sqrt(1 - ᾱ_prev) · eps_hat.": x0_hat,
-            "Re-noise with the *new* noise level: sqrt(1 - ᾱ_prev), not sqrt(1 - ᾱ_t).":
-                ab_prev ** 0.5 * x0_hat + (1 - ab_t) ** 0.5 * eps_hat,
-            "Square roots, please: sqrt(ᾱ_prev) and sqrt(1 - ᾱ_prev).":
-                ab_prev * x0_hat + (1 - ab_prev) * eps_hat,
+            "Re-noise with the *new* noise level: sqrt(1 - ᾱ_prev), not sqrt(1 - ᾱ_t).": ab_prev
+            ** 0.5
+            * x0_hat
+            + (1 - ab_t) ** 0.5 * eps_hat,
+            "Square roots, please: sqrt(ᾱ_prev) and sqrt(1 - ᾱ_prev).": ab_prev * x0_hat
+            + (1 - ab_prev) * eps_hat,
         }
-        hint = _mismatch(out, expected, slips,
-                         "First x0_hat = (x_t - sqrt(1 - ᾱ_t) eps_hat) / sqrt(ᾱ_t), then "
-                         "x_prev = sqrt(ᾱ_prev) x0_hat + sqrt(1 - ᾱ_prev) eps_hat.")
+        hint = _mismatch(
+            out,
+            expected,
+            slips,
+            "First x0_hat = (x_t - sqrt(1 - ᾱ_t) eps_hat) / sqrt(ᾱ_t), then "
+            "x_prev = sqrt(ᾱ_prev) x0_hat + sqrt(1 - ᾱ_prev) eps_hat.",
+        )
         if hint:
             return _verdict(False, f"{what} from ᾱ = {ab_t} to {ab_prev}", hint)
     return _verdict(True, what)
@@ -221,20 +248,23 @@ def check_tokenize(fn: Callable) -> bool:
         try:
             got = [int(i) for i in (out.tolist() if hasattr(out, "tolist") else out)]
         except (TypeError, ValueError):
-            return _verdict(False, what, f"return a list of {MAX_TOKENS} ints, "
-                            f"got {type(out).__name__}")
+            return _verdict(
+                False, what, f"return a list of {MAX_TOKENS} ints, got {type(out).__name__}"
+            )
         if got == expected:
             continue
         words = [tokenizer.ids[w] for w in tokenizer.words(prompt)]
-        if got[:len(words)] == words:
+        if got[: len(words)] == words:
             hint = "Every row starts with the <start> token (id 1) before the words."
-        elif got == expected[:len(got)]:
+        elif got == expected[: len(got)]:
             hint = f"Pad the row with <pad> (id 0) up to {MAX_TOKENS} tokens."
         elif len(got) != MAX_TOKENS:
             hint = f"The row should be exactly {MAX_TOKENS} ids long, it is {len(got)}."
         else:
-            hint = ("Split with tokenizer.words(prompt) (it keeps commas as words) and look "
-                    "each word up in tokenizer.ids.")
+            hint = (
+                "Split with tokenizer.words(prompt) (it keeps commas as words) and look "
+                "each word up in tokenizer.ids."
+            )
         return _verdict(False, f"{what}({prompt!r})", f"got {got}, expected {expected}. {hint}")
     return _verdict(True, what)
 
@@ -250,13 +280,17 @@ def check_guidance(fn: Callable) -> bool:
             return False
         slips = {
             "Start from the *unconditional* guess and move towards the conditional one: "
-            "eps_uncond + s · (eps_cond - eps_uncond).":
-                eps_cond + scale * (eps_uncond - eps_cond),
-            "Scale the *difference* (eps_cond - eps_uncond), not the conditional guess alone.":
-                eps_uncond + scale * eps_cond,
+            "eps_uncond + s · (eps_cond - eps_uncond).": eps_cond + scale * (eps_uncond - eps_cond),
+            "Scale the *difference* (eps_cond - eps_uncond), not the conditional guess alone.": (
+                eps_uncond + scale * eps_cond
+            ),
         }
-        hint = _mismatch(out, diffusion.guided_eps(eps_cond, eps_uncond, scale), slips,
-                         "eps_hat = eps_uncond + s · (eps_cond - eps_uncond).")
+        hint = _mismatch(
+            out,
+            diffusion.guided_eps(eps_cond, eps_uncond, scale),
+            slips,
+            "eps_hat = eps_uncond + s · (eps_cond - eps_uncond).",
+        )
         if hint:
             return _verdict(False, f"{what} at scale {scale}", hint)
     return _verdict(True, what)
@@ -269,8 +303,10 @@ def check_describe(fn: Callable) -> bool:
     tokenizer = Tokenizer()
     rng = np.random.default_rng(0)
     for _ in range(8):
-        attrs = {name: str(values[rng.integers(len(values))])
-                 for name, values in world.ATTRIBUTES.items()}
+        attrs = {
+            name: str(values[rng.integers(len(values))])
+            for name, values in world.ATTRIBUTES.items()
+        }
         prompt = _call(fn, what, *attrs.values())
         if prompt is None:
             return False
@@ -282,9 +318,13 @@ def check_describe(fn: Callable) -> bool:
         except ValueError as e:
             return _verdict(False, what, str(e))
         if read != attrs:
-            return _verdict(False, what, f"{prompt!r} reads as {read}, wanted {attrs}. "
-                            "Position words: 'in the top left', 'at the top', 'on the left', "
-                            "'in the center'...")
+            return _verdict(
+                False,
+                what,
+                f"{prompt!r} reads as {read}, wanted {attrs}. "
+                "Position words: 'in the top left', 'at the top', 'on the left', "
+                "'in the center'...",
+            )
         if int((ids != 0).sum()) >= MAX_TOKENS:
             return _verdict(False, what, f"{prompt!r} is too long for {MAX_TOKENS} tokens")
     return _verdict(True, what)
@@ -337,29 +377,44 @@ def check_diffusers_loop(fn: Callable) -> bool:
         if out is None:
             return False
         if hasattr(out, "prev_sample"):
-            return _verdict(False, name, "scheduler.step(...) returns an object; the next x is "
-                            "its .prev_sample, and the loop returns the last one.")
+            return _verdict(
+                False,
+                name,
+                "scheduler.step(...) returns an object; the next x is "
+                "its .prev_sample, and the loop returns the last one.",
+            )
         if len(scheduler.timesteps) != steps:
-            return _verdict(False, name, f"Call scheduler.set_timesteps(steps) first: the "
-                            f"scheduler walked {len(scheduler.timesteps)} timesteps, not {steps}.")
+            return _verdict(
+                False,
+                name,
+                f"Call scheduler.set_timesteps(steps) first: the "
+                f"scheduler walked {len(scheduler.timesteps)} timesteps, not {steps}.",
+            )
         expected = diffusers_bridge.diffusers_loop(fresh(kind), _stand_in_eps, x_T, steps)
         if _mismatch(out, expected, {}, "") is None:
             continue
         slips = {
             "Start from x_T * scheduler.init_noise_sigma: Euler works on a rescaled x, whose "
-            "noise is far larger than 1 at the first step.":
-                _slipped_loop(fresh(kind), x_T, steps, "no init_noise_sigma"),
+            "noise is far larger than 1 at the first step.": _slipped_loop(
+                fresh(kind), x_T, steps, "no init_noise_sigma"
+            ),
             "Show the network scheduler.scale_model_input(x, t), not x itself: it turns the "
-            "scheduler's rescaled x back into the x_t the network was trained on.":
-                _slipped_loop(fresh(kind), x_T, steps, "no scale_model_input"),
-            "Give scheduler.step the x the scheduler keeps (x), not the network's input x_in.":
-                _slipped_loop(fresh(kind), x_T, steps, "step from x_in"),
+            "scheduler's rescaled x back into the x_t the network was trained on.": _slipped_loop(
+                fresh(kind), x_T, steps, "no scale_model_input"
+            ),
+            "Give scheduler.step the x the scheduler keeps (x), not the network's input x_in.": (
+                _slipped_loop(fresh(kind), x_T, steps, "step from x_in")
+            ),
         }
-        hint = _mismatch(out, expected, slips,
-                         "scheduler.set_timesteps(steps); x = x_T * scheduler.init_noise_sigma; "
-                         "then for each t in scheduler.timesteps: eps_hat = "
-                         "eps_fn(scheduler.scale_model_input(x, t), t) and "
-                         "x = scheduler.step(eps_hat, t, x).prev_sample.")
+        hint = _mismatch(
+            out,
+            expected,
+            slips,
+            "scheduler.set_timesteps(steps); x = x_T * scheduler.init_noise_sigma; "
+            "then for each t in scheduler.timesteps: eps_hat = "
+            "eps_fn(scheduler.scale_model_input(x, t), t) and "
+            "x = scheduler.step(eps_hat, t, x).prev_sample.",
+        )
         return _verdict(False, name, hint)
     return _verdict(True, what)
 
@@ -374,13 +429,19 @@ def check_scale_factor(fn: Callable) -> bool:
         out = _call(fn, what, latents)
         if out is None:
             return False
-        slips = {"That is the standard deviation itself; the factor divides by it: "
-                 "1 / latents.std().": latents.std().item(),
-                 "That is 1 / variance; take the square root, the standard deviation.":
-                 1.0 / latents.var().item()}
-        hint = _wrong_number(out, 1.0 / latents.std().item(), slips,
-                             "Multiply the latents by 1 / (their standard deviation) to give "
-                             "them a standard deviation of 1.")
+        slips = {
+            "That is the standard deviation itself; the factor divides by it: "
+            "1 / latents.std().": latents.std().item(),
+            "That is 1 / variance; take the square root, the standard deviation.": 1.0
+            / latents.var().item(),
+        }
+        hint = _wrong_number(
+            out,
+            1.0 / latents.std().item(),
+            slips,
+            "Multiply the latents by 1 / (their standard deviation) to give "
+            "them a standard deviation of 1.",
+        )
         if hint:
             return _verdict(False, what, hint)
     return _verdict(True, what)
@@ -396,12 +457,15 @@ def check_paste_known(fn: Callable) -> bool:
     out = _call(fn, what, x, known_t, keep)
     if out is None:
         return False
-    slips = {"The mask is the wrong way round: keep = 1 where the known picture stays.":
-             keep * x + (1 - keep) * known_t,
-             "Outside the kept region the sampler's own picture x must stay: "
-             "keep · known_t + (1 - keep) · x.": keep * known_t}
-    hint = _mismatch(out, editing.paste_known(x, known_t, keep), slips,
-                     "keep · known_t + (1 - keep) · x.")
+    slips = {
+        "The mask is the wrong way round: keep = 1 where the known picture stays.": keep * x
+        + (1 - keep) * known_t,
+        "Outside the kept region the sampler's own picture x must stay: "
+        "keep · known_t + (1 - keep) · x.": keep * known_t,
+    }
+    hint = _mismatch(
+        out, editing.paste_known(x, known_t, keep), slips, "keep · known_t + (1 - keep) · x."
+    )
     return _verdict(hint is None, what, hint or "")
 
 
@@ -412,20 +476,32 @@ def check_normalised_entropy(fn: Callable) -> bool:
 
     what = "normalised_entropy"
     rng = np.random.default_rng(3)
-    cases = [(rng.integers(0, 9, 48), 9), (np.zeros(20, int), 6), (np.arange(6).repeat(4), 6),
-             (rng.choice(4, 40, p=[0.7, 0.1, 0.1, 0.1]), 4)]
+    cases = [
+        (rng.integers(0, 9, 48), 9),
+        (np.zeros(20, int), 6),
+        (np.arange(6).repeat(4), 6),
+        (rng.choice(4, 40, p=[0.7, 0.1, 0.1, 0.1]), 4),
+    ]
     for values, k in cases:
         out = _call(fn, what, values, k)
         if out is None:
             return False
         counts = np.bincount(values, minlength=k)
         p = counts[counts > 0] / len(values)
-        slips = {"Divide by log k, so that k equally common values give 1.":
-                 float(-(p * np.log(p)).sum()),
-                 "Use the frequencies (counts / N), not the counts, as probabilities.":
-                 float(-(counts[counts > 0] * np.log(counts[counts > 0])).sum() / np.log(k))}
-        hint = _wrong_number(out, normalised_entropy(values, k), slips,
-                             "H = -sum p log p over the values that occur, then divide by log k.")
+        slips = {
+            "Divide by log k, so that k equally common values give 1.": float(
+                -(p * np.log(p)).sum()
+            ),
+            "Use the frequencies (counts / N), not the counts, as probabilities.": float(
+                -(counts[counts > 0] * np.log(counts[counts > 0])).sum() / np.log(k)
+            ),
+        }
+        hint = _wrong_number(
+            out,
+            normalised_entropy(values, k),
+            slips,
+            "H = -sum p log p over the values that occur, then divide by log k.",
+        )
         if hint:
             return _verdict(False, f"{what} of {k} values", hint)
     return _verdict(True, what)

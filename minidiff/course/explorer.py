@@ -16,7 +16,6 @@ While `minidiff site` builds the pages, MINIDIFF_STATIC=1 is set: the buttons th
 are then disabled and say that they need a running kernel.
 """
 
-
 import html
 import io
 import os
@@ -28,12 +27,16 @@ import numpy as np
 try:
     import ipywidgets as W
 except ImportError:  # pragma: no cover - depends on the environment
-    raise ImportError("minidiff's explorers need ipywidgets: pip install 'minidiff[course]'") from None
+    raise ImportError(
+        "minidiff's explorers need ipywidgets: pip install 'minidiff[course]'"
+    ) from None
 
 SCALE = 6  # screen pixels per picture pixel: 32 x 32 pictures show as 192 x 192
-STATIC_NOTE = ("<small><i>On this page the buttons do nothing: they run the model, which needs "
-               "a running Python kernel (open the notebook in JupyterLab). The sliders and Play "
-               "work: their pictures were computed when the page was built.</i></small>")
+STATIC_NOTE = (
+    "<small><i>On this page the buttons do nothing: they run the model, which needs "
+    "a running Python kernel (open the notebook in JupyterLab). The sliders and Play "
+    "work: their pictures were computed when the page was built.</i></small>"
+)
 
 
 def static_page() -> bool:
@@ -64,14 +67,22 @@ def t_values(T: int = 1000, n: int = 51) -> list[int]:
 
 def selection_slider(values: list, value, description: str) -> W.SelectionSlider:
     """A wide slider over the given values, labelled with each value."""
-    return W.SelectionSlider(options=[(f"{v:g}", v) for v in values], value=value,
-                             description=description, layout=W.Layout(width="600px"))
+    return W.SelectionSlider(
+        options=[(f"{v:g}", v) for v in values],
+        value=value,
+        description=description,
+        layout=W.Layout(width="600px"),
+    )
 
 
 def text_box(value: str, description: str, placeholder: str = "") -> W.Text:
     """A wide one-line text box, for prompts."""
-    return W.Text(value=value, description=description, placeholder=placeholder,
-                  layout=W.Layout(width="520px"))
+    return W.Text(
+        value=value,
+        description=description,
+        placeholder=placeholder,
+        layout=W.Layout(width="520px"),
+    )
 
 
 class FrameStack(W.Stack):
@@ -102,7 +113,7 @@ class FrameStack(W.Stack):
             self._boxes.append(W.VBox(self.pages[-1]))
         for (label, image), (picture, text) in zip(self.pages, frames):
             label.value, image.value, image.layout.width = text, picture, width
-        self.children = self._boxes[:len(frames)]
+        self.children = self._boxes[: len(frames)]
         _select(self, self.control.index)
 
 
@@ -179,7 +190,7 @@ class Explorer(W.VBox):
             follow(self.slider, self._inner[-1])
         for stack, o in zip(self._inner, outer_values):
             stack.show([(png(frames[o, v][0]), frames[o, v][1]) for v in values], width)
-        self.view.children = self._inner[:len(outer_values)]
+        self.view.children = self._inner[: len(outer_values)]
         _select(self.view, self.outer.index)
 
     def _generate_button(self) -> W.Button:
@@ -193,7 +204,9 @@ class Explorer(W.VBox):
             try:
                 self.compute()
             except ValueError as e:  # an unknown word, a wrong setting: say so where one looks
-                self.label.value = f"<span style='color:#b00020'>{html.escape(str(e), quote=False)}</span>"
+                self.label.value = (
+                    f"<span style='color:#b00020'>{html.escape(str(e), quote=False)}</span>"
+                )
             finally:
                 button.disabled, button.description = False, "Generate"
 
@@ -229,6 +242,6 @@ def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8) -> np.ndarra
     """Two uint8 pictures next to each other on white, tops aligned."""
     height = max(left.shape[0], right.shape[0])
     out = np.full((height, left.shape[1] + gap + right.shape[1], 3), 255, np.uint8)
-    out[:left.shape[0], :left.shape[1]] = left
-    out[:right.shape[0], left.shape[1] + gap:] = right
+    out[: left.shape[0], : left.shape[1]] = left
+    out[: right.shape[0], left.shape[1] + gap :] = right
     return out

@@ -17,10 +17,15 @@ import numpy as np
 from minidiff import pixels, world
 from minidiff.course.plotting import bare
 
-HERO_PROMPTS = ("a large red circle in the center", "a small blue square in the top left",
-                "a large yellow triangle at the bottom", "a green star on the right",
-                "a large purple star", "a green triangle in the top right",
-                "an orange circle on the left")  # the last three: pairs never seen in training
+HERO_PROMPTS = (
+    "a large red circle in the center",
+    "a small blue square in the top left",
+    "a large yellow triangle at the bottom",
+    "a green star on the right",
+    "a large purple star",
+    "a green triangle in the top right",
+    "an orange circle on the left",
+)  # the last three: pairs never seen in training
 PROMPT = "a large red circle in the center"  # the explorers' default prompt
 ATTENTION_PROMPT = "a large blue square in the top left"  # notebook 05's attention maps
 EXAMPLE = ("test", 2)  # the picture notebook 01 noises
@@ -33,15 +38,21 @@ def _save(fig, path: Path) -> None:
     fig.savefig(path, dpi=100, facecolor="white")
 
 
-def labelled_grid(images: np.ndarray, path: Path, row_labels=(), col_labels=(),
-                  title: str = "", cell: float = 0.9) -> None:
+def labelled_grid(
+    images: np.ndarray, path: Path, row_labels=(), col_labels=(), title: str = "", cell: float = 0.9
+) -> None:
     """Pictures (R, C, 32, 32, 3) as a PNG grid with optional row and column labels."""
     from matplotlib.figure import Figure
 
     rows, cols = images.shape[:2]
     label_width = 2.6 if row_labels else 0.0
-    fig = Figure(figsize=(label_width + cols * cell, rows * cell + (0.3 if col_labels else 0)
-                          + (0.35 if title else 0)), layout="constrained")
+    fig = Figure(
+        figsize=(
+            label_width + cols * cell,
+            rows * cell + (0.3 if col_labels else 0) + (0.35 if title else 0),
+        ),
+        layout="constrained",
+    )
     axes = fig.subplots(rows, cols, squeeze=False, gridspec_kw={"wspace": 0.02, "hspace": 0.02})
     for r in range(rows):
         for c in range(cols):
@@ -60,11 +71,16 @@ def labelled_grid(images: np.ndarray, path: Path, row_labels=(), col_labels=(),
 # -- the figures ---------------------------------------------------------------------------------
 def hero(pipe, out: Path) -> list[Path]:
     """README: prompts x seeds."""
-    pictures = np.stack([np.concatenate([pipe.generate(p, n=1, seed=s) for s in range(8)])
-                         for p in HERO_PROMPTS])  # (P, 8, 32, 32, 3)
+    pictures = np.stack(
+        [np.concatenate([pipe.generate(p, n=1, seed=s) for s in range(8)]) for p in HERO_PROMPTS]
+    )  # (P, 8, 32, 32, 3)
     path = out / "hero.png"
-    labelled_grid(pictures, path, row_labels=[f'"{p}"' for p in HERO_PROMPTS],
-                  col_labels=[f"seed {s}" for s in range(8)])
+    labelled_grid(
+        pictures,
+        path,
+        row_labels=[f'"{p}"' for p in HERO_PROMPTS],
+        col_labels=[f"seed {s}" for s in range(8)],
+    )
     return [path]
 
 
@@ -88,9 +104,14 @@ def schedules(pipe, out: Path) -> list[Path]:
     x0 = pixels.to_tensor(image[None])  # (1, 3, 32, 32)
     eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
     ts = [0, 100, 250, 400, 550, 700, 850, 999]
-    rows = np.stack([pixels.to_uint8(torch.cat([diffusion.q_sample(x0, t, make_alpha_bar(name),
-                                                                  eps) for t in ts]))
-                     for name in ("linear", "cosine")])  # (2, len(ts), 32, 32, 3)
+    rows = np.stack(
+        [
+            pixels.to_uint8(
+                torch.cat([diffusion.q_sample(x0, t, make_alpha_bar(name), eps) for t in ts])
+            )
+            for name in ("linear", "cosine")
+        ]
+    )  # (2, len(ts), 32, 32, 3)
     strip = out / "01_schedule_x_t.png"
     labelled_grid(rows, strip, row_labels=["linear", "cosine"], col_labels=[f"t = {t}" for t in ts])
 
@@ -113,14 +134,18 @@ def denoiser(pipe, out: Path) -> list[Path]:
     """02: x_t, eps, eps_hat, x0_hat at five noise levels; the denoiser explorer's animation."""
     from minidiff.course import probe
 
-    image = world.render(world.Attributes("red", "circle", "large", "center"),
-                         np.random.default_rng(0))
+    image = world.render(
+        world.Attributes("red", "circle", "large", "center"), np.random.default_rng(0)
+    )
     ts = [100, 300, 500, 700, 900]
     d = probe.denoiser_predictions(pipe, image, PROMPT, ts)
     path = out / "02_denoiser_grid.png"
-    labelled_grid(np.stack([d[r] for r in ("x_t", "eps", "eps_hat", "x0_hat")]), path,
-                  row_labels=["noisy x_t", "true noise ε", "guessed ε̂", "implied x̂0"],
-                  col_labels=[f"t = {t}" for t in ts])
+    labelled_grid(
+        np.stack([d[r] for r in ("x_t", "eps", "eps_hat", "x0_hat")]),
+        path,
+        row_labels=["noisy x_t", "true noise ε", "guessed ε̂", "implied x̂0"],
+        col_labels=[f"t = {t}" for t in ts],
+    )
     return [path]
 
 
@@ -139,8 +164,11 @@ def training(pipe, out: Path) -> list[Path]:
     pipes[int(pipe.info.get("step", max(paths) + 1))] = pipe
     pictures = {step: p.generate(list(SAMPLE_PROMPTS), n=1, seed=0) for step, p in pipes.items()}
     path = out / "03_training_snapshots.png"
-    labelled_grid(np.stack(list(pictures.values())), path,
-                  row_labels=[f"after {step:,} steps" for step in pictures])
+    labelled_grid(
+        np.stack(list(pictures.values())),
+        path,
+        row_labels=[f"after {step:,} steps" for step in pictures],
+    )
     explorer = widgets.snapshot_explorer(pictures)
     gif = out / Path(explorer.static_figure).name
     explorer.save_static(gif)
@@ -154,8 +182,12 @@ def sampling(pipe, out: Path) -> list[Path]:
     every = list(range(0, 20, 2)) + [19]
     rows = np.stack([run.frames("x_t")[every, 0], run.frames("x0_hat")[every, 0]])
     path = out / "04_trajectory.png"
-    labelled_grid(rows, path, row_labels=["shown to the network: x_t", "its guess: x̂0"],
-                  col_labels=[f"step {i + 1}" for i in every])
+    labelled_grid(
+        rows,
+        path,
+        row_labels=["shown to the network: x_t", "its guess: x̂0"],
+        col_labels=[f"step {i + 1}" for i in every],
+    )
     return [path]
 
 
@@ -187,8 +219,12 @@ def guidance(pipe, out: Path) -> list[Path]:
     scales = [0, 1, 1.5, 3, 8]
     rows = probe.guidance_sweep(pipe, "a red star", scales, n=8, seed=0)
     path = out / "06_guidance.png"
-    labelled_grid(rows, path, row_labels=[f"guidance {s}" for s in scales],
-                  title='"a red star", the same 8 noises at each guidance scale')
+    labelled_grid(
+        rows,
+        path,
+        row_labels=[f"guidance {s}" for s in scales],
+        title='"a red star", the same 8 noises at each guidance scale',
+    )
     return [path]
 
 
@@ -211,11 +247,16 @@ def latent(pipe, out: Path) -> list[Path]:
             ax.imshow(cell, interpolation="nearest")
             bare(ax)
             if r == 0:
-                ax.set_title(["picture", *[f"latent channel {k}" for k in range(4)],
-                              "decoded"][c], fontsize=9)
+                ax.set_title(
+                    ["picture", *[f"latent channel {k}" for k in range(4)], "decoded"][c],
+                    fontsize=9,
+                )
         axes[r, 0].set_ylabel(captions[r], rotation=0, ha="right", va="center", fontsize=9)
-    fig.suptitle("32 x 32 x 3 = 3,072 numbers  ->  8 x 8 x 4 = 256 numbers  ->  3,072 numbers "
-                 "(blue < 0 < red)", fontsize=11)
+    fig.suptitle(
+        "32 x 32 x 3 = 3,072 numbers  ->  8 x 8 x 4 = 256 numbers  ->  3,072 numbers "
+        "(blue < 0 < red)",
+        fontsize=11,
+    )
     path = out / "07_latents.png"
     _save(fig, path)
     return [path]
@@ -229,18 +270,26 @@ def editing(pipe, out: Path) -> list[Path]:
     sweep = edits.img2img_sweep(pipe, source, named, "a blue circle", n=1)
     square, _ = edits.source_picture("a large blue square in the center")
     mask = edits.square_mask((16, 16), 24)
-    painted = [edits.inpaint_measure(pipe, square, mask, p, n=3)["images"]
-               for p in edits.INPAINT_PROMPTS]
+    painted = [
+        edits.inpaint_measure(pipe, square, mask, p, n=3)["images"] for p in edits.INPAINT_PROMPTS
+    ]
     row = [square, *np.concatenate(painted), np.full_like(square, 255)]
-    rows = np.stack([[sweep[s]["images"][0] for s in edits.STRENGTHS], row[:len(edits.STRENGTHS)]])
+    rows = np.stack([[sweep[s]["images"][0] for s in edits.STRENGTHS], row[: len(edits.STRENGTHS)]])
     path = out / "08_editing.png"
-    labelled_grid(rows, path, row_labels=['img2img: "a blue circle"',
-                                          "inpainting the square\n(24 x 24 px mask):\n"
-                                          + "; ".join(p.removeprefix("a ").removesuffix(
-                                              " in the center") for p in edits.INPAINT_PROMPTS)
-                                          + "\n(3 seeds each)"],
-                  col_labels=[f"{s:g}" for s in edits.STRENGTHS],
-                  title="img2img strength (top row) · the same noise at every strength")
+    labelled_grid(
+        rows,
+        path,
+        row_labels=[
+            'img2img: "a blue circle"',
+            "inpainting the square\n(24 x 24 px mask):\n"
+            + "; ".join(
+                p.removeprefix("a ").removesuffix(" in the center") for p in edits.INPAINT_PROMPTS
+            )
+            + "\n(3 seeds each)",
+        ],
+        col_labels=[f"{s:g}" for s in edits.STRENGTHS],
+        title="img2img strength (top row) · the same noise at every strength",
+    )
     return [path]
 
 
@@ -253,11 +302,15 @@ def bias(pipe, out: Path) -> list[Path]:
 
     results = lesson.read_results()
     fig = Figure(figsize=(7.5, 3.4), layout="constrained")
-    bars = {f"{model}\nguidance {g}": results["models"][model][f"star, guidance {g}"]
-            for model in results["models"] for g in ("1", "3")}
+    bars = {
+        f"{model}\nguidance {g}": results["models"][model][f"star, guidance {g}"]
+        for model in results["models"]
+        for g in ("1", "3")
+    }
     training = results["training"]
-    lesson.share_plot(bars, (training["share"], training["low"], training["high"]),
-                      ax=fig.subplots())
+    lesson.share_plot(
+        bars, (training["share"], training["low"], training["high"]), ax=fig.subplots()
+    )
     path = out / "09_bias.png"
     _save(fig, path)
     return [path]

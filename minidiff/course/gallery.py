@@ -21,27 +21,35 @@ from minidiff.course.paths import read_results
 from minidiff.course.plotting import bare
 
 DEFAULT = {"sampler": "ddpm", "steps": 20, "guidance_scale": 1.0}
-SETTINGS = ([DEFAULT]
-            + [{**DEFAULT, "steps": s} for s in (1, 2, 4, 8)]
-            + [{**DEFAULT, "guidance_scale": g} for g in (0.0, 3.0, 8.0, 15.0)]
-            + [{**DEFAULT, "sampler": s} for s in ("ddim", "dpmpp_2m", "euler_ancestral")])
+SETTINGS = (
+    [DEFAULT]
+    + [{**DEFAULT, "steps": s} for s in (1, 2, 4, 8)]
+    + [{**DEFAULT, "guidance_scale": g} for g in (0.0, 3.0, 8.0, 15.0)]
+    + [{**DEFAULT, "sampler": s} for s in ("ddim", "dpmpp_2m", "euler_ancestral")]
+)
 # Prompts this world cannot draw: the tokenizer knows "and", so two objects are accepted.
-TWO_OBJECT_PROMPTS = ("a red circle and a blue square", ("a large yellow star and a small green "
-                      "circle"), "a purple triangle on the left and an orange square on the right")
+TWO_OBJECT_PROMPTS = (
+    "a red circle and a blue square",
+    ("a large yellow star and a small green circle"),
+    "a purple triangle on the left and an orange square on the right",
+)
 
 
 def read_census() -> dict:
     """The full census (benchmarks/failure_census.py), 432 pictures under each of SETTINGS, in
     the shape `census` returns without the pictures: {setting name: {"rates", "counts"}}."""
     stored = read_results("failure_census.json", "python benchmarks/failure_census.py")
-    return {name: {"rates": rates, "counts": stored["counts"][name]}
-            for name, rates in stored["rates"].items()}
+    return {
+        name: {"rates": rates, "counts": stored["counts"][name]}
+        for name, rates in stored["rates"].items()
+    }
 
 
 def name(setting: dict) -> str:
-    """"ddpm · 20 steps · guidance 1", say."""
-    return (f"{setting['sampler']} · {setting['steps']} steps · guidance "
-            f"{setting['guidance_scale']:g}")
+    """ "ddpm · 20 steps · guidance 1", say."""
+    return (
+        f"{setting['sampler']} · {setting['steps']} steps · guidance {setting['guidance_scale']:g}"
+    )
 
 
 def full_prompts() -> list[str]:
@@ -49,8 +57,15 @@ def full_prompts() -> list[str]:
     return [world.canonical_prompt(vars(a)) for a in world.combinations("test")]
 
 
-def census(pipe, judge, settings=SETTINGS, prompts: list[str] | None = None, seed: int = 0,
-           chunk: int = 144, progress: bool = True) -> dict:
+def census(
+    pipe,
+    judge,
+    settings=SETTINGS,
+    prompts: list[str] | None = None,
+    seed: int = 0,
+    chunk: int = 144,
+    progress: bool = True,
+) -> dict:
     """Draw one picture per prompt under each setting and classify them ->
     {setting name: {"rates": {kind or "any": share}, "kinds": {kind: (N,) bool}, "images",
     "prompts", "setting"}}."""
@@ -59,12 +74,20 @@ def census(pipe, judge, settings=SETTINGS, prompts: list[str] | None = None, see
     prompts = prompts or full_prompts()
     out = {}
     for setting in tqdm(settings, desc="settings", disable=not progress):
-        images = np.concatenate([
-            pipe.generate(prompts[i:i + chunk], n=1, seed=1000 * seed + i // chunk, **setting)
-            for i in range(0, len(prompts), chunk)])
+        images = np.concatenate(
+            [
+                pipe.generate(prompts[i : i + chunk], n=1, seed=1000 * seed + i // chunk, **setting)
+                for i in range(0, len(prompts), chunk)
+            ]
+        )
         kinds = failures(images, prompts, judge)
-        out[name(setting)] = {"rates": failure_rates(kinds), "kinds": kinds, "images": images,
-                              "prompts": prompts, "setting": setting}
+        out[name(setting)] = {
+            "rates": failure_rates(kinds),
+            "kinds": kinds,
+            "images": images,
+            "prompts": prompts,
+            "setting": setting,
+        }
     return out
 
 
@@ -73,8 +96,9 @@ def rates_table(census_: dict) -> str:
     kinds = [*KINDS, "any"]
     lines = ["| setting | " + " | ".join(kinds) + " |", "| --- |" + " --- |" * len(kinds)]
     for setting, result in census_.items():
-        lines.append(f"| {setting} | " + " | ".join(f"{100 * result['rates'][k]:.1f}%"
-                                                    for k in kinds) + " |")
+        lines.append(
+            f"| {setting} | " + " | ".join(f"{100 * result['rates'][k]:.1f}%" for k in kinds) + " |"
+        )
     return "\n".join(lines)
 
 
@@ -83,8 +107,10 @@ def examples(census_: dict, per_kind: int = 6) -> dict[str, list[tuple[np.ndarra
     from every setting that produced that kind."""
     found: dict[str, list] = {k: [] for k in KINDS}
     for kind in KINDS:
-        pools = [[(r["images"][i], r["prompts"][i], s) for i in np.nonzero(r["kinds"][kind])[0]]
-                 for s, r in census_.items()]
+        pools = [
+            [(r["images"][i], r["prompts"][i], s) for i in np.nonzero(r["kinds"][kind])[0]]
+            for s, r in census_.items()
+        ]
         while len(found[kind]) < per_kind and any(pools):
             for pool in pools:
                 if pool and len(found[kind]) < per_kind:
@@ -108,10 +134,13 @@ def gallery_figure(census_: dict, path, per_kind: int = 6):
         for ax, (picture, prompt, setting) in zip(row, found[kind]):
             ax.imshow(picture, interpolation="nearest")
             ax.set_title(_wrap(prompt) + "\n" + setting, fontsize=5.5)
-        row[0].set_ylabel(f"{kind}\n{count} of {total}", rotation=0, ha="right", va="center",
-                          fontsize=8)
-    fig.suptitle(f"failures the pixels and the judge find in {total} pictures "
-                 f"({len(census_)} settings)", fontsize=10)
+        row[0].set_ylabel(
+            f"{kind}\n{count} of {total}", rotation=0, ha="right", va="center", fontsize=8
+        )
+    fig.suptitle(
+        f"failures the pixels and the judge find in {total} pictures ({len(census_)} settings)",
+        fontsize=10,
+    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
@@ -141,10 +170,12 @@ def two_object_prompts(pipe, judge, prompts=TWO_OBJECT_PROMPTS, n: int = 16, see
         colours = [w for w in prompt.replace(",", " ").split() if w in world.COLOURS]
         read = judge.predict(images)
         judged = [world.COLOURS[j] for j in read["colour"]]
-        out[prompt] = {"objects": count_objects(images), "images": images,
-                       "first": float(np.mean([c == colours[0] for c in judged])),
-                       "second": float(np.mean([c == colours[-1] for c in judged])),
-                       "colours": dict(Counter(judged).most_common()),
-                       "shapes": dict(Counter(world.SHAPES[j] for j in read["shape"])
-                                      .most_common())}
+        out[prompt] = {
+            "objects": count_objects(images),
+            "images": images,
+            "first": float(np.mean([c == colours[0] for c in judged])),
+            "second": float(np.mean([c == colours[-1] for c in judged])),
+            "colours": dict(Counter(judged).most_common()),
+            "shapes": dict(Counter(world.SHAPES[j] for j in read["shape"]).most_common()),
+        }
     return out

@@ -8,7 +8,6 @@ A latent is 4 channels of 8 x 8 numbers. `channel_tiles` draws each channel as a
 picture: not its pixels, but a coarse code the decoder turns back into them.
 """
 
-
 import numpy as np
 import torch
 
@@ -36,8 +35,9 @@ def channel_tiles(z: np.ndarray, scale: int = 16) -> np.ndarray:
     enlarged to the size of the 32 x 32 picture it codes (at `scale` screen pixels per latent
     element)."""
     tiles = np.stack([heat(c) for c in np.asarray(z, dtype=np.float32)])  # (4, 8, 8, 3)
-    return make_grid(tiles, ncol=len(tiles), scale=scale, pad=max(2, scale // 2),
-                     background=150)  # grey gaps: white is a value (0)
+    return make_grid(
+        tiles, ncol=len(tiles), scale=scale, pad=max(2, scale // 2), background=150
+    )  # grey gaps: white is a value (0)
 
 
 @torch.no_grad()
@@ -51,17 +51,33 @@ def encode_decode(autoencoder, pictures: np.ndarray) -> tuple[np.ndarray, np.nda
 class LatentExplorer(Explorer):
     static_figure = "figures/07_latent_explorer.gif"
 
-    def __init__(self, autoencoder, n_pictures: int = 6, seed: int = 0,
-                 ts=(0, 100, 200, 300, 400, 500, 600, 700, 800, 900, 999)):
+    def __init__(
+        self,
+        autoencoder,
+        n_pictures: int = 6,
+        seed: int = 0,
+        ts=(0, 100, 200, 300, 400, 500, 600, 700, 800, 900, 999),
+    ):
         images, captions, _ = world.batch("test", 0, n_pictures, seed=seed)
         self.captions = captions
-        picture = W.Dropdown(options=[(c, i) for i, c in enumerate(captions)], value=0,
-                             description="picture", layout=W.Layout(width="420px"))
+        picture = W.Dropdown(
+            options=[(c, i) for i, c in enumerate(captions)],
+            value=0,
+            description="picture",
+            layout=W.Layout(width="420px"),
+        )
         slider = selection_slider(list(ts), ts[0], "t")
-        super().__init__(slider, outer=picture, slider_box=W.VBox([picture, slider]), caption=(
-            "left to right: the test picture · the same amount of noise added to its pixels · "
-            "its latent's 4 channels with that noise added in latent space · that noisy latent, "
-            "decoded. At t = 0 the last picture is the autoencoder's reconstruction."))
+        super().__init__(
+            slider,
+            outer=picture,
+            slider_box=W.VBox([picture, slider]),
+            caption=(
+                "left to right: the test picture · the same amount of noise added to its pixels · "
+                "its latent's 4 channels with that noise added in latent space · "
+                "that noisy latent, decoded. At t = 0 the last picture is the autoencoder's "
+                "reconstruction."
+            ),
+        )
         alpha_bar = make_alpha_bar("cosine")
         x0 = pixels.to_tensor(images)  # (N, 3, 32, 32)
         with torch.no_grad():
@@ -74,12 +90,20 @@ class LatentExplorer(Explorer):
                 decoded = pixels.to_uint8(autoencoder.decode(z_t))
                 noisy = pixels.to_uint8(x_t)
                 for i in range(n_pictures):
-                    row = [make_grid(images[i:i + 1], scale=4), make_grid(noisy[i:i + 1], scale=4),
-                           channel_tiles(z_t[i].numpy(), scale=16),
-                           make_grid(decoded[i:i + 1], scale=4)]
+                    row = [
+                        make_grid(images[i : i + 1], scale=4),
+                        make_grid(noisy[i : i + 1], scale=4),
+                        channel_tiles(z_t[i].numpy(), scale=16),
+                        make_grid(decoded[i : i + 1], scale=4),
+                    ]
                     error = np.abs(decoded[i].astype(int) - images[i].astype(int)).mean()
-                    frames[i, t] = (_row(row), (f"t = {t} · ᾱ_t = {alpha_bar[t]:.3f} · decoded "
-                                    f"picture off by {error:.1f} of 255 per pixel on average"))
+                    frames[i, t] = (
+                        _row(row),
+                        (
+                            f"t = {t} · ᾱ_t = {alpha_bar[t]:.3f} · decoded "
+                            f"picture off by {error:.1f} of 255 per pixel on average"
+                        ),
+                    )
         self._set_frames(frames)
 
 
@@ -89,7 +113,7 @@ def _row(pictures: list[np.ndarray], gap: int = 12) -> np.ndarray:
     out = np.full((height, width, 3), 255, np.uint8)
     x = 0
     for p in pictures:
-        out[:p.shape[0], x:x + p.shape[1]] = p
+        out[: p.shape[0], x : x + p.shape[1]] = p
         x += p.shape[1] + gap
     return out
 
@@ -108,23 +132,43 @@ def read_cost() -> dict:
 def cost_table(cost: dict) -> str:
     """The measured costs as a Markdown table, pixel beside latent."""
     pixel, latent = cost["rows"]["pixel"], cost["rows"]["latent"]
-    rows = [("what the U-Net denoises", "x".join(map(str, pixel["input"])),
-             "x".join(map(str, latent["input"]))),
-            ("U-Net MFLOP per picture per step", pixel["unet_mflop_per_picture"],
-             latent["unet_mflop_per_picture"]),
-            ("one sampling step, 8 pictures (ms)", pixel["ms_per_step_8_pictures"],
-             latent["ms_per_step_8_pictures"]),
-            ("decoder, once per picture (MFLOP)", 0, latent["decoder_mflop_per_picture"]),
-            ("decoder, 8 pictures (ms)", 0, latent["decoder_ms_8_pictures"]),
-            ("8 pictures, 20 steps, in all (ms)", pixel["generate_8_pictures_20_steps_ms"],
-             latent["generate_8_pictures_20_steps_ms"]),
-            ("training: activations kept, batch 64 (MB)", pixel["training_saved_mb_batch_64"],
-             latent["training_saved_mb_batch_64"])]
+    rows = [
+        (
+            "what the U-Net denoises",
+            "x".join(map(str, pixel["input"])),
+            "x".join(map(str, latent["input"])),
+        ),
+        (
+            "U-Net MFLOP per picture per step",
+            pixel["unet_mflop_per_picture"],
+            latent["unet_mflop_per_picture"],
+        ),
+        (
+            "one sampling step, 8 pictures (ms)",
+            pixel["ms_per_step_8_pictures"],
+            latent["ms_per_step_8_pictures"],
+        ),
+        ("decoder, once per picture (MFLOP)", 0, latent["decoder_mflop_per_picture"]),
+        ("decoder, 8 pictures (ms)", 0, latent["decoder_ms_8_pictures"]),
+        (
+            "8 pictures, 20 steps, in all (ms)",
+            pixel["generate_8_pictures_20_steps_ms"],
+            latent["generate_8_pictures_20_steps_ms"],
+        ),
+        (
+            "training: activations kept, batch 64 (MB)",
+            pixel["training_saved_mb_batch_64"],
+            latent["training_saved_mb_batch_64"],
+        ),
+    ]
     if cost.get("time_to_90"):
         t = list(cost["time_to_90"].values())
-        rows.append(("training to 90% adherence (minutes)",
-                     *[f"{x['minutes']:.1f} (step {x['step']})" if x else "not reached"
-                       for x in t]))
+        rows.append(
+            (
+                "training to 90% adherence (minutes)",
+                *[f"{x['minutes']:.1f} (step {x['step']})" if x else "not reached" for x in t],
+            )
+        )
     lines = ["| | pixel model | latent model |", "| --- | --- | --- |"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(lines)

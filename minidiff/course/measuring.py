@@ -21,8 +21,16 @@ CORE = 120  # the object's own colour is read from pixels this far from the back
 # anti-aliased edge, which blends into the background)
 OFF_PALETTE = 40  # a core colour further than this from every palette colour is off-palette:
 # 432 rendered pictures are at most 25 away (99th percentile), the shipped model's at most 30
-KINDS = ("blank", "two objects", "malformed", "off-palette colour", "wrong colour",
-         "wrong shape", "wrong size", "wrong position")
+KINDS = (
+    "blank",
+    "two objects",
+    "malformed",
+    "off-palette colour",
+    "wrong colour",
+    "wrong shape",
+    "wrong size",
+    "wrong position",
+)
 
 
 # foreground pixels / width^2 of each shape: the mean over 400 rendered test pictures, measured
@@ -59,14 +67,22 @@ def failures(pictures: np.ndarray, prompts: list[str], judge) -> dict[str, np.nd
         logits = judge(pictures)
     shape_p = torch.softmax(logits["shape"], dim=-1).max(dim=-1).values.cpu().numpy()
     area = np.array([s[0] if s else 0 for s in sizes])
-    expected = np.array([_expected_area(world.SHAPES[s], world.SIZES[z])
-                         for s, z in zip(judged["shape"], judged["size"])])
+    expected = np.array(
+        [
+            _expected_area(world.SHAPES[s], world.SIZES[z])
+            for s, z in zip(judged["shape"], judged["size"])
+        ]
+    )
     one = blobs == 1
     out["malformed"] = one & ((area < expected / 2) | (area > 2 * expected) | (shape_p < 0.6))
     far = np.abs(pictures.astype(np.int16) - np.array(world.BACKGROUND, np.int16)).max(axis=-1)
     core = far > CORE
-    mean_colour = np.array([p[m].mean(axis=0) if m.any() else np.full(3, np.nan)
-                            for p, m in zip(pictures.astype(float), core)])
+    mean_colour = np.array(
+        [
+            p[m].mean(axis=0) if m.any() else np.full(3, np.nan)
+            for p, m in zip(pictures.astype(float), core)
+        ]
+    )
     palette = np.array(list(world.PALETTE.values()), float)
     distance = np.linalg.norm(mean_colour[:, None] - palette[None], axis=-1).min(axis=1)
     out["off-palette colour"] = one & ((distance > OFF_PALETTE) | ~core.any(axis=(1, 2)))
@@ -74,7 +90,8 @@ def failures(pictures: np.ndarray, prompts: list[str], judge) -> dict[str, np.nd
         asked = [world.parse_prompt(p).get(attribute) for p in prompts]
         values = world.ATTRIBUTES[attribute]
         out[f"wrong {attribute}"] = np.array(
-            [a is not None and values[j] != a for a, j in zip(asked, judged[attribute])])
+            [a is not None and values[j] != a for a, j in zip(asked, judged[attribute])]
+        )
     return {k: out[k] for k in KINDS}
 
 
@@ -101,8 +118,9 @@ class PerfectGenerator:
     attribute a prompt leaves out drawn uniformly. What evaluate() reports for it is the best any
     model can score with this judge and this prompt set: the scale the other numbers are read on."""
 
-    def generate(self, prompts, n: int = 1, steps=None, guidance_scale=None, sampler=None,
-                 seed: int = 0) -> np.ndarray:
+    def generate(
+        self, prompts, n: int = 1, steps=None, guidance_scale=None, sampler=None, seed: int = 0
+    ) -> np.ndarray:
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         repeated = [p for p in prompts for _ in range(n)]
         return world.render_prompts(repeated, seed=[seed, 7])

@@ -1,4 +1,5 @@
-"""Looking inside the model: the measurements behind the course's explorers (minidiff.course.widgets).
+"""Looking inside the model: the measurements behind the course's explorers
+(minidiff.course.widgets).
 
 Each function runs the model once, batched, and returns plain numpy arrays that a widget only has
 to pick frames from:
@@ -29,15 +30,18 @@ EPS_RANGE = 3.0  # eps = ±3 is shown as black / white: 99.7 % of standard norma
 def pixel_model(pipe: Pipeline, what: str) -> None:
     """Refuse a latent model in a probe that works on pictures, in one sentence."""
     if pipe.latent:
-        raise ValueError(f"{what} works on a pixel model; this is a latent model (load "
-                         "minidiff.load_pretrained() for the pixel one)")
+        raise ValueError(
+            f"{what} works on a pixel model; this is a latent model (load "
+            "minidiff.load_pretrained() for the pixel one)"
+        )
 
 
 def _timestep_list(timesteps, T: int) -> list[int]:
     ts = [int(t) for t in timesteps]
     if not ts or min(ts) < 0 or max(ts) >= T:
-        raise ValueError(f"timesteps must be a non-empty list of integers in 0..{T - 1}, "
-                         f"got {list(timesteps)}")
+        raise ValueError(
+            f"timesteps must be a non-empty list of integers in 0..{T - 1}, got {list(timesteps)}"
+        )
     return ts
 
 
@@ -46,8 +50,9 @@ def eps_picture(eps: torch.Tensor) -> np.ndarray:
     return pixels.to_uint8(eps / EPS_RANGE)
 
 
-def noised_pictures(image: np.ndarray, schedule: str, timesteps: list[int], seed: int = 0,
-                    T: int = 1000) -> np.ndarray:
+def noised_pictures(
+    image: np.ndarray, schedule: str, timesteps: list[int], seed: int = 0, T: int = 1000
+) -> np.ndarray:
     """x_t of one picture at each t, all with the same noise -> uint8 (len(timesteps), 32, 32, 3).
 
     x_t = sqrt(ᾱ_t) x_0 + sqrt(1 - ᾱ_t) eps (see diffusion.q_sample) for the named schedule.
@@ -60,8 +65,9 @@ def noised_pictures(image: np.ndarray, schedule: str, timesteps: list[int], seed
 
 
 @torch.no_grad()
-def denoiser_predictions(pipe: Pipeline, image: np.ndarray, prompt: str, timesteps: list[int],
-                         seed: int = 0) -> dict[str, np.ndarray]:
+def denoiser_predictions(
+    pipe: Pipeline, image: np.ndarray, prompt: str, timesteps: list[int], seed: int = 0
+) -> dict[str, np.ndarray]:
     """What the network makes of one picture noised to each t, in one batched network call.
 
     Returns {"t": (N,) ints, "x_t", "eps", "eps_hat", "x0_hat": uint8 (N, 32, 32, 3) pictures,
@@ -79,9 +85,14 @@ def denoiser_predictions(pipe: Pipeline, image: np.ndarray, prompt: str, timeste
     ab_t = pipe.alpha_bar[t.cpu()]  # (N,)
     eps_hat, x0_hat = diffusion.split_prediction(out, x_t, ab_t, pipe.config.prediction)
     error = ((eps_hat - eps) ** 2).mean(dim=(1, 2, 3))  # (N,)
-    return {"t": np.array(ts), "x_t": pixels.to_uint8(x_t), "eps": eps_picture(eps),
-            "eps_hat": eps_picture(eps_hat), "x0_hat": pixels.to_uint8(x0_hat),
-            "eps_error": error.double().cpu().numpy()}
+    return {
+        "t": np.array(ts),
+        "x_t": pixels.to_uint8(x_t),
+        "eps": eps_picture(eps),
+        "eps_hat": eps_picture(eps_hat),
+        "x0_hat": pixels.to_uint8(x0_hat),
+        "eps_error": error.double().cpu().numpy(),
+    }
 
 
 def prompt_tokens(pipe: Pipeline, prompt: str) -> tuple[list[str], list[int]]:
@@ -91,9 +102,13 @@ def prompt_tokens(pipe: Pipeline, prompt: str) -> tuple[list[str], list[int]]:
     return [pipe.tokenizer.vocab[i] for i in ids], ids
 
 
-def attention_maps(pipe: Pipeline, prompt: str, steps: int = DEFAULT_STEPS, seed: int = 0,
-                   guidance_scale: float = DEFAULT_GUIDANCE
-                   ) -> tuple[list[str], np.ndarray, np.ndarray]:
+def attention_maps(
+    pipe: Pipeline,
+    prompt: str,
+    steps: int = DEFAULT_STEPS,
+    seed: int = 0,
+    guidance_scale: float = DEFAULT_GUIDANCE,
+) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Where the picture looks at each word, at every sampling step of pipe.generate(prompt).
 
     Returns (tokens, image, maps): the L tokens (<start> first), the final picture uint8
@@ -113,8 +128,7 @@ def attention_maps(pipe: Pipeline, prompt: str, steps: int = DEFAULT_STEPS, seed
     try:
         for layer in layers:
             layer.record = True
-        image = pipe.generate(prompt, n=1, steps=steps, guidance_scale=guidance_scale,
-                              seed=seed)[0]
+        image = pipe.generate(prompt, n=1, steps=steps, guidance_scale=guidance_scale, seed=seed)[0]
     finally:
         for layer, hook in zip(layers, hooks):
             layer.record = False
@@ -123,16 +137,25 @@ def attention_maps(pipe: Pipeline, prompt: str, steps: int = DEFAULT_STEPS, seed
     maps = []
     for weights in calls:
         side = round(weights.shape[1] ** 0.5)  # weights: (heads, H*W, L_max)
-        m = weights.mean(0)[:, :len(tokens)].T.reshape(1, len(tokens), side, side)  # (1, L, h, w)
+        m = weights.mean(0)[:, : len(tokens)].T.reshape(1, len(tokens), side, side)  # (1, L, h, w)
         maps.append(F.interpolate(m, size=world.IMAGE_SIZE, mode="bilinear", align_corners=False))
-    maps = torch.cat(maps).reshape(steps, len(layers), len(tokens), world.IMAGE_SIZE,
-                                   world.IMAGE_SIZE).mean(1)  # (S, L, 32, 32)
+    maps = (
+        torch.cat(maps)
+        .reshape(steps, len(layers), len(tokens), world.IMAGE_SIZE, world.IMAGE_SIZE)
+        .mean(1)
+    )  # (S, L, 32, 32)
     return tokens, image, maps.double().numpy()
 
 
-def interpolate_prompts(pipe: Pipeline, prompt_a: str, prompt_b: str, weights: list[float],
-                        seed: int = 0, steps: int = DEFAULT_STEPS,
-                        guidance_scale: float = DEFAULT_GUIDANCE) -> np.ndarray:
+def interpolate_prompts(
+    pipe: Pipeline,
+    prompt_a: str,
+    prompt_b: str,
+    weights: list[float],
+    seed: int = 0,
+    steps: int = DEFAULT_STEPS,
+    guidance_scale: float = DEFAULT_GUIDANCE,
+) -> np.ndarray:
     """Pictures of a mix of two prompts, one per weight w -> uint8 (len(weights), 32, 32, 3).
 
     The text encoder's token vectors are mixed, context = (1 - w) context_a + w context_b, with the
@@ -157,9 +180,13 @@ def interpolate_prompts(pipe: Pipeline, prompt_a: str, prompt_b: str, weights: l
         mixed_mask = torch.cat([mixed_mask, mask[2:3].expand(len(weights), -1)])
     eps_fn = pipe.eps_fn(mixed, mixed_mask, float(guidance_scale))
     x_T = pipe.noise(seed, 1)[0].expand(len(weights), -1, -1, -1)  # (W, 3, 32, 32)
-    x0, _ = samplers.sample(eps_fn, x_T, pipe.alpha_bar,
-                            samplers.make_timesteps(steps, pipe.config.T),
-                            samplers.SampleOptions(sampler="ddim"))
+    x0, _ = samplers.sample(
+        eps_fn,
+        x_T,
+        pipe.alpha_bar,
+        samplers.make_timesteps(steps, pipe.config.T),
+        samplers.SampleOptions(sampler="ddim"),
+    )
     return pixels.to_uint8(x0)
 
 
@@ -184,8 +211,15 @@ def word_similarity(pipe: Pipeline, layer: str = "output") -> tuple[list[str], n
     return words, (unit @ unit.T).cpu().numpy()
 
 
-def guidance_sweep(pipe: Pipeline, prompt: str, scales: list[float], n: int = 8, seed: int = 0,
-                   steps: int = DEFAULT_STEPS, negative_prompt: str | None = None) -> np.ndarray:
+def guidance_sweep(
+    pipe: Pipeline,
+    prompt: str,
+    scales: list[float],
+    n: int = 8,
+    seed: int = 0,
+    steps: int = DEFAULT_STEPS,
+    negative_prompt: str | None = None,
+) -> np.ndarray:
     """n pictures at every guidance scale, from the same n noises -> uint8 (len(scales), n, 32,
     32, 3); row k holds pipe.generate(prompt, n, steps, scales[k], negative_prompt, seed,
     sampler="ddim"). DDIM, whatever the pipeline's default: its pictures do not depend on the
@@ -200,8 +234,15 @@ def guidance_sweep(pipe: Pipeline, prompt: str, scales: list[float], n: int = 8,
         raise ValueError(f"need at least one scale and n >= 1, got {scales} and n={n!r}")
     k = len(scales)
     per_row = torch.tensor(scales).repeat_interleave(n)  # (k*n,) one scale per picture
-    p = pipe.prepare(prompt, k * n, steps=steps, guidance_scale=per_row,
-                     negative_prompt=negative_prompt, seed=seed, sampler="ddim")
+    p = pipe.prepare(
+        prompt,
+        k * n,
+        steps=steps,
+        guidance_scale=per_row,
+        negative_prompt=negative_prompt,
+        seed=seed,
+        sampler="ddim",
+    )
     x_T = pipe.noise(seed, n)[0].repeat(k, 1, 1, 1)  # (k*n, 3, 32, 32) the same n noises per scale
     x0, _ = samplers.sample(p.eps_fn, x_T, pipe.alpha_bar, p.timesteps, p.options)
     return pixels.to_uint8(x0).reshape(k, n, world.IMAGE_SIZE, world.IMAGE_SIZE, 3)

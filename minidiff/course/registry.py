@@ -22,11 +22,20 @@ from minidiff.course import figures
 
 # name -> function(pipe, out) -> [paths]; None: the figure is its explorers' twins alone
 FIGURES: dict[str, Callable | None] = {
-    "hero": figures.hero, "prompt_box": figures.prompt_box, "schedules": figures.schedules,
-    "denoiser": figures.denoiser, "training": figures.training, "sampling": figures.sampling,
-    "words": figures.words, "guidance": figures.guidance, "latent": figures.latent,
-    "editing": figures.editing, "bias": figures.bias, "failures": figures.failures,
-    "ladder": figures.ladder, "schedulers": None,
+    "hero": figures.hero,
+    "prompt_box": figures.prompt_box,
+    "schedules": figures.schedules,
+    "denoiser": figures.denoiser,
+    "training": figures.training,
+    "sampling": figures.sampling,
+    "words": figures.words,
+    "guidance": figures.guidance,
+    "latent": figures.latent,
+    "editing": figures.editing,
+    "bias": figures.bias,
+    "failures": figures.failures,
+    "ladder": figures.ladder,
+    "schedulers": None,
 }
 
 
@@ -61,8 +70,9 @@ def _twin_of_bias(pipe):
     from minidiff import load_pretrained
     from minidiff.course import bias
 
-    return bias.bias_explorer({"skewed": load_pretrained("skewed", device=pipe.device),
-                               "shipped": pipe})
+    return bias.bias_explorer(
+        {"skewed": load_pretrained("skewed", device=pipe.device), "shipped": pipe}
+    )
 
 
 def _twin_of_schedulers(pipe):
@@ -81,22 +91,41 @@ def _edits():
 EXPLORERS: tuple[ExplorerEntry, ...] = (
     ExplorerEntry("prompt_box", "00_start_here", None),  # its twin is the prompt_box figure
     ExplorerEntry("schedule_explorer", "01_noise", "schedules", _twin_of_schedules),
-    ExplorerEntry("denoiser_explorer", "02_the_denoiser", "denoiser", lambda pipe: _widgets()
-                  .denoiser_explorer(pipe, prompt=figures.PROMPT, seed=0)),
+    ExplorerEntry(
+        "denoiser_explorer",
+        "02_the_denoiser",
+        "denoiser",
+        lambda pipe: _widgets().denoiser_explorer(pipe, prompt=figures.PROMPT, seed=0),
+    ),
     ExplorerEntry("snapshot_explorer", "03_training", "training"),  # built by that figure
     ExplorerEntry("live_training", "03_training", None),  # it trains: nothing to show without
-    ExplorerEntry("step_scrubber", "04_sampling", "sampling", lambda pipe: _widgets()
-                  .step_scrubber(pipe, prompt=figures.PROMPT, steps=20, seed=0)),
-    ExplorerEntry("prompt_explorer", "05_words_to_vectors", "words", lambda pipe: _widgets()
-                  .prompt_explorer(pipe, prompt=figures.PROMPT, seed=0)),
-    ExplorerEntry("guidance_explorer", "06_guidance", "guidance", lambda pipe: _widgets()
-                  .guidance_explorer(pipe, prompt="a red star", scales=(0, 1, 1.5, 2, 3, 5, 8),
-                                     n=8, seed=0)),
+    ExplorerEntry(
+        "step_scrubber",
+        "04_sampling",
+        "sampling",
+        lambda pipe: _widgets().step_scrubber(pipe, prompt=figures.PROMPT, steps=20, seed=0),
+    ),
+    ExplorerEntry(
+        "prompt_explorer",
+        "05_words_to_vectors",
+        "words",
+        lambda pipe: _widgets().prompt_explorer(pipe, prompt=figures.PROMPT, seed=0),
+    ),
+    ExplorerEntry(
+        "guidance_explorer",
+        "06_guidance",
+        "guidance",
+        lambda pipe: _widgets().guidance_explorer(
+            pipe, prompt="a red star", scales=(0, 1, 1.5, 2, 3, 5, 8), n=8, seed=0
+        ),
+    ),
     ExplorerEntry("latent_explorer", "07_latent_diffusion", "latent", _twin_of_latent),
-    ExplorerEntry("img2img_explorer", "08_editing", "editing",
-                  lambda pipe: _edits().img2img_explorer(pipe)),
-    ExplorerEntry("inpaint_explorer", "08_editing", "editing",
-                  lambda pipe: _edits().inpaint_explorer(pipe)),
+    ExplorerEntry(
+        "img2img_explorer", "08_editing", "editing", lambda pipe: _edits().img2img_explorer(pipe)
+    ),
+    ExplorerEntry(
+        "inpaint_explorer", "08_editing", "editing", lambda pipe: _edits().inpaint_explorer(pipe)
+    ),
     ExplorerEntry("bias_explorer", "09_measuring_and_bias", "bias", _twin_of_bias),
     ExplorerEntry("scheduler_explorer", "10_the_real_thing", "schedulers", _twin_of_schedulers),
 )
@@ -112,8 +141,9 @@ def twins(figure: str) -> list[ExplorerEntry]:
     return [entry for entry in EXPLORERS if entry.figure == figure]
 
 
-def make_figures(out: str | os.PathLike = "figures", pipe=None,
-                 only: list[str] | None = None) -> list[Path]:
+def make_figures(
+    out: str | os.PathLike = "figures", pipe=None, only: list[str] | None = None
+) -> list[Path]:
     """Draw the figures named in `only` (default: all of FIGURES) into `out`; returns the paths.
 
     pipe defaults to the shipped model (or $MINIDIFF_WEIGHTS, see minidiff.course.pipe).

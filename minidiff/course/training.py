@@ -5,7 +5,8 @@
 
 Start runs `minidiff.train.train` with the `fast` preset (a 5-minute budget on a laptop) in a
 background thread, so the notebook stays usable: its progress, loss curve and a grid of pictures
-drawn by the EMA weights (every 250 steps at most) refresh while it learns, and Stop ends it early, still writing a model
+drawn by the EMA weights (every 250 steps at most) refresh while it learns, and Stop ends it early,
+still writing a model
 that can be drawn from. The pieces can be driven from Python as well (`start`, `stop`, `wait`,
 `.result`), which is how the tests use it.
 """
@@ -40,8 +41,7 @@ def loss_plot(steps: list[int], losses: list[float]) -> np.ndarray:
 class LiveTraining(W.VBox):
     """Start and Stop buttons, a progress line, the loss curve and the latest sample grid."""
 
-    def __init__(self, out_dir, preset_name: str = "fast", device: str | None = None,
-                 **settings):
+    def __init__(self, out_dir, preset_name: str = "fast", device: str | None = None, **settings):
         self.out_dir = Path(out_dir)
         self.model_config, train_config = preset(preset_name)
         settings.setdefault("sample_every", min(train_config.sample_every, 250))  # pictures soon
@@ -64,8 +64,15 @@ class LiveTraining(W.VBox):
         self.samples = W.Image(format="png", layout=W.Layout(display="none"))  # until drawn
         self.start_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
-        super().__init__([W.HBox([self.start_button, self.stop_button]), self.progress,
-                          self.status, self.curve, self.samples])
+        super().__init__(
+            [
+                W.HBox([self.start_button, self.stop_button]),
+                self.progress,
+                self.status,
+                self.curve,
+                self.samples,
+            ]
+        )
 
     @property
     def running(self) -> bool:
@@ -93,11 +100,19 @@ class LiveTraining(W.VBox):
     def _train(self) -> None:
         try:
             watch = Watch(progress=False, stop=self._stop, on_log=self._on_log)
-            self.result = train(self.model_config, self.train_config, self.out_dir,
-                                device=self.device, watch=watch, on_sample=self._on_sample)
+            self.result = train(
+                self.model_config,
+                self.train_config,
+                self.out_dir,
+                device=self.device,
+                watch=watch,
+                on_sample=self._on_sample,
+            )
             model = self.out_dir / "model.safetensors"
-            self.status.value = (f"done: {self.result.step:,} steps; the model is in "
-                                 f"<code>{html.escape(str(model))}</code>")
+            self.status.value = (
+                f"done: {self.result.step:,} steps; the model is in "
+                f"<code>{html.escape(str(model))}</code>"
+            )
         except Exception as e:  # noqa: BLE001 -- shown to the learner, kept for the caller
             self.error = e
             self.status.value = f"<span style='color:#b00020'>{html.escape(str(e))}</span>"
@@ -114,8 +129,10 @@ class LiveTraining(W.VBox):
         else:
             done, left = record["step"] / cfg.steps, f"of {cfg.steps:,} steps"
         self.progress.value = done
-        self.status.value = (f"step {record['step']:,} · loss {record['loss']:.4f} · "
-                             f"{record['elapsed']:.0f} s in, {left}")
+        self.status.value = (
+            f"step {record['step']:,} · loss {record['loss']:.4f} · "
+            f"{record['elapsed']:.0f} s in, {left}"
+        )
         if len(self._steps) % 10 == 1:  # redraw the curve now and then: it costs a few ms
             self.curve.value = png(loss_plot(self._steps, self._losses))
 
@@ -126,8 +143,9 @@ class LiveTraining(W.VBox):
         self.curve.value = png(loss_plot(self._steps, self._losses))
 
 
-def live_training(out_dir, preset_name: str = "fast", device: str | None = None,
-                  **settings) -> LiveTraining:
+def live_training(
+    out_dir, preset_name: str = "fast", device: str | None = None, **settings
+) -> LiveTraining:
     """A LiveTraining for the run folder out_dir; settings change the preset's TrainConfig
     (minutes=2, say). See the module docstring."""
     return LiveTraining(out_dir, preset_name, device, **settings)
