@@ -207,17 +207,3 @@ def test_notebook_exercise_starts_unsolved_and_its_solution_passes(capsys):
         exec(compile(source, NOTEBOOK.name, "exec"), namespace)  # noqa: S102
         assert says in capsys.readouterr().out
     assert all(c["outputs"] == [] for c in cells[hidden[0] - 1:hidden[0] + 1])
-
-
-def test_notebook_slides_put_the_explorer_on_its_own():
-    cells = _cells()
-    types = [c["metadata"]["slideshow"]["slide_type"] for c in cells]
-    assert types[0] == "slide"
-    explorers = [i for i, c in enumerate(cells) if "scheduler_explorer(" in _source(c)]
-    assert len(explorers) == 1
-    i = explorers[0]
-    assert types[i] == "slide" and types[i + 1] == "slide"
-    assert [types[j] for j, c in enumerate(cells)
-            if c["metadata"].get("jupyter", {}).get("source_hidden")] == ["skip"]
-    assert all(types[j] == "slide" for j, c in enumerate(cells)
-               if c["cell_type"] == "markdown" and _source(c).startswith("#"))

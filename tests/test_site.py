@@ -1,14 +1,14 @@
-"""minidiff site without a browser: slide metadata, pinned assets, the page fix-ups.
+"""minidiff site without a browser: the slides' cut, pinned assets, the page fix-ups.
 
 The pages themselves are driven in Chromium by tests/test_site_browser.py."""
 
 import base64
 import hashlib
 import io
-import json
 import tarfile
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from minidiff.course import site
@@ -17,44 +17,113 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
-def md(text):
-    return {"cell_type": "markdown", "source": [text], "metadata": {}}
+def md(text, **metadata):
+    return {"cell_type": "markdown", "source": [text], "metadata": metadata}
 
 
-def code(text, **metadata):
-    return {"cell_type": "code", "source": [text], "metadata": metadata, "outputs": []}
+def code(text, out=(), **metadata):
+    return {"cell_type": "code", "source": [text], "metadata": metadata, "outputs": list(out),
+            "execution_count": None}
 
 
-def test_slide_types_one_idea_per_slide_and_explorers_alone():
-    cells = [md("# 04 · Sampling"), code("import minidiff"), md("## The loop"), code("x = 1"),
-             md("More words."), md("## Live: the scrubber"), code("widgets.step_scrubber(pipe)"),
-             code("y = 2"), code("widgets.guidance_explorer(pipe)"), md("Text after it."),
-             code("# Solution", jupyter={"source_hidden": True})]
-    assert site.slide_types(cells) == ["slide", "-", "slide", "-", "-", "slide", "-", "slide",
-                                       "slide", "slide", "skip"]
+def test_markdown_blocks_split_at_blank_lines_but_not_inside_code_or_math():
+    text = "## A\n\nOne\ntwo.\n\n$$\nx\n\ny\n$$\n\n```\na\n\nb\n```\n\n- c\n- d\n"
+    assert site.markdown_blocks(text) == ["## A", "One\ntwo.", "$$\nx\n\ny\n$$",
+                                          "```\na\n\nb\n```", "- c\n- d"]
+    assert site.markdown_blocks("$$a$$\n\nb") == ["$$a$$", "b"]
 
 
-def test_every_notebook_has_slide_metadata_with_each_explorer_on_its_own_slide():
+def _parts(notebook):
+    return [(c.cell_type, "".join(c.source), len(c.get("outputs", [])),
+             c.metadata.slideshow.slide_type,
+             c.metadata.get("transient", {}).get("remove_source", False))
+            for c in site.slide_cells(notebook).cells]
+
+
+def test_slide_cells_cut_as_the_metadata_says():
+    text = {"output_type": "stream", "name": "stdout", "text": "a table"}
+    picture = {"output_type": "display_data", "data": {"image/png": "iVBOR"}, "metadata": {}}
+    notebook = nbformat.from_dict({"metadata": {}, "cells": [
+        md("## Guidance\n\nLong prose.\n\n$$x$$", slideshow={
+            "slide_type": "slide", "blocks": ["slide", "notes", "-"]}),
+        code("show(rows)", slideshow={"slide_type": "skip", "output": "slide"}, out=[picture]),
+        code("idea()", slideshow={"slide_type": "-", "output": "fragment"}, out=[text]),
+        code("long_idea()", slideshow={"slide_type": "slide", "output": "slide"}, out=[text]),
+        code("table_and_plot()", slideshow={"slide_type": "skip", "output": ["-", "slide"]},
+             out=[text, text, picture]),  # a kernel may send one print as two outputs
+        code("setup()", slideshow={"slide_type": "skip"}, out=[text]),
+        code("plain()", slideshow={"slide_type": "-"}, out=[text]),
+        md("# Solution", slideshow={"slide_type": "skip"})]})
+    assert _parts(notebook) == [
+        ("markdown", "## Guidance", 0, "slide", False),
+        ("markdown", "Long prose.", 0, "notes", False),
+        ("markdown", "$$x$$", 0, "-", False),
+        ("code", "show(rows)", 1, "slide", True),  # the picture alone on a new slide
+        ("code", "idea()", 0, "-", False),  # the code, then its output as a fragment
+        ("code", "idea()", 1, "fragment", True),
+        ("code", "long_idea()", 0, "slide", False),  # the code fills a slide, its output the next
+        ("code", "long_idea()", 1, "slide", True),
+        ("code", "table_and_plot()", 1, "-", True),  # the table here, the plot on the next slide
+        ("code", "table_and_plot()", 1, "slide", True),
+        ("code", "plain()", 1, "-", False)]
+    assert site.slide_cells(notebook).cells[8].outputs[0].text == "a tablea table"
+    assert "".join(notebook.cells[0].source).count("\n\n") == 2  # the notebook is unchanged
+
+
+@pytest.mark.parametrize("cell, says", [
+    (md("## A\n\nb", slideshow={"slide_type": "slide", "blocks": ["slide"]}),
+     "has 2 blocks of text but slide types for 1"),
+    (md("## A\n\nb", slideshow={"slide_type": "-", "blocks": ["slide", "notes"]}),
+     "differs from its first block's"),
+    (code("x", slideshow={"slide_type": "-", "output": "picture"}), "slide type 'picture'"),
+    (code("x", slideshow={"slide_type": "-", "output": ["-", "slide"]}, out=[{}]),
+     "has 1 outputs but slide types for 2"),
+    (code("# Solution", slideshow={"slide_type": "-"}, jupyter={"source_hidden": True}),
+     "must be 'skip'")])
+def test_slide_metadata_mistakes_are_named(cell, says):
+    with pytest.raises(ValueError, match=says) as error:
+        site.cell_slide_types(cell)
+    assert "\n" not in str(error.value)
+
+
+def _as_if_run(notebook):
+    """The notebook with a stand-in output where its code would show one (as many as its slide
+    metadata names), so that slide_cells places outputs as it does for the site."""
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            output = cell.metadata.get("slideshow", {}).get("output")
+            count = len(output) if isinstance(output, list) else 1
+            cell.outputs = [nbformat.v4.new_output("display_data", {"text/plain": "out"})
+                            for _ in range(count)]
+    return notebook
+
+
+def test_every_notebook_cuts_its_slides_with_each_explorer_on_its_own_slide():
     for path in NOTEBOOKS:
-        cells = json.loads(path.read_text())["cells"]
-        types = [c["metadata"].get("slideshow", {}).get("slide_type") for c in cells]
+        notebook = nbformat.read(path, as_version=4)
+        types = [c.metadata.get("slideshow", {}).get("slide_type") for c in notebook.cells]
         assert None not in types, f"{path.name}: a cell has no slide type"
-        assert types[0] == "slide"
-        for i, cell in enumerate(cells):
-            if site.is_explorer(cell):
-                starts = i if types[i] == "slide" else i - 1  # with its heading just above
-                assert types[starts] == "slide", (path.name, i)
-                assert all(t == "-" for t in types[starts + 1:i + 1]), (path.name, i)
-                assert i + 1 == len(cells) or types[i + 1] in ("slide", "skip"), (path.name, i)
-            if site.is_solution(cell):
-                assert types[i] == "skip", f"{path.name}: a solution would show on a slide"
-
-
-def test_mark_slides_keeps_what_an_author_chose():
-    notebook = {"cells": [md("# A"), code("x", slideshow={"slide_type": "fragment"})]}
-    site.mark_slides(notebook)
-    assert [c["metadata"]["slideshow"]["slide_type"] for c in notebook["cells"]] == ["slide",
-                                                                                   "fragment"]
+        assert types[0] == "slide", f"{path.name}: the first cell does not start a slide"
+        explorers = sum(site.is_explorer(c) for c in notebook.cells)
+        deck = site.slide_cells(_as_if_run(notebook)).cells  # checks every cell's metadata
+        placed = set()
+        for i, cell in enumerate(deck):
+            if not (site.is_explorer(cell) and cell.outputs) or cell.source in placed:
+                continue  # the explorer itself is its cell's first output
+            placed.add(cell.source)
+            kind = cell.metadata.slideshow.slide_type
+            if kind != "slide":  # then with its heading just above it (speaker notes aside)
+                above = next(c for c in deck[i - 1::-1] if c.metadata.slideshow.slide_type
+                             != "notes")
+                assert above.metadata.slideshow.slide_type == "slide" and \
+                    above.source.lstrip().startswith("#"), \
+                    f"{path.name}: explorer {i} shares its slide with more than a heading"
+            after = [c.metadata.slideshow.slide_type for c in deck[i + 1:]]
+            shown = [t for t in after if t != "notes"]
+            assert not shown or shown[0] in ("slide", "subslide"), \
+                f"{path.name}: explorer {i} shares its slide with what follows it"
+        assert len(placed) == explorers, f"{path.name}: an explorer is not on any slide"
+        assert not any(site.is_solution(c) for c in deck), f"{path.name}: a solution shows"
 
 
 def test_asset_globs():

@@ -5,7 +5,10 @@ deck, a server on 127.0.0.1 serves them, and Chromium, with every request that d
 On notebook 04's page and its slide deck it moves the step slider and presses Play, and checks that
 the picture and the step label change. On every page it moves every slider of every explorer and
 checks that the explorer's picture changes, and that the buttons that run the model are disabled
-and say why. It leaves screenshots and a list of what it checked in test-artifacts/.
+and say why. It steps through every slide of every deck at 1280 x 800, a projector's size, and
+fails on a slide whose text, pictures or widgets run below or right of the screen or are cut off
+inside it, and it opens the speaker notes. It leaves screenshots and lists of what it checked in
+test-artifacts/.
 
 The site is built into a temporary folder (about as long as running every notebook), or taken
 from MINIDIFF_SITE_DIR if that names a built one. Needs chromium and playwright, as
@@ -67,10 +70,10 @@ def browser():
         chromium.close()
 
 
-def _offline_page(browser, base: str):
+def _offline_page(browser, base: str, viewport: dict | None = None):
     """A page whose requests may only go to the site: anything else is blocked and recorded, and
     so is any request the site cannot answer."""
-    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page = browser.new_page(viewport=viewport or {"width": 1300, "height": 1000})
     page.outside, page.missing = [], []
 
     def route(request_route):
@@ -80,9 +83,10 @@ def _offline_page(browser, base: str):
             page.outside.append(request_route.request.url)
             request_route.abort()
 
-    page.route("**/*", route)
-    page.on("response", lambda r: r.status >= 400 and page.missing.append(r.url))
-    page.on("requestfailed", lambda r: r.url.startswith(base) and page.missing.append(r.url))
+    page.context.route("**/*", route)  # the page's own context: its pop-ups too (speaker view)
+    page.context.on("response", lambda r: r.status >= 400 and page.missing.append(r.url))
+    page.context.on("requestfailed",
+                    lambda r: r.url.startswith(base) and page.missing.append(r.url))
     return page
 
 
@@ -234,4 +238,167 @@ def test_the_index_links_every_page(server, browser, site_dir):
         assert f"notebooks/{name}.html" in links and f"slides/{name}.slides.html" in links
     assert page.locator("img").evaluate("i => i.naturalWidth") > 0  # the hero picture
     assert not page.outside and not page.missing
+    page.close()
+
+
+# -- every slide fits the screen -------------------------------------------------------------------
+SCREEN = {"width": 1280, "height": 800}  # a lecture hall's projector, or a laptop
+_REVEAL = """() => new Promise(resolve => {
+    const css = document.querySelector("link[href$='dist/reveal.css']").getAttribute("href");
+    require([css.replace(/reveal\\.css$/, "reveal.js")], reveal => {
+        window.minidiffReveal = reveal;  // the deck's own reveal.js, as the page loaded it
+        reveal.configure({transition: "none", backgroundTransition: "none"});
+        resolve(reveal.getSlides().map(slide => {
+            const heading = slide.querySelector("h1, h2, h3");
+            const {h, v} = reveal.getIndices(slide);
+            return {h, v, heading: heading ? heading.textContent.replace(/\u00b6$/, "").trim()
+                                           : null};
+        }));
+    });
+})"""
+_SHOW = """([h, v]) => new Promise((resolve, reject) => {
+    const reveal = window.minidiffReveal;
+    reveal.slide(h, v);
+    const slide = reveal.getCurrentSlide();
+    const fragments = slide.querySelectorAll(".fragment").length;
+    if (fragments) reveal.slide(h, v, fragments - 1);  // the slide as it ends, every fragment in
+    const started = Date.now();
+    const drawn = () => MathJax.Hub.queue.pending === 0 && !MathJax.Hub.queue.running
+        && [...slide.querySelectorAll("script[type^='math/tex']")].every(math => {
+            const frame = document.getElementById(math.id + "-Frame");  // MathJax's rendering
+            return frame && frame.getBoundingClientRect().width > 0; })
+        && [...slide.querySelectorAll("img")].every(image => image.complete);
+    (function wait() {
+        if (drawn()) requestAnimationFrame(() => requestAnimationFrame(() => resolve()));
+        else if (Date.now() - started > 20000) reject(new Error("the slide's math or pictures "
+                                                            + "were not drawn in 20 s"));
+        else setTimeout(wait, 50);
+    })();
+})"""
+# What of the current slide lies outside the screen, or is cut by a box that scrolls or clips
+# (a code cell too narrow for its lines, say). Measured on what is drawn: every line of text,
+# picture, formula and widget control, fragments not yet shown included (they keep their room),
+# speaker notes not -> a list of problems.
+_MEASURE = """() => {
+    const slide = window.minidiffReveal.getCurrentSlide();
+    const [width, height] = [window.innerWidth, window.innerHeight];
+    const boxes = [];  // [box, the element drawing it]
+    const walker = document.createTreeWalker(slide, NodeFilter.SHOW_TEXT);
+    while (walker.nextNode()) {
+        const text = walker.currentNode;
+        if (!text.textContent.trim()) continue;
+        const range = document.createRange();
+        range.selectNodeContents(text);
+        for (const box of range.getClientRects()) boxes.push([box, text.parentElement]);
+    }
+    for (const el of slide.querySelectorAll("img, svg, canvas, video, input, select, button, "
+                                            + ".noUi-target, .widget-readout")) {
+        for (const box of el.getClientRects()) boxes.push([box, el]);
+    }
+    const problems = new Set();
+    for (const el of slide.querySelectorAll("*")) {  // text cut short with an ellipsis ("guida…")
+        const style = getComputedStyle(el);
+        if (style.textOverflow === "ellipsis" && el.scrollWidth > el.clientWidth + 1
+            && el.getClientRects().length && !el.closest("aside.notes"))
+            problems.add(`${el.tagName.toLowerCase()} "${el.textContent.trim().slice(0, 30)}" `
+                         + "is cut short");
+    }
+    const extent = {left: width, top: height, right: 0, bottom: 0};
+    for (const [box, el] of boxes) {
+        if (box.width === 0 || box.height === 0
+            || el.closest("aside.notes, .MJX_Assistive_MathML")) continue;  // not drawn
+        const style = getComputedStyle(el);
+        if (style.display === "none" || style.visibility === "hidden"
+            && !el.closest(".fragment")) continue;
+        extent.left = Math.min(extent.left, box.left);
+        extent.top = Math.min(extent.top, box.top);
+        extent.right = Math.max(extent.right, box.right);
+        extent.bottom = Math.max(extent.bottom, box.bottom);
+        for (let up = el; up && up !== slide.parentElement; up = up.parentElement) {
+            const clip = getComputedStyle(up);
+            if (clip.overflowX === "visible" && clip.overflowY === "visible") continue;
+            const inside = up.getBoundingClientRect();
+            const name = up.tagName.toLowerCase() + (typeof up.className === "string"
+                && up.className.trim() ? "." + up.className.trim().split(/\\s+/)[0] : "");
+            if (box.right > inside.right + 1 || box.left < inside.left - 1)
+                problems.add(`${name} cuts its content at the side`);
+            if (box.bottom > inside.bottom + 1 || box.top < inside.top - 1)
+                problems.add(`${name} cuts its content at the bottom`);
+        }
+    }
+    if (extent.bottom > height) problems.add(
+        `runs ${Math.ceil(extent.bottom - height)} px below the screen`);
+    if (extent.right > width) problems.add(
+        `runs ${Math.ceil(extent.right - width)} px right of the screen`);
+    if (extent.top < 0) problems.add(`starts ${Math.ceil(-extent.top)} px above the screen`);
+    if (extent.left < 0) problems.add(`starts ${Math.ceil(-extent.left)} px left of it`);
+    return [...problems];
+}"""
+
+
+def measure_deck(browser, base: str, name: str, shots: Path | None = None) -> list[dict]:
+    """Open a deck at SCREEN size, show each of its slides as reveal.js does on the space bar and
+    measure it -> [{"slide", "problems"}], a slide named by its place (#/h/v) and heading."""
+    page = _offline_page(browser, base, SCREEN)
+    page.goto(f"{base}/slides/{name}.slides.html")
+    page.locator(".reveal .slides section").first.wait_for(timeout=30_000)
+    page.wait_for_function("window.MathJax && MathJax.Hub && window.require", timeout=30_000)
+    _wait_for_widgets(page)
+    page.wait_for_function("""() => [...document.querySelectorAll(
+        "script[type='application/vnd.jupyter.widget-view+json']")].every(
+        s => s.parentElement.querySelector('.jupyter-widgets'))""", timeout=60_000)
+    measured, heading = [], name
+    for slide in page.evaluate(_REVEAL):
+        heading = slide["heading"] or f"{heading.removesuffix(' (continued)')} (continued)"
+        page.evaluate(_SHOW, [slide["h"], slide["v"]])
+        label = f"#/{slide['h']}/{slide['v']} '{heading}'"
+        measured.append({"slide": label, "problems": page.evaluate(_MEASURE)})
+        if shots is not None:
+            shots.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=shots / f"{slide['h']:02d}-{slide['v']:02d}.png")
+    assert not page.outside, f"{name}'s slides asked outside 127.0.0.1: {page.outside[:5]}"
+    assert not page.missing, f"{name}: the site lacks {page.missing[:5]}"
+    page.close()
+    return measured
+
+
+def test_every_slide_of_every_deck_fits_a_1280x800_screen(server, browser, site_dir):
+    """Every slide, as a lecturer steps through the deck: nothing below or right of the screen,
+    nothing cut off inside it. The count per deck goes to test-artifacts/slides-fit.json."""
+    report = json.loads((site_dir / "build.json").read_text())
+    decks = {entry["name"]: measure_deck(browser, server, entry["name"])
+             for entry in report["pages"]}
+    over = [f"{name} {slide['slide']}: {'; '.join(slide['problems'])}"
+            for name, slides in decks.items() for slide in slides if slide["problems"]]
+    counts = {name: {"slides": len(slides), "over": sum(bool(s["problems"]) for s in slides)}
+              for name, slides in decks.items()}
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "slides-fit.json").write_text(json.dumps({"counts": counts, "slides": decks},
+                                                          indent=1))
+    total = sum(c["slides"] for c in counts.values())
+    assert total >= 2 * len(decks), counts  # a deck of one slide would be a broken cut
+    assert not over, (f"{len(over)} of {total} slides do not fit a 1280 x 800 screen:\n"
+                      + "\n".join(over))
+
+
+def test_the_speaker_view_shows_a_slides_notes_offline(server, browser):
+    """`s` on notebook 06's "Two guesses, and a push" opens reveal.js's speaker view, which shows
+    the prose that the slide left to the notes."""
+    page = _offline_page(browser, server, SCREEN)
+    page.goto(f"{server}/slides/06_guidance.slides.html")
+    page.wait_for_function("window.MathJax && MathJax.Hub && window.require", timeout=30_000)
+    slides = page.evaluate(_REVEAL)
+    push = next(s for s in slides if s["heading"] == "Two guesses, and a push")
+    page.evaluate(_SHOW, [push["h"], push["v"]])
+    shown = page.locator("section.present:not(.stack)").inner_text()
+    assert "Classifier-free guidance" not in shown, "the prose is on the slide, not in the notes"
+    with page.expect_popup() as opened:
+        page.keyboard.press("s")
+    speaker = opened.value
+    speaker.wait_for_function("() => (document.querySelector('.speaker-controls-notes') || "
+                              "{innerText: ''}).innerText.includes('Classifier-free guidance')",
+                              timeout=30_000)
+    speaker.close()
+    assert not page.outside, f"the speaker view asked outside 127.0.0.1: {page.outside[:5]}"
+    assert not page.missing, f"the site lacks: {page.missing[:5]}"
     page.close()

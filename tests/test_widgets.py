@@ -265,6 +265,23 @@ def test_guidance_explorer_measures_every_scale(pipe):
     assert "adherence" in explorer.label.value
 
 
+def test_what_an_explorer_shows_below_its_pictures_is_an_output_of_its_own(monkeypatch):
+    import ipywidgets as W
+    from IPython import display
+
+    shown = []
+    monkeypatch.setattr(display, "display", lambda obj, **kwargs: shown.append(obj))
+    table = W.HTML("<table></table>")
+    explorer = base.Explorer(base.selection_slider([1, 2], 1, "x"), "caption", below=[table])
+    explorer._ipython_display_()
+    assert [type(obj) for obj in shown] == [dict, W.VBox]  # the explorer, then its table
+    assert shown[1] is explorer.below and table not in explorer.children
+    assert "minidiff-explorer" in explorer.below._dom_classes  # found around a slider as well
+    shown.clear()
+    base.Explorer(base.selection_slider([1, 2], 1, "x"), "caption")._ipython_display_()
+    assert len(shown) == 1
+
+
 def test_save_static_writes_an_animation(pipe, tmp_path):
     from PIL import Image
 

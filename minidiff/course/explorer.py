@@ -9,8 +9,10 @@ page exported by `minidiff site`, in slides, on a USB stick.
 Each explorer is an ipywidgets.VBox with the same parts, so it can be driven from Python as well as
 by hand: `.slider` (the main control), `.image` (the frame shown now, PNG, pictures enlarged with
 crisp pixels), `.label` (what the frame shows, e.g. "step 7 of 20 · t = 649") and `.static_figure`
-(its static twin under figures/, written by `save_static`, for GitHub and PDFs). The explorers
-themselves are in minidiff.course.widgets.
+(its static twin under figures/, written by `save_static`, for GitHub and PDFs). What an explorer
+shows below its pictures (`.below`: a second slider, a table) is displayed as a second output, so
+that a slide deck can give it a slide of its own. The explorers themselves are in
+minidiff.course.widgets.
 
 While `minidiff site` builds the pages, MINIDIFF_STATIC=1 is set: the buttons that run the model
 are then disabled and say that they need a running kernel.
@@ -148,8 +150,19 @@ class Explorer(W.VBox):
         self._inner: list[FrameStack] = []
         follow(outer if outer is not None else slider, self.view)
         note = [W.HTML(STATIC_NOTE)] if controls and static_page() else []
-        super().__init__([*controls, *note, self.caption, slider_box or slider, self.view, *below])
+        super().__init__([*controls, *note, self.caption, slider_box or slider, self.view])
         self.add_class("minidiff-explorer")  # how a browser test finds the explorer around a slider
+        self.below = W.VBox(list(below))  # shown under the explorer, as an output of its own
+        self.below.add_class("minidiff-explorer")
+
+    def _ipython_display_(self) -> None:
+        """The explorer, then what it shows below its pictures (a second slider, a table) as a
+        second output, which a slide deck can put on a slide of its own (minidiff.course.site)."""
+        from IPython.display import display
+
+        display(self._repr_mimebundle_(), raw=True)
+        if self.below.children:
+            display(self.below)
 
     def key(self):
         """Which frame the controls point at: the slider's value, or (outer value, slider value)."""

@@ -4,10 +4,11 @@
     python -m http.server -d site 8000   # or open site/index.html from a USB stick
 
 For each notebook: a page (notebooks/NN_name.html) and a reveal.js slide deck
-(slides/NN_name.slides.html), plus an index page with the course map and the hero picture. The
-explorers keep working on them: their frames are stored in the page as widget state, and the
-sliders and Play switch frames in the browser (see minidiff.course.explorer). Buttons that run the
-model need a kernel, and say so.
+(slides/NN_name.slides.html), cut by the notebook's own cell metadata to fit a 1280 x 800 screen
+(see "slides" below), plus an index page with the course map, the hero picture and a link to every
+page and deck. The explorers keep working on them: their frames are stored in the page as widget
+state, and the sliders and Play switch frames in the browser (see minidiff.course.explorer).
+Buttons that run the model need a kernel, and say so.
 
 Every script, style sheet and font the pages load is served from the site itself (assets/), taken at
 build time from the npm registry in the pinned versions below and checked against the registry's
@@ -15,6 +16,7 @@ sha512. They are cached (MINIDIFF_CACHE, default ~/.cache/minidiff), so a second
 """
 
 import base64
+import copy
 import hashlib
 import html
 import io
@@ -159,34 +161,126 @@ def is_solution(cell) -> bool:
     return cell.get("metadata", {}).get("jupyter", {}).get("source_hidden", False)
 
 
-def slide_types(cells: list) -> list[str]:
-    """One idea per slide: a new slide at each heading; an explorer on a slide of its own (with
-    the heading just above it, if any); hidden solutions skipped."""
-    types = []
-    for i, cell in enumerate(cells):
-        source = "".join(cell["source"]).lstrip()
-        previous = cells[i - 1] if i else None
-        heading_above = (previous is not None and previous["cell_type"] == "markdown"
-                         and "".join(previous["source"]).lstrip().startswith("#")
-                         and len("".join(previous["source"]).strip().splitlines()) <= 3)
-        if is_solution(cell):
-            types.append("skip")
-        elif i == 0 or (cell["cell_type"] == "markdown" and source.startswith("#")):
-            types.append("slide")
-        elif is_explorer(cell):
-            types.append("-" if heading_above else "slide")
-        elif previous is not None and is_explorer(previous):
-            types.append("slide")
+# A deck is cut by the notebook's own cell metadata, the Jupyter slideshow's slide types
+# (metadata.slideshow.slide_type: slide, subslide, fragment, "-" to continue, notes, skip), with two
+# keys of minidiff's for a cell whose parts belong in different places, so that the notebook, read
+# as a page, stays as it is:
+#   a markdown cell's "blocks": one slide type per block of its text (a paragraph, heading, list,
+#     table, picture or formula; blocks are separated by blank lines), the first one its slide_type:
+#     the heading, formula and picture stay on the slide, the long prose goes to the speaker notes;
+#   a code cell's "output": where its output goes, apart from its code: code that only prepares
+#     is "skip" and its picture "slide", on a slide of its own; code that fills a slide is "slide"
+#     and its output "slide" again. Or a list with one slide type per output (text printed in a
+#     row counts as one), when a cell shows a table and a plot that each need a slide.
+SLIDE_TYPES = ("slide", "subslide", "fragment", "-", "notes", "skip")
+
+
+def markdown_blocks(source: str) -> list[str]:
+    """A markdown text split at its blank lines, except those inside fenced code or $$ math."""
+    blocks, lines, fence, math = [], [], False, False
+    for line in source.splitlines():
+        stripped = line.strip()
+        if not stripped and not fence and not math:
+            if lines:
+                blocks.append("\n".join(lines))
+            lines = []
+            continue
+        lines.append(line)
+        if stripped.startswith("```"):
+            fence = not fence
+        elif not fence and stripped.count("$$") % 2:
+            math = not math
+    if lines:
+        blocks.append("\n".join(lines))
+    return blocks
+
+
+def joined_outputs(cell) -> list:
+    """A code cell's outputs, with text printed in a row as one output (a kernel may send one
+    print as several): what the list form of "output" counts."""
+    outputs = []
+    for output in cell.get("outputs", []):
+        previous = outputs[-1] if outputs else {}
+        if output.get("output_type") == "stream" and previous.get("output_type") == "stream" \
+                and previous.get("name") == output.get("name"):
+            outputs[-1] = copy.deepcopy(previous)
+            outputs[-1]["text"] = "".join(previous["text"]) + "".join(output["text"])
         else:
-            types.append("-")
+            outputs.append(output)
+    return outputs
+
+
+def cell_slide_types(cell) -> list[str]:
+    """The slide types of a cell's parts, checked: one per block of a markdown cell; for a code
+    cell, its code's, then its output's (one per output if "output" is a list, a list that is
+    checked against the outputs once the notebook has run)."""
+    show = cell.get("metadata", {}).get("slideshow", {})
+    kind = show.get("slide_type", "-")
+    name = cell.get("id", "without an id")
+    if cell["cell_type"] == "code":
+        output = show.get("output", kind)
+        outputs = joined_outputs(cell)
+        if isinstance(output, list) and outputs and len(output) != len(outputs):
+            raise ValueError(f"cell {name} has {len(outputs)} outputs but slide types for "
+                             f"{len(output)}")
+        types = [kind, *output] if isinstance(output, list) else [kind, output]
+    elif "blocks" in show:
+        types = list(show["blocks"])
+        source = "".join(cell["source"])
+        count = len(markdown_blocks(source))
+        if len(types) != count:
+            raise ValueError(f"cell {name} has {count} blocks of text but slide types for "
+                             f"{len(types)}: {source[:60]!r}")
+        if types[0] != kind:
+            raise ValueError(f"cell {name}: slide_type {kind!r} differs from its first block's "
+                             f"{types[0]!r}")
+    else:
+        types = [kind]
+    unknown = sorted(set(types) - set(SLIDE_TYPES))
+    if unknown:
+        raise ValueError(f"cell {name} has slide type {unknown[0]!r}, not one of "
+                         f"{', '.join(SLIDE_TYPES)}")
+    if is_solution(cell) and types[0] != "skip":
+        raise ValueError(f"cell {name} is a hidden solution, so its slide type must be 'skip'")
     return types
 
 
-def mark_slides(notebook: dict) -> dict:
-    """Give every cell without slide metadata the type slide_types() chooses (kept otherwise)."""
-    for cell, kind in zip(notebook["cells"], slide_types(notebook["cells"])):
-        cell.setdefault("metadata", {}).setdefault("slideshow", {"slide_type": kind})
-    return notebook
+def slide_cells(notebook):
+    """A copy of an (executed) notebook with one cell per part of the deck: a markdown cell with
+    "blocks" split into a cell per block, a code cell with an "output" of its own into its code and
+    its outputs -> nbformat.NotebookNode, for nbconvert's slides exporter."""
+    deck = copy.deepcopy(notebook)
+    cells = []
+    for cell in deck.cells:
+        types = cell_slide_types(cell)
+        if cell.cell_type == "markdown" and len(types) > 1:
+            blocks = markdown_blocks("".join(cell.source))
+            cells += [_part(cell, kind, source=block) for kind, block in zip(types, blocks)]
+        elif cell.cell_type == "code" and "output" in cell.metadata.get("slideshow", {}) \
+                and cell.outputs:
+            outputs = joined_outputs(cell)
+            groups = ([(kind, [output]) for kind, output in zip(types[1:], outputs)]
+                      if len(types) > 2 else [(types[1], outputs)])
+            cells.append(_part(cell, types[0], outputs=[]))
+            cells += [_part(cell, kind, outputs=outputs, code=False) for kind, outputs in groups]
+        else:
+            cells.append(cell)
+    deck.cells = [cell for cell in cells
+                  if cell.metadata.get("slideshow", {}).get("slide_type") != "skip"]
+    for number, cell in enumerate(deck.cells):
+        cell.id = f"{cell.get('id', 'cell')}-{number}"  # the parts of a cell, told apart
+    return deck
+
+
+def _part(cell, kind: str, code: bool = True, **fields):
+    """A copy of cell as one part of the deck, of slide type kind, with fields replaced (source,
+    outputs); code=False leaves its code out (nbconvert's own flag for that)."""
+    part = copy.deepcopy(cell)
+    part.metadata.slideshow = {"slide_type": kind}
+    if not code:
+        part.metadata.transient = {"remove_source": True}
+    part.update(fields)
+    return part
 
 
 # -- building --------------------------------------------------------------------------------------
@@ -236,8 +330,12 @@ def _exporters(assets: str = ASSETS_URL):
               "mathjax_url": f"{assets}/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe",
               "jquery_url": f"{assets}/jquery/dist/jquery.min.js"}
     page = HTMLExporter(config=config, template_name="lab", **shared)
+    # 1152 x 720: the 16:10 of a 1280 x 800 screen, at about the size of nbconvert's fonts; no
+    # scrolling, which a lecturer cannot do on a projected slide (the browser test checks the fit)
     slides = SlidesExporter(config=config, reveal_url_prefix=f"{assets}/reveal.js",
-                            reveal_scroll=True, reveal_theme="white",  # its font ships with it
+                            reveal_width="1152", reveal_height="720", reveal_scroll=False,
+                            exclude_input_prompt=True, exclude_output_prompt=True,
+                            reveal_theme="white",  # its font ships with it
                             template_name="minidiff_slides",
                             extra_template_basedirs=[str(Path(__file__).parent / "templates")],
                             font_awesome_url=f"{assets}/font-awesome/css/font-awesome.min.css",
@@ -325,7 +423,7 @@ def build(out: str | os.PathLike = "site", notebooks: list[Path] | None = None,
         title, question = _title_and_question(notebook)
         notebook.metadata["title"] = f"minidiff {title}"
         page = _page_html(page_exporter.from_notebook_node(notebook)[0])
-        slides = _page_html(slides_exporter.from_notebook_node(notebook)[0])
+        slides = _page_html(slides_exporter.from_notebook_node(slide_cells(notebook))[0])
         (out / "notebooks" / f"{name}.html").write_text(page, encoding="utf-8")
         (out / "slides" / f"{name}.slides.html").write_text(slides, encoding="utf-8")
         entries.append({"name": name, "title": title, "question": question,
