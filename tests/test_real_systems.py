@@ -48,16 +48,18 @@ class RedJudge:
 
 @pytest.fixture(scope="module")
 def explorer(pipe):
-    return real_systems.scheduler_explorer(pipe, "a red star", kinds=KINDS, step_counts=STEPS, n=2,
-                                           judge=RedJudge())
+    return real_systems.scheduler_explorer(
+        pipe, "a red star", kinds=KINDS, step_counts=STEPS, n=2, judge=RedJudge()
+    )
 
 
 def test_scheduler_pictures_are_the_bridges(pipe):
     pictures = real_systems.scheduler_pictures(pipe, "a blue circle", KINDS, (2, 3), n=2, seed=3)
     assert list(pictures) == [(k, s) for k in KINDS for s in (2, 3)]
     assert all(p.shape == (2, 32, 32, 3) and p.dtype == np.uint8 for p in pictures.values())
-    theirs = diffusers_bridge.sample_with_diffusers(pipe, "a blue circle", n=2, steps=3, seed=3,
-                                                    kind="euler_ancestral")
+    theirs = diffusers_bridge.sample_with_diffusers(
+        pipe, "a blue circle", n=2, steps=3, seed=3, kind="euler_ancestral"
+    )
     assert np.array_equal(pictures["euler_ancestral", 3], theirs)
     assert not np.array_equal(pictures["ddim", 3], pictures["euler_ancestral", 3])
     with pytest.raises(ValueError, match="at least one scheduler"):
@@ -77,8 +79,10 @@ def test_every_scheduler_and_step_count_is_its_own_frame(explorer, pipe):
     assert explorer.outer is explorer.scheduler and explorer.slider.description == "steps"
     assert base.slider_values(explorer.slider) == list(STEPS)
     seen, calls = set(), []
-    hooks = [m.register_forward_hook(lambda *args: calls.append(1))
-             for m in (pipe.model.unet, pipe.model.text_encoder)]
+    hooks = [
+        m.register_forward_hook(lambda *args: calls.append(1))
+        for m in (pipe.model.unet, pipe.model.text_encoder)
+    ]
     for kind in KINDS:
         explorer.scheduler.value = kind
         for steps in STEPS[::-1] + STEPS:
@@ -96,16 +100,18 @@ def test_every_scheduler_and_step_count_is_its_own_frame(explorer, pipe):
 
 def test_the_labels_say_what_the_judge_reads(pipe, explorer):
     assert "the judge reads 2 of 2 as 'a red star'" in explorer.label.value
-    other = real_systems.scheduler_explorer(pipe, "a blue star", kinds=("ddim",),
-                                            step_counts=(2, 3, 4), n=2, judge=RedJudge())
+    other = real_systems.scheduler_explorer(
+        pipe, "a blue star", kinds=("ddim",), step_counts=(2, 3, 4), n=2, judge=RedJudge()
+    )
     assert "the judge reads 0 of 2 as 'a blue star'" in other.label.value
     plain = real_systems.scheduler_explorer(pipe, kinds=("ddim",), step_counts=(2, 3, 4), n=2)
     assert "judge" not in plain.label.value
 
 
 def test_generate_recomputes_and_reports_a_bad_word(pipe):
-    explorer = real_systems.scheduler_explorer(pipe, "a red star", kinds=("ddim",),
-                                               step_counts=(2, 3, 4), n=2)
+    explorer = real_systems.scheduler_explorer(
+        pipe, "a red star", kinds=("ddim",), step_counts=(2, 3, 4), n=2
+    )
     before = bytes(explorer.image.value)
     explorer.prompt.value = "a small green square at the top"
     explorer.button.click()
@@ -130,13 +136,24 @@ def test_the_static_twin_is_a_grid_of_schedulers_by_steps(explorer, tmp_path):
 def test_components_are_counted_from_the_model(pipe):
     parts = {p.name: p for p in real_systems.components(pipe)}
     model = pipe.model
-    assert list(parts) == ["pictures", "tokenizer", "text encoder", "U-Net", "VAE (latent space)",
-                           "noise schedule", "scheduler (sampler)", "guidance", "all parameters"]
+    assert list(parts) == [
+        "pictures",
+        "tokenizer",
+        "text encoder",
+        "U-Net",
+        "VAE (latent space)",
+        "noise schedule",
+        "scheduler (sampler)",
+        "guidance",
+        "all parameters",
+    ]
     assert f"{count_parameters(model.text_encoder):,} parameters" in parts["text encoder"].minidiff
     assert f"{count_parameters(model.unet):,} parameters" in parts["U-Net"].minidiff
     assert parts["all parameters"].minidiff == f"{count_parameters(model):,}"
-    assert f"{len(pipe.tokenizer)} tokens, {pipe.tokenizer.max_tokens} per prompt" in \
-        parts["tokenizer"].minidiff
+    assert (
+        f"{len(pipe.tokenizer)} tokens, {pipe.tokenizer.max_tokens} per prompt"
+        in parts["tokenizer"].minidiff
+    )
     assert "860M" in parts["U-Net"].sd15 and "2.6B" in parts["U-Net"].sdxl
     assert "64x64x4" in parts["VAE (latent space)"].sd15
     assert parts["all parameters"].sd15.startswith("about 1.1B")
@@ -147,8 +164,14 @@ def test_components_are_counted_from_the_model(pipe):
 
 def test_benchmark_results_by_setting(tmp_path):
     path = tmp_path / "r.json"
-    path.write_text(json.dumps({"columns": ["scheduler", "steps", "all"],
-                                "rows": [["ddim", 5, 0.9], ["unipc", 5, 1.0]]}))
+    path.write_text(
+        json.dumps(
+            {
+                "columns": ["scheduler", "steps", "all"],
+                "rows": [["ddim", 5, 0.9], ["unipc", 5, 1.0]],
+            }
+        )
+    )
     record = real_systems.benchmark_results(path)
     assert record["by_setting"]["unipc", 5] == {"scheduler": "unipc", "steps": 5, "all": 1.0}
     with pytest.raises(FileNotFoundError, match="bench_diffusers_schedulers.py"):
@@ -194,8 +217,9 @@ def _source(cell) -> str:
 
 def test_notebook_exercise_starts_unsolved_and_its_solution_passes(capsys):
     cells = _cells()
-    hidden = [i for i, c in enumerate(cells)
-              if c["metadata"].get("jupyter", {}).get("source_hidden")]
+    hidden = [
+        i for i, c in enumerate(cells) if c["metadata"].get("jupyter", {}).get("source_hidden")
+    ]
     assert len(hidden) == 1
     stub, solution = _source(cells[hidden[0] - 1]), _source(cells[hidden[0]])
     assert "## Exercise" in _source(cells[hidden[0] - 2]) and solution.startswith("# Solution")
@@ -206,4 +230,4 @@ def test_notebook_exercise_starts_unsolved_and_its_solution_passes(capsys):
         exec("from minidiff.course import exercises", namespace)  # noqa: S102
         exec(compile(source, NOTEBOOK.name, "exec"), namespace)  # noqa: S102
         assert says in capsys.readouterr().out
-    assert all(c["outputs"] == [] for c in cells[hidden[0] - 1:hidden[0] + 1])
+    assert all(c["outputs"] == [] for c in cells[hidden[0] - 1 : hidden[0] + 1])

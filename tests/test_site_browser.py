@@ -27,8 +27,10 @@ import pytest
 from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, STEP_LABEL, need_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-EXPLORER = ("xpath=ancestor::div[contains(concat(' ', normalize-space(@class), ' '), "
-            "' minidiff-explorer ')][1]")
+EXPLORER = (
+    "xpath=ancestor::div[contains(concat(' ', normalize-space(@class), ' '), "
+    "' minidiff-explorer ')][1]"
+)
 
 
 @pytest.fixture(scope="module")
@@ -85,16 +87,19 @@ def _offline_page(browser, base: str, viewport: dict | None = None):
 
     page.context.route("**/*", route)  # the page's own context: its pop-ups too (speaker view)
     page.context.on("response", lambda r: r.status >= 400 and page.missing.append(r.url))
-    page.context.on("requestfailed",
-                    lambda r: r.url.startswith(base) and page.missing.append(r.url))
+    page.context.on(
+        "requestfailed", lambda r: r.url.startswith(base) and page.missing.append(r.url)
+    )
     return page
 
 
 def _wait_for_widgets(page) -> None:
     """Until the widget bundle has drawn the stored widgets (or there are none)."""
     if page.locator("script[type='application/vnd.jupyter.widget-state+json']").count():
-        rendered = page.locator(".jupyter-widgets .widget-html, .jupyter-widgets .widget-image, "
-                                ".jupyter-widgets .widget-slider").first
+        rendered = page.locator(
+            ".jupyter-widgets .widget-html, .jupyter-widgets .widget-image, "
+            ".jupyter-widgets .widget-slider"
+        ).first
         rendered.wait_for(state="attached", timeout=60_000)  # on slides it may be off screen
         page.wait_for_timeout(500)
 
@@ -139,9 +144,11 @@ def test_notebook_04_page_and_slides_scrub_and_play_offline(server, browser):
     page.goto(f"{server}/notebooks/04_sampling.html")
     _wait_for_widgets(page)
     _scrub_and_play(page, ARTIFACTS / "site-04.png")
-    icons = page.evaluate("document.fonts.check('12px FontAwesome') || "
-                          "[...document.fonts].some(f => f.status == 'loaded' && "
-                          "/awesome/i.test(f.family))")
+    icons = page.evaluate(
+        "document.fonts.check('12px FontAwesome') || "
+        "[...document.fonts].some(f => f.status == 'loaded' && "
+        "/awesome/i.test(f.family))"
+    )
     assert icons, "the Play button's icon font did not load"
     assert not page.outside, f"the page asked outside 127.0.0.1: {page.outside[:5]}"
     assert not page.missing, f"the site lacks: {page.missing[:5]}"
@@ -152,8 +159,9 @@ def test_notebook_04_page_and_slides_scrub_and_play_offline(server, browser):
     slides.locator(".reveal .slides").wait_for(timeout=30_000)
     _wait_for_widgets(slides)
     for _ in range(30):  # walk the deck to the slide with the step scrubber
-        if slides.locator("section.present .widget-slider:has(.widget-label:text-is('step'))") \
-                .count():
+        if slides.locator(
+            "section.present .widget-slider:has(.widget-label:text-is('step'))"
+        ).count():
             break
         slides.keyboard.press("ArrowRight")
         slides.wait_for_timeout(150)
@@ -196,8 +204,13 @@ def test_every_explorer_works_on_its_static_page(server, browser, site_dir):
                 page.wait_for_timeout(200)
                 after = pictures.evaluate_all("imgs => imgs.map(i => i.src)")
             assert before != after, f"{entry['name']}: moving slider '{name}' changed no picture"
-            rows.append({"slider": name, "picture changes": True,
-                         "play": explorer.locator(".widget-play").count() > 0})
+            rows.append(
+                {
+                    "slider": name,
+                    "picture changes": True,
+                    "play": explorer.locator(".widget-play").count() > 0,
+                }
+            )
         dropdowns = page.locator(".minidiff-explorer .widget-dropdown select")
         for i in range(dropdowns.count()):  # notebook 05's word: a stack of frames per word
             dropdown = dropdowns.nth(i)
@@ -344,9 +357,12 @@ def measure_deck(browser, base: str, name: str, shots: Path | None = None) -> li
     page.locator(".reveal .slides section").first.wait_for(timeout=30_000)
     page.wait_for_function("window.MathJax && MathJax.Hub && window.require", timeout=30_000)
     _wait_for_widgets(page)
-    page.wait_for_function("""() => [...document.querySelectorAll(
+    page.wait_for_function(
+        """() => [...document.querySelectorAll(
         "script[type='application/vnd.jupyter.widget-view+json']")].every(
-        s => s.parentElement.querySelector('.jupyter-widgets'))""", timeout=60_000)
+        s => s.parentElement.querySelector('.jupyter-widgets'))""",
+        timeout=60_000,
+    )
     measured, heading = [], name
     for slide in page.evaluate(_REVEAL):
         heading = slide["heading"] or f"{heading.removesuffix(' (continued)')} (continued)"
@@ -366,19 +382,28 @@ def test_every_slide_of_every_deck_fits_a_1280x800_screen(server, browser, site_
     """Every slide, as a lecturer steps through the deck: nothing below or right of the screen,
     nothing cut off inside it. The count per deck goes to test-artifacts/slides-fit.json."""
     report = json.loads((site_dir / "build.json").read_text())
-    decks = {entry["name"]: measure_deck(browser, server, entry["name"])
-             for entry in report["pages"]}
-    over = [f"{name} {slide['slide']}: {'; '.join(slide['problems'])}"
-            for name, slides in decks.items() for slide in slides if slide["problems"]]
-    counts = {name: {"slides": len(slides), "over": sum(bool(s["problems"]) for s in slides)}
-              for name, slides in decks.items()}
+    decks = {
+        entry["name"]: measure_deck(browser, server, entry["name"]) for entry in report["pages"]
+    }
+    over = [
+        f"{name} {slide['slide']}: {'; '.join(slide['problems'])}"
+        for name, slides in decks.items()
+        for slide in slides
+        if slide["problems"]
+    ]
+    counts = {
+        name: {"slides": len(slides), "over": sum(bool(s["problems"]) for s in slides)}
+        for name, slides in decks.items()
+    }
     ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "slides-fit.json").write_text(json.dumps({"counts": counts, "slides": decks},
-                                                          indent=1))
+    (ARTIFACTS / "slides-fit.json").write_text(
+        json.dumps({"counts": counts, "slides": decks}, indent=1)
+    )
     total = sum(c["slides"] for c in counts.values())
     assert total >= 2 * len(decks), counts  # a deck of one slide would be a broken cut
-    assert not over, (f"{len(over)} of {total} slides do not fit a 1280 x 800 screen:\n"
-                      + "\n".join(over))
+    assert not over, f"{len(over)} of {total} slides do not fit a 1280 x 800 screen:\n" + "\n".join(
+        over
+    )
 
 
 def test_the_speaker_view_shows_a_slides_notes_offline(server, browser):
@@ -395,9 +420,11 @@ def test_the_speaker_view_shows_a_slides_notes_offline(server, browser):
     with page.expect_popup() as opened:
         page.keyboard.press("s")
     speaker = opened.value
-    speaker.wait_for_function("() => (document.querySelector('.speaker-controls-notes') || "
-                              "{innerText: ''}).innerText.includes('Classifier-free guidance')",
-                              timeout=30_000)
+    speaker.wait_for_function(
+        "() => (document.querySelector('.speaker-controls-notes') || "
+        "{innerText: ''}).innerText.includes('Classifier-free guidance')",
+        timeout=30_000,
+    )
     speaker.close()
     assert not page.outside, f"the speaker view asked outside 127.0.0.1: {page.outside[:5]}"
     assert not page.missing, f"the site lacks: {page.missing[:5]}"

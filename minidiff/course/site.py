@@ -56,25 +56,71 @@ class Asset:
 
 
 ASSETS = (
-    Asset("requirejs", "2.3.7", "DouTG8T1WanGok6Qjg2SXuCMzszOo0eHeH9hDZ5Y4x8Je+9JB38HdTLT4/VA8OaUhBa0"
-          "JPVHJ0pyBkM1z+pDsw==", ("require.js",), "requirejs"),
-    Asset("@jupyter-widgets/html-manager", "1.0.15", "5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRh"
-          "G9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==",
-          ("dist/embed-amd.js", "dist/*.woff2", "dist/*.woff", "dist/*.ttf", "dist/*.eot",
-           "dist/*.svg"), "html-manager"),
-    Asset("mathjax", "2.7.9", "NOGEDTIM9+MrsqnjPEjVGNx4q0GQxqm61yQwSK+/5S59i26wId5IC5gNu9/bu8+CCVl5"
-          "p9G2IHcAl/wJa+5+BQ==",
-          ("MathJax.js", "config/TeX-AMS_CHTML-full.js", "config/Safe.js", "extensions/**",
-           "jax/input/TeX/**", "jax/output/CommonHTML/**", "jax/element/**", "localization/en/**",
-           "fonts/HTML-CSS/TeX/woff/**"), "mathjax"),
-    Asset("reveal.js", "4.0.2", "LWZSUenufF1gpD7npxJ7KfoQQFKgc1D6XrLTFgKlwWNP1BQ74hT48KONFWMAw+8R/QU"
-          "eaScCLCLrBVHDfFIEiw==", ("dist/reveal.js", "dist/reveal.css", "dist/theme/white.css",
-                                     "dist/theme/fonts/source-sans-pro/**", "plugin/notes/**"),
-          "reveal.js"),
-    Asset("jquery", "2.2.4", "lBHj60ezci2u1v2FqnZIraShGgEXq35qCzMv4lITyHGppTnA13rwR0MgwyNJh9TnDs3aXU"
-          "vd1xjAotfraMHX/Q==", ("dist/jquery.min.js",), "jquery"),
-    Asset("font-awesome", "4.7.0", "U6kGnykA/6bFmg1M/oT9EkFeIYv7JlX3bozwQJWiiLz6L0w3F5vBVPxHlwyX/vtN"
-          "q1ckcpRKOB9f2Qal/VtFpg==", ("css/font-awesome.min.css", "fonts/*"), "font-awesome"),
+    Asset(
+        "requirejs",
+        "2.3.7",
+        "DouTG8T1WanGok6Qjg2SXuCMzszOo0eHeH9hDZ5Y4x8Je+9JB38HdTLT4/VA8OaUhBa0JPVHJ0pyBkM1z+pDsw==",
+        ("require.js",),
+        "requirejs",
+    ),
+    Asset(
+        "@jupyter-widgets/html-manager",
+        "1.0.15",
+        "5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==",
+        (
+            "dist/embed-amd.js",
+            "dist/*.woff2",
+            "dist/*.woff",
+            "dist/*.ttf",
+            "dist/*.eot",
+            "dist/*.svg",
+        ),
+        "html-manager",
+    ),
+    Asset(
+        "mathjax",
+        "2.7.9",
+        "NOGEDTIM9+MrsqnjPEjVGNx4q0GQxqm61yQwSK+/5S59i26wId5IC5gNu9/bu8+CCVl5p9G2IHcAl/wJa+5+BQ==",
+        (
+            "MathJax.js",
+            "config/TeX-AMS_CHTML-full.js",
+            "config/Safe.js",
+            "extensions/**",
+            "jax/input/TeX/**",
+            "jax/output/CommonHTML/**",
+            "jax/element/**",
+            "localization/en/**",
+            "fonts/HTML-CSS/TeX/woff/**",
+        ),
+        "mathjax",
+    ),
+    Asset(
+        "reveal.js",
+        "4.0.2",
+        "LWZSUenufF1gpD7npxJ7KfoQQFKgc1D6XrLTFgKlwWNP1BQ74hT48KONFWMAw+8R/QUeaScCLCLrBVHDfFIEiw==",
+        (
+            "dist/reveal.js",
+            "dist/reveal.css",
+            "dist/theme/white.css",
+            "dist/theme/fonts/source-sans-pro/**",
+            "plugin/notes/**",
+        ),
+        "reveal.js",
+    ),
+    Asset(
+        "jquery",
+        "2.2.4",
+        "lBHj60ezci2u1v2FqnZIraShGgEXq35qCzMv4lITyHGppTnA13rwR0MgwyNJh9TnDs3aXUvd1xjAotfraMHX/Q==",
+        ("dist/jquery.min.js",),
+        "jquery",
+    ),
+    Asset(
+        "font-awesome",
+        "4.7.0",
+        "U6kGnykA/6bFmg1M/oT9EkFeIYv7JlX3bozwQJWiiLz6L0w3F5vBVPxHlwyX/vtNq1ckcpRKOB9f2Qal/VtFpg==",
+        ("css/font-awesome.min.css", "fonts/*"),
+        "font-awesome",
+    ),
 )
 
 
@@ -92,13 +138,17 @@ def _tarball(asset: Asset) -> bytes:
             with urllib.request.urlopen(asset.tarball, timeout=120) as response:
                 data = response.read()
         except OSError as e:
-            raise RuntimeError(f"could not download {asset.package}@{asset.version} from the npm "
-                               f"registry ({e}); the site needs it once, then it is cached in "
-                               f"{_cache_dir()}") from None
+            raise RuntimeError(
+                f"could not download {asset.package}@{asset.version} from the npm "
+                f"registry ({e}); the site needs it once, then it is cached in "
+                f"{_cache_dir()}"
+            ) from None
     digest = base64.b64encode(hashlib.sha512(data).digest()).decode()
     if digest != asset.sha512:
-        raise RuntimeError(f"{asset.package}@{asset.version}: the tarball's sha512 is {digest}, "
-                           f"not the pinned {asset.sha512}; delete {path} and build again")
+        raise RuntimeError(
+            f"{asset.package}@{asset.version}: the tarball's sha512 is {digest}, "
+            f"not the pinned {asset.sha512}; delete {path} and build again"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         tmp = path.with_suffix(".part")
@@ -108,7 +158,7 @@ def _tarball(asset: Asset) -> bytes:
 
 
 def _matches(name: str, pattern: str) -> bool:
-    """"dir/**": anything below dir; else a glob within one folder ("dist/*.woff")."""
+    """ "dir/**": anything below dir; else a glob within one folder ("dist/*.woff")."""
     if pattern.endswith("/**"):
         return name.startswith(pattern[:-2])
     return fnmatch(name, pattern) and name.count("/") == pattern.count("/")
@@ -153,8 +203,7 @@ def _copies(asset: Asset, name: str) -> list[str]:
 
 # -- slides ----------------------------------------------------------------------------------------
 def is_explorer(cell) -> bool:
-    return cell["cell_type"] == "code" and any(c in "".join(cell["source"])
-                                               for c in EXPLORER_CALLS)
+    return cell["cell_type"] == "code" and any(c in "".join(cell["source"]) for c in EXPLORER_CALLS)
 
 
 def is_solution(cell) -> bool:
@@ -201,8 +250,11 @@ def joined_outputs(cell) -> list:
     outputs = []
     for output in cell.get("outputs", []):
         previous = outputs[-1] if outputs else {}
-        if output.get("output_type") == "stream" and previous.get("output_type") == "stream" \
-                and previous.get("name") == output.get("name"):
+        if (
+            output.get("output_type") == "stream"
+            and previous.get("output_type") == "stream"
+            and previous.get("name") == output.get("name")
+        ):
             outputs[-1] = copy.deepcopy(previous)
             outputs[-1]["text"] = "".join(previous["text"]) + "".join(output["text"])
         else:
@@ -221,25 +273,30 @@ def cell_slide_types(cell) -> list[str]:
         output = show.get("output", kind)
         outputs = joined_outputs(cell)
         if isinstance(output, list) and outputs and len(output) != len(outputs):
-            raise ValueError(f"cell {name} has {len(outputs)} outputs but slide types for "
-                             f"{len(output)}")
+            raise ValueError(
+                f"cell {name} has {len(outputs)} outputs but slide types for {len(output)}"
+            )
         types = [kind, *output] if isinstance(output, list) else [kind, output]
     elif "blocks" in show:
         types = list(show["blocks"])
         source = "".join(cell["source"])
         count = len(markdown_blocks(source))
         if len(types) != count:
-            raise ValueError(f"cell {name} has {count} blocks of text but slide types for "
-                             f"{len(types)}: {source[:60]!r}")
+            raise ValueError(
+                f"cell {name} has {count} blocks of text but slide types for "
+                f"{len(types)}: {source[:60]!r}"
+            )
         if types[0] != kind:
-            raise ValueError(f"cell {name}: slide_type {kind!r} differs from its first block's "
-                             f"{types[0]!r}")
+            raise ValueError(
+                f"cell {name}: slide_type {kind!r} differs from its first block's {types[0]!r}"
+            )
     else:
         types = [kind]
     unknown = sorted(set(types) - set(SLIDE_TYPES))
     if unknown:
-        raise ValueError(f"cell {name} has slide type {unknown[0]!r}, not one of "
-                         f"{', '.join(SLIDE_TYPES)}")
+        raise ValueError(
+            f"cell {name} has slide type {unknown[0]!r}, not one of {', '.join(SLIDE_TYPES)}"
+        )
     if is_solution(cell) and types[0] != "skip":
         raise ValueError(f"cell {name} is a hidden solution, so its slide type must be 'skip'")
     return types
@@ -256,17 +313,24 @@ def slide_cells(notebook):
         if cell.cell_type == "markdown" and len(types) > 1:
             blocks = markdown_blocks("".join(cell.source))
             cells += [_part(cell, kind, source=block) for kind, block in zip(types, blocks)]
-        elif cell.cell_type == "code" and "output" in cell.metadata.get("slideshow", {}) \
-                and cell.outputs:
+        elif (
+            cell.cell_type == "code"
+            and "output" in cell.metadata.get("slideshow", {})
+            and cell.outputs
+        ):
             outputs = joined_outputs(cell)
-            groups = ([(kind, [output]) for kind, output in zip(types[1:], outputs)]
-                      if len(types) > 2 else [(types[1], outputs)])
+            groups = (
+                [(kind, [output]) for kind, output in zip(types[1:], outputs)]
+                if len(types) > 2
+                else [(types[1], outputs)]
+            )
             cells.append(_part(cell, types[0], outputs=[]))
             cells += [_part(cell, kind, outputs=outputs, code=False) for kind, outputs in groups]
         else:
             cells.append(cell)
-    deck.cells = [cell for cell in cells
-                  if cell.metadata.get("slideshow", {}).get("slide_type") != "skip"]
+    deck.cells = [
+        cell for cell in cells if cell.metadata.get("slideshow", {}).get("slide_type") != "skip"
+    ]
     for number, cell in enumerate(deck.cells):
         cell.id = f"{cell.get('id', 'cell')}-{number}"  # the parts of a cell, told apart
     return deck
@@ -306,9 +370,13 @@ def execute(path: Path, timeout: int = 600):
 
     notebook = nbformat.read(path, as_version=4)
     with _static_explorers():
-        NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}},
-                       store_widget_state=True).execute()
+        NotebookClient(
+            notebook,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+            store_widget_state=True,
+        ).execute()
     return notebook
 
 
@@ -325,21 +393,29 @@ def _exporters(assets: str = ASSETS_URL):
     config = Config()
     config.TagRemovePreprocessor.enabled = True
     config.TagRemovePreprocessor.remove_input_tags = {"minidiff-solution"}
-    shared = {"require_js_url": f"{assets}/requirejs/require.js",
-              "widget_renderer_url": f"{assets}/html-manager/dist/embed-amd.js",
-              "mathjax_url": f"{assets}/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe",
-              "jquery_url": f"{assets}/jquery/dist/jquery.min.js"}
+    shared = {
+        "require_js_url": f"{assets}/requirejs/require.js",
+        "widget_renderer_url": f"{assets}/html-manager/dist/embed-amd.js",
+        "mathjax_url": f"{assets}/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe",
+        "jquery_url": f"{assets}/jquery/dist/jquery.min.js",
+    }
     page = HTMLExporter(config=config, template_name="lab", **shared)
     # 1152 x 720: the 16:10 of a 1280 x 800 screen, at about the size of nbconvert's fonts; no
     # scrolling, which a lecturer cannot do on a projected slide (the browser test checks the fit)
-    slides = SlidesExporter(config=config, reveal_url_prefix=f"{assets}/reveal.js",
-                            reveal_width="1152", reveal_height="720", reveal_scroll=False,
-                            exclude_input_prompt=True, exclude_output_prompt=True,
-                            reveal_theme="white",  # its font ships with it
-                            template_name="minidiff_slides",
-                            extra_template_basedirs=[str(Path(__file__).parent / "templates")],
-                            font_awesome_url=f"{assets}/font-awesome/css/font-awesome.min.css",
-                            **shared)
+    slides = SlidesExporter(
+        config=config,
+        reveal_url_prefix=f"{assets}/reveal.js",
+        reveal_width="1152",
+        reveal_height="720",
+        reveal_scroll=False,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        reveal_theme="white",  # its font ships with it
+        template_name="minidiff_slides",
+        extra_template_basedirs=[str(Path(__file__).parent / "templates")],
+        font_awesome_url=f"{assets}/font-awesome/css/font-awesome.min.css",
+        **shared,
+    )
     return page, slides
 
 
@@ -349,10 +425,12 @@ def _page_html(page: str, assets: str = ASSETS_URL) -> str:
     require = f'<script src="{assets}/requirejs/require.js"></script>'
     if require not in page:
         raise RuntimeError("nbconvert's template no longer loads require.js as minidiff expects")
-    extra = (f'<script>require.config({{paths: {{"@jupyter-widgets": '
-             f'"{assets}/{WIDGET_MODULES}"}}}});</script>\n'
-             "<style>.jupyter-widgets, .widget-html-content, .widget-label "
-             "{ font-family: var(--jp-ui-font-family, system-ui, sans-serif); }</style>")
+    extra = (
+        f'<script>require.config({{paths: {{"@jupyter-widgets": '
+        f'"{assets}/{WIDGET_MODULES}"}}}});</script>\n'
+        "<style>.jupyter-widgets, .widget-html-content, .widget-label "
+        "{ font-family: var(--jp-ui-font-family, system-ui, sans-serif); }</style>"
+    )
     return page.replace(require, require + "\n" + extra, 1)
 
 
@@ -368,7 +446,8 @@ def index_page(entries: list[dict]) -> str:
         f"<li><a href='notebooks/{e['name']}.html'><b>{html.escape(e['title'])}</b></a>"
         f"{': ' + html.escape(e['question']) if e['question'] else ''} "
         f"<span class='slides'>(<a href='slides/{e['name']}.slides.html'>slides</a>)</span></li>"
-        for e in entries)
+        for e in entries
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -395,19 +474,25 @@ notebooks in JupyterLab: <code>bash scripts/setup.sh course</code>.</p>
 """
 
 
-def build(out: str | os.PathLike = "site", notebooks: list[Path] | None = None,
-          progress: bool = True) -> dict:
+def build(
+    out: str | os.PathLike = "site", notebooks: list[Path] | None = None, progress: bool = True
+) -> dict:
     """Execute every notebook and write the site to `out` -> a report: {"pages": [{"name",
     "page_bytes", "slides_bytes", "seconds"}], "assets_bytes", "seconds"}."""
     from tqdm.auto import tqdm
 
     start = time.time()
     out = Path(out)
-    notebooks = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) if notebooks is None \
+    notebooks = (
+        sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+        if notebooks is None
         else [Path(p) for p in notebooks]
+    )
     if not notebooks:
-        raise FileNotFoundError(f"no notebooks found under {NOTEBOOKS}; minidiff site "
-                                "builds the course from a clone of the minidiff repository")
+        raise FileNotFoundError(
+            f"no notebooks found under {NOTEBOOKS}; minidiff site "
+            "builds the course from a clone of the minidiff repository"
+        )
     for folder in ("notebooks", "slides"):
         (out / folder).mkdir(parents=True, exist_ok=True)
     assets = copy_assets(out)
@@ -426,12 +511,22 @@ def build(out: str | os.PathLike = "site", notebooks: list[Path] | None = None,
         slides = _page_html(slides_exporter.from_notebook_node(slide_cells(notebook))[0])
         (out / "notebooks" / f"{name}.html").write_text(page, encoding="utf-8")
         (out / "slides" / f"{name}.slides.html").write_text(slides, encoding="utf-8")
-        entries.append({"name": name, "title": title, "question": question,
-                        "page_bytes": len(page.encode()), "slides_bytes": len(slides.encode()),
-                        "seconds": round(time.time() - began, 1)})
+        entries.append(
+            {
+                "name": name,
+                "title": title,
+                "question": question,
+                "page_bytes": len(page.encode()),
+                "slides_bytes": len(slides.encode()),
+                "seconds": round(time.time() - began, 1),
+            }
+        )
     (out / "index.html").write_text(index_page(entries), encoding="utf-8")
-    report = {"pages": entries, "assets_bytes": sum(p.stat().st_size for p in assets),
-              "seconds": round(time.time() - start, 1)}
+    report = {
+        "pages": entries,
+        "assets_bytes": sum(p.stat().st_size for p in assets),
+        "seconds": round(time.time() - start, 1),
+    }
     (out / "build.json").write_text(json.dumps(report, indent=1))
     too_big = [e["name"] for e in entries if max(e["page_bytes"], e["slides_bytes"]) > PAGE_LIMIT]
     if too_big:
@@ -442,8 +537,12 @@ def build(out: str | os.PathLike = "site", notebooks: list[Path] | None = None,
 def report_table(report: dict) -> str:
     lines = [f"{'notebook':<28}{'page':>10}{'slides':>10}{'seconds':>10}"]
     for e in report["pages"]:
-        lines.append(f"{e['name']:<28}{e['page_bytes'] / 2**20:>8.2f}MB"
-                     f"{e['slides_bytes'] / 2**20:>8.2f}MB{e['seconds']:>10.1f}")
-    lines.append(f"assets (shared by every page): {report['assets_bytes'] / 2**20:.1f} MB; "
-                 f"built in {report['seconds']:.0f} s")
+        lines.append(
+            f"{e['name']:<28}{e['page_bytes'] / 2**20:>8.2f}MB"
+            f"{e['slides_bytes'] / 2**20:>8.2f}MB{e['seconds']:>10.1f}"
+        )
+    lines.append(
+        f"assets (shared by every page): {report['assets_bytes'] / 2**20:.1f} MB; "
+        f"built in {report['seconds']:.0f} s"
+    )
     return "\n".join(lines)
