@@ -96,11 +96,9 @@ def diffusers_scheduler(config, kind: str = "ddim", prediction: str | None = Non
 def diffusers_loop(
     scheduler, model_output, x_T: torch.Tensor, steps: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """diffusers' usual sampling loop from x_T (B, 3, 32, 32) -> x0 (B, 3, 32, 32).
-
-    scheduler.timesteps and each previous timestep live inside the scheduler, which keeps count of
-    its own steps; compare minidiff's `samplers.sample`, which walks an explicit (t, t_prev) list.
-    """
+    """diffusers' usual sampling loop, x_T (B, 3, 32, 32) -> x0 (B, 3, 32, 32). The timesteps live
+    inside the scheduler, which counts its own steps; minidiff's `samplers.sample` walks an
+    explicit (t, t_prev) list instead."""
     import diffusers
 
     step_options = {}
