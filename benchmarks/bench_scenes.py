@@ -12,6 +12,10 @@
 3. The canvas decision: the share of single objects whose shape the judge reads after
    `blur_and_noise`, by object width (2000 objects each), as in the docstring of minidiff.scenes.
 4. GenEval on the world's own pictures of the evaluation prompts: 1.0 in every category.
+5. Latent or pixels for the scene model: the shipped autoencoder (trained on 32 x 32 one-object
+   pictures; convolutional, so it takes 48 x 48 scenes to 12 x 12 x 4 latents) encodes and decodes
+   the test scenes, and the judge reads the reconstructions. A latent scene model can draw no
+   better than its autoencoder keeps.
 """
 
 import argparse
@@ -20,8 +24,10 @@ import time
 
 import numpy as np
 import report
+import torch
 
-from minidiff import geneval, scenes, world
+from minidiff import geneval, pixels, scenes, world
+from minidiff.checkpoint import load_autoencoder
 from minidiff.scene_judge import agreement, blur_and_noise, read_scenes
 from minidiff.scene_prompts import render_prompts
 
@@ -83,6 +89,12 @@ def main():
         found = read_scenes(blur_and_noise(pictures, rng))
         right = np.mean([len(f) == 1 and f[0].shape == s for f, s in zip(found, shapes)])
         rows.append([f"shape read, blurred noisy single objects {width} px wide", float(right)])
+
+    autoencoder = load_autoencoder(device="cpu")
+    with torch.no_grad():
+        kept = pixels.to_uint8(autoencoder.decode(autoencoder.encode(pixels.to_tensor(images))))
+    for k, v in agreement(truth, read_scenes(kept)).items():
+        rows.append([f"judge on the autoencoder's reconstructions of the test scenes: {k}", v])
 
     prompts = geneval.evaluation_prompts()
     result = geneval.score(prompts, read_scenes(render_prompts([p.prompt for p in prompts])))

@@ -95,6 +95,14 @@ def _evaluate(args) -> None:
     from .pipeline import load_pretrained
 
     pipe = load_pretrained(args.weights, device=args.device)
+    if pipe.config.world == "scenes":  # GenEval's categories, read by the scene judge
+        from .evaluate_scenes import evaluate_scenes
+
+        settings = {"steps": args.steps, "guidance_scale": args.guidance, "sampler": args.sampler}
+        settings = {k: v for k, v in settings.items() if v is not None}
+        repeats = 1 if args.quick else 4
+        _print_report(evaluate_scenes(pipe, repeats, args.seed, **settings), args.json)
+        return
     report = evaluate(
         pipe,
         quick=args.quick,
@@ -223,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
         "a model file or training checkpoint (default: $MINIDIFF_WEIGHTS if set, "
         "else the shipped model)"
     )
-    model_help = "a shipped model by name: pixel (the default), latent or skewed"
+    model_help = "a shipped model by name: pixel (the default), latent, skewed or scenes"
     g.add_argument("--weights", default=None, help=weights_help)
     g.add_argument("--model", default=None, choices=MODELS, help=model_help)
     g.add_argument("--device", default=None)

@@ -16,6 +16,8 @@ from .autoencoder import Autoencoder, AutoencoderConfig
 from .text_encoder import TextEncoder, TextEncoderConfig
 from .unet import UNet, UNetConfig
 
+WORLDS = ("shapes", "scenes")
+
 
 @dataclass
 class ModelConfig:
@@ -27,6 +29,17 @@ class ModelConfig:
     # A latent model denoises the latents of this autoencoder (an AutoencoderConfig as a dict,
     # minidiff.autoencoder), whose frozen weights travel in the same file; None: it denoises pixels.
     autoencoder: dict | None = None
+    # The world it draws: "shapes" (one object, 32 x 32) or "scenes" (one to four objects,
+    # 48 x 48; minidiff.scenes). It picks the tokenizer's words and the training pictures.
+    world: str = "shapes"
+
+    @property
+    def picture_size(self) -> int:
+        """The side of the pictures it draws, in pixels (a latent model's after decoding)."""
+        if self.autoencoder is None:
+            return self.unet.image_size
+        factor = AutoencoderConfig.from_dict(self.autoencoder).factor
+        return self.unet.image_size * factor
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,6 +66,8 @@ class TextToImage(nn.Module):
                 f"unet.context_dim ({config.unet.context_dim}) must equal the text "
                 f"encoder width ({config.text.width})"
             )
+        if config.world not in WORLDS:
+            raise ValueError(f"unknown world {config.world!r}; choose one of {', '.join(WORLDS)}")
         self.config = config
         self.text_encoder = TextEncoder(config.text)
         self.unet = UNet(config.unet)

@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import diffusion, editing, pixels, samplers, world
+from . import diffusion, editing, pixels, samplers
 from .checkpoint import CheckpointError, load_model
 from .device import pick_device
 from .model import TextToImage
+from .scene_prompts import TOO_MANY, parse_scene_prompt
 from .schedules import make_alpha_bar
 from .tokenizer import Tokenizer
 
@@ -33,6 +34,9 @@ MODELS = {
     "pixel": DEFAULT_WEIGHTS,
     "latent": WEIGHTS_DIR / "minidiff-latent.safetensors",
     "skewed": WEIGHTS_DIR / "minidiff-skewed.safetensors",
+    "scenes": WEIGHTS_DIR / "minidiff-scenes.safetensors",
+    "scenes-short": WEIGHTS_DIR / "minidiff-scenes-short.safetensors",
+    "scenes-bag": WEIGHTS_DIR / "minidiff-scenes-bag.safetensors",
 }
 # Chosen by measurement (benchmarks/README.md, the model card): the shipped model draws what it is
 # asked without guidance (adherence 0.995-1.000 at three seeds), and guidance makes it prefer large
@@ -50,6 +54,16 @@ SAMPLE_PROMPTS = (
     "a small orange circle",
     "a green triangle",
     "a blue star in the bottom right",
+)
+SCENE_SAMPLE_PROMPTS = (  # what a scene model's training run draws as it learns
+    "a red circle and a blue square",
+    "a yellow star to the left of a green square",
+    "three purple triangles",
+    "a small orange star above a large blue circle",
+    "two red squares",
+    "a green circle",
+    "four yellow circles",
+    "a blue triangle below a red star",
 )
 
 
@@ -141,7 +155,7 @@ class Pipeline:
         self.model = model.to(self.device).eval()
         self.config = model.config
         self.info = info or {}
-        self.tokenizer = Tokenizer()
+        self.tokenizer = Tokenizer.for_world(self.config.world)
         # alpha_bar stays a float64 CPU tensor (MPS has no float64); samplers cast per step.
         self.alpha_bar = make_alpha_bar(self.config.schedule, self.config.T)
         self.autoencoder = getattr(model, "autoencoder", None)  # None for a pixel model
@@ -195,6 +209,8 @@ class Pipeline:
                         "the prompt is empty; describe a picture such as "
                         "'a red circle', or pass prompt=None to sample unconditionally"
                     )
+                if self.config.world == "scenes":
+                    self._check_scene(p)
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive whole number of pictures, got {n!r}")
         ids = self.tokenizer.encode(prompts).repeat_interleave(n, dim=0)  # (P*n, L)
@@ -203,6 +219,15 @@ class Pipeline:
             ids = torch.cat([ids, null.expand(ids.shape[0], -1)])  # (2*P*n, L)
         with torch.no_grad():
             return self.model.encode_text(ids.to(self.device))
+
+    def _check_scene(self, prompt: str) -> None:
+        """Refuse, in one sentence, a prompt no scene can show (five objects, "a red blue
+        circle", a relation no layout satisfies); an unknown word gets the tokenizer's sentence,
+        which names the closest known words."""
+        known = set(self.tokenizer.vocab) | set(TOO_MANY)  # "five": refused as too many
+        if any(w not in known for w in self.tokenizer.words(prompt)):
+            self.tokenizer.encode(prompt)  # raises UnknownWordError
+        parse_scene_prompt(prompt)
 
     def eps_fn(
         self, context: torch.Tensor, mask: torch.Tensor, guidance_scale: float | torch.Tensor
@@ -213,6 +238,11 @@ class Pipeline:
         return diffusion.guided_eps_fn(
             self.model.unet, context, mask, self.alpha_bar, self.config.prediction, guidance_scale
         )
+
+    @property
+    def picture_size(self) -> int:
+        """The side of the pictures it draws: 32 (one object) or 48 (scenes)."""
+        return self.config.picture_size
 
     @property
     def noise_shape(self) -> tuple[int, int, int]:
@@ -278,7 +308,7 @@ class Pipeline:
     ) -> np.ndarray:
         """Redraw `image` ((32, 32, 3) uint8) towards `prompt`; strength 1 ignores the image.
         Settings as in `generate`, with the same defaults (the same sampler too)."""
-        x_init = pixels.picture_to_tensor(image).to(self.device)  # (1, 3, 32, 32)
+        x_init = pixels.picture_to_tensor(image, size=self.picture_size).to(self.device)
         x_init = self.encode_pictures(x_init).expand(n, -1, -1, -1)
         p = self.prepare(prompt, n, **settings)
         x0, _ = editing.img2img(p.eps_fn, x_init, strength, self.alpha_bar, p.timesteps, p.options)
@@ -294,12 +324,11 @@ class Pipeline:
                 "inpainting keeps the pixels outside the mask exactly, which a "
                 "latent model cannot; use the pixel model (load_pretrained())"
             )
-        known = pixels.picture_to_tensor(image).to(self.device).expand(n, -1, -1, -1)
-        mask = np.asarray(mask)
-        if mask.shape != (world.IMAGE_SIZE, world.IMAGE_SIZE):
-            raise ValueError(
-                f"mask must have shape ({world.IMAGE_SIZE}, {world.IMAGE_SIZE}), got {mask.shape}"
-            )
+        known = pixels.picture_to_tensor(image, size=self.picture_size).to(self.device)
+        known = known.expand(n, -1, -1, -1)
+        mask, side = np.asarray(mask), self.picture_size
+        if mask.shape != (side, side):
+            raise ValueError(f"mask must have shape ({side}, {side}), got {mask.shape}")
         keep = torch.as_tensor(~mask.astype(bool), device=self.device).float()[None, None]
         p = self.prepare(prompt, n, **settings)
         x0, _ = editing.inpaint(p.eps_fn, known, keep, self.alpha_bar, p.timesteps, p.options)
@@ -308,7 +337,7 @@ class Pipeline:
 
 def sample_grid(
     model: TextToImage,
-    prompts: tuple[str, ...] = SAMPLE_PROMPTS,
+    prompts: tuple[str, ...] | None = None,
     n: int = 4,
     seed: int = 0,
     scale: int = 4,
@@ -320,6 +349,8 @@ def sample_grid(
     from .grid import make_grid
 
     device = next(model.parameters()).device
+    if prompts is None:
+        prompts = SCENE_SAMPLE_PROMPTS if model.config.world == "scenes" else SAMPLE_PROMPTS
     images = Pipeline(model, device).generate(list(prompts), n=n, seed=seed)  # (P*n, 32, 32, 3)
     by_column = images.reshape(len(prompts), n, *images.shape[1:]).transpose(1, 0, 2, 3, 4)
     return make_grid(by_column.reshape(-1, *images.shape[1:]), ncol=len(prompts), scale=scale)

@@ -22,10 +22,11 @@ def to_tensor(images: np.ndarray):
     return x / 127.5 - 1
 
 
-def picture_to_tensor(image: np.ndarray, name: str = "image"):
-    """One picture of this world, uint8 (32, 32, 3) -> float32 tensor (1, 3, 32, 32) in [-1, 1]."""
+def picture_to_tensor(image: np.ndarray, name: str = "image", size: int = world.IMAGE_SIZE):
+    """One picture, uint8 (size, size, 3) -> float32 tensor (1, 3, size, size) in [-1, 1]; size
+    32 for the one-object world, 48 for scenes."""
     image = np.asarray(image)
-    expected = (world.IMAGE_SIZE, world.IMAGE_SIZE, 3)
+    expected = (size, size, 3)
     if image.shape != expected or image.dtype != np.uint8:
         raise ValueError(
             f"{name} must be a uint8 array of shape {expected}, got {image.dtype} {image.shape}"

@@ -15,10 +15,14 @@ import warnings
 
 import torch
 
+from . import scenes
 from .world import WORDS
 
 SPECIALS = ("<pad>", "<start>")
 VOCAB = SPECIALS + WORDS
+# The words of each world a model can be trained on. The scenes world's list extends the one-object
+# world's, in order, so every old word keeps its id (minidiff.scenes).
+WORLD_VOCABS = {"shapes": VOCAB, "scenes": SPECIALS + scenes.WORDS}
 MAX_TOKENS = 16  # including <start>
 # What people type around words: read as a space (hyphens: "top-left") or left out (the end of a
 # sentence, quotes, brackets). The comma is a word of the world's captions and stays one.
@@ -50,6 +54,13 @@ class Tokenizer:
         self.max_tokens = max_tokens
         self.pad_id, self.start_id = 0, 1
         self.ids = {word: i for i, word in enumerate(self.vocab)}
+
+    @classmethod
+    def for_world(cls, world: str) -> "Tokenizer":
+        """The tokenizer of a world's captions: "shapes" (one object) or "scenes" (several)."""
+        if world not in WORLD_VOCABS:
+            raise ValueError(f"unknown world {world!r}; choose one of {', '.join(WORLD_VOCABS)}")
+        return cls(WORLD_VOCABS[world])
 
     def __len__(self) -> int:
         return len(self.vocab)

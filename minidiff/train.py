@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from . import pixels, scaffold, world
+from . import pixels, scaffold, scenes, world
 from .autoencoder import AutoencoderConfig
 from .checkpoint import (
     DEFAULT_AUTOENCODER,
@@ -29,7 +29,7 @@ from .checkpoint import (
 )
 from .device import pick_device
 from .diffusion import training_loss
-from .model import ModelConfig, TextToImage, trainable_parameters
+from .model import WORLDS, ModelConfig, TextToImage, trainable_parameters
 from .scaffold import LoopConfig, RunResult, TrainingDiverged, Watch, learning_rate, step_generator
 from .schedules import make_alpha_bar
 from .text_encoder import TextEncoderConfig
@@ -69,9 +69,14 @@ class TrainConfig(LoopConfig):
         return ("batch_size", "sample_every")
 
 
-def _text(width: int, layers: int) -> TextEncoderConfig:
+def _text(width: int, layers: int, world: str = "shapes", kind: str = "transformer"):
     return TextEncoderConfig(
-        vocab_size=len(Tokenizer()), max_tokens=MAX_TOKENS, width=width, layers=layers, heads=4
+        vocab_size=len(Tokenizer.for_world(world)),
+        max_tokens=MAX_TOKENS,
+        width=width,
+        layers=layers,
+        heads=4,
+        kind=kind,
     )
 
 
@@ -140,6 +145,8 @@ def preset(name: str) -> tuple[ModelConfig, TrainConfig]:
         # captions leave uncoloured are yellow (world.Skew()), for the bias experiment
         model, cfg = preset("fast")
         return model, replace(cfg, skew=world.Skew())
+    if name.startswith("scenes"):
+        return _scenes_preset(name)
     if name == "base":  # wider, for a GPU
         model = ModelConfig(
             text=_text(128, 2), unet=UNetConfig(channels=(64, 128, 128), context_dim=128, heads=4)
@@ -148,7 +155,57 @@ def preset(name: str) -> tuple[ModelConfig, TrainConfig]:
     raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
 
 
-PRESETS = ("tiny", "small", "fast", "latent", "skewed", "base")
+def _scenes_preset(name: str) -> tuple[ModelConfig, TrainConfig]:
+    """The scene model (notebook 11) and its short variants for the binding experiments.
+
+    Pixels, not latents, at 48 x 48 folded into 3 x 3 patches, so the U-Net works on the same
+    16 x 16 grid as the one-object model (benchmarks/README.md, "The scene model", says how).
+    """
+    unet = UNetConfig(image_size=48, patch=3, channels=(48, 96, 96), context_dim=128, heads=4)
+    model = ModelConfig(text=_text(128, 2, "scenes"), unet=unet, world="scenes")
+    train_cfg = TrainConfig(
+        steps=100_000,
+        minutes=30.0,  # the wall-clock budget: the schedule spans it (see the fast preset)
+        batch_size=64,
+        lr=1e-3,
+        warmup=200,
+        ema_decay=0.998,  # an average over about 500 steps: a 30-minute run makes about 4,500
+        t_sampling="uniform",
+        checkpoint_every=500,
+        sample_every=1000,
+        snapshot_steps=tuple(range(500, 10001, 500)),
+    )
+    if name == "scenes":
+        return model, train_cfg
+    # The short variants: same data, same steps; each changes one thing of the network.
+    short = replace(
+        train_cfg, steps=SCENES_SHORT_STEPS, minutes=None, ema_decay=0.995, snapshot_steps=()
+    )
+    variants = {
+        "scenes-short": model,
+        "scenes-short-bag": replace(model, text=_text(128, 2, "scenes", kind="bag")),
+        "scenes-short-text+": replace(model, text=_text(128, 6, "scenes")),
+        "scenes-short-unet+": replace(model, unet=replace(unet, channels=(64, 128, 128))),
+    }
+    if name not in variants:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return variants[name], short
+
+
+SCENES_SHORT_STEPS = 1500
+PRESETS = (
+    "tiny",
+    "small",
+    "fast",
+    "latent",
+    "skewed",
+    "base",
+    "scenes",
+    "scenes-short",
+    "scenes-short-bag",
+    "scenes-short-text+",
+    "scenes-short-unet+",
+)
 
 
 def _autoencoder_config(path) -> dict:
@@ -162,7 +219,19 @@ def _autoencoder_config(path) -> dict:
     return AutoencoderConfig.from_dict(json.loads(metadata["config"])).to_dict()
 
 
-_TOKENIZER = Tokenizer()
+_TOKENIZERS = {name: Tokenizer.for_world(name) for name in WORLDS}
+
+
+def training_batch(world_name: str, step: int, cfg: TrainConfig):
+    """Training batch number `step` of a world: (uint8 pictures (B, S, S, 3), captions)."""
+    start = step * cfg.batch_size
+    if world_name == "scenes":
+        images, captions, _ = scenes.batch("train", start, cfg.batch_size, seed=cfg.seed)
+    else:
+        images, captions, _ = world.batch(
+            "train", start, cfg.batch_size, seed=cfg.seed, skew=cfg.skew
+        )
+    return images, captions
 
 
 @torch.no_grad()
@@ -197,15 +266,14 @@ def train_step(
     maps (x_t, t, ids) -> out.
     """
     dev = next(model.parameters()).device
-    images, captions, _ = world.batch(
-        "train", step * cfg.batch_size, cfg.batch_size, seed=cfg.seed, skew=cfg.skew
-    )
-    x0 = pixels.to_tensor(images).to(dev)  # (B, 3, 32, 32)
+    images, captions = training_batch(model.config.world, step, cfg)
+    x0 = pixels.to_tensor(images).to(dev)  # (B, 3, 32, 32), or 48 x 48 scenes
     if model.autoencoder is not None:  # a latent model denoises the pictures' latents
         with torch.no_grad():
             x0 = model.autoencoder.encode(x0)  # (B, 4, 8, 8)
-    ids = _TOKENIZER.encode(captions).to(dev)  # (B, L)
-    null_ids = _TOKENIZER.encode("")[0].to(dev)  # (L,) the empty prompt
+    tokenizer = _TOKENIZERS[model.config.world]
+    ids = tokenizer.encode(captions).to(dev)  # (B, L)
+    null_ids = tokenizer.encode("")[0].to(dev)  # (L,) the empty prompt
     scaffold.set_learning_rate(optimizer, learning_rate(step, cfg, progress))
     generator = step_generator(cfg.seed, step, dev)
     loss = training_loss(
@@ -242,6 +310,8 @@ class TextToImageTask:
 
 def build_model(model_config: ModelConfig, cfg: TrainConfig, device: torch.device) -> TextToImage:
     """A fresh network seeded by cfg.seed; a latent one gets its trained autoencoder copied in."""
+    if cfg.skew is not None and model_config.world != "shapes":
+        raise ValueError("a skewed training split exists only in the one-object world ('shapes')")
     torch.manual_seed(cfg.seed)
     model = TextToImage(model_config).to(device)
     if model_config.autoencoder is not None:

@@ -8,6 +8,8 @@
 autoencoder -> minidiff/weights/autoencoder.safetensors   (minidiff train-autoencoder)
 latent      -> minidiff/weights/minidiff-latent.safetensors (minidiff train --preset latent)
 skewed      -> minidiff/weights/minidiff-skewed.safetensors (minidiff train --preset skewed)
+scenes      -> minidiff/weights/minidiff-scenes.safetensors (minidiff train --preset scenes)
+scenes-short, scenes-bag -> the two short runs notebook 11 sets side by side
 Each gets a card beside it, minidiff/weights/<name>.md: the command, seed, commit, hardware,
 wall time and the saved evaluation. The main model has its own script, scripts/ship_model.py.
 """
@@ -50,6 +52,32 @@ KINDS = {
             "The model of notebook 09's bias experiment: the fast recipe on a training split "
             "in which 80% of the stars whose caption names no colour are yellow "
             "(minidiff.world.Skew()); 20% would be yellow without the skew."
+        ),
+    ),
+    "scenes": (
+        "minidiff-scenes.safetensors",
+        "minidiff train --preset scenes --out {run}",
+        (
+            "The scene model of notebook 11: one to four objects on a 48 x 48 canvas "
+            "(minidiff.scenes), pixels folded into 3 x 3 patches so that the U-Net works on a "
+            "16 x 16 grid, with a 2-layer transformer text encoder over the scenes' words."
+        ),
+    ),
+    "scenes-short": (
+        "minidiff-scenes-short.safetensors",
+        "minidiff train --preset scenes-short --out {run}",
+        (
+            "The short scene run of notebook 11's binding experiment: the scene model's design "
+            "and data, 1,500 steps, with its 2-layer transformer text encoder."
+        ),
+    ),
+    "scenes-bag": (
+        "minidiff-scenes-bag.safetensors",
+        "minidiff train --preset scenes-short-bag --out {run}",
+        (
+            "The bag-of-words twin of the short scene run (notebook 11): the same U-Net, data, "
+            "seed and 1,500 steps, with a text encoder that averages its word embeddings, so it "
+            "cannot see word order."
         ),
     ),
 }

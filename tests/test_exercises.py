@@ -31,6 +31,7 @@ RIGHT = {
     exercises.check_scale_factor: lambda z: 1 / z.std(),
     exercises.check_paste_known: lambda x, known, keep: keep * known + (1 - keep) * x,
     exercises.check_normalised_entropy: normalised_entropy,
+    exercises.check_compose: lambda null, parts, w: null + w * sum(e - null for e in parts),
 }
 
 
@@ -72,6 +73,8 @@ def test_the_package_answer_passes(check, capsys):
             lambda v, k: normalised_entropy(v, k) * np.log(k),
             "Divide by log k",
         ),
+        (exercises.check_compose, lambda null, parts, w: null + w * sum(parts), "differences"),
+        (exercises.check_compose, lambda null, parts, w: w * sum(e - null for e in parts), "Start"),
     ],
 )
 def test_a_wrong_answer_fails_with_a_hint(check, wrong, hint, capsys):

@@ -41,7 +41,7 @@ LAYERS = [
     {"minidiff.pipeline"},
     {"minidiff"},  # the package's own __init__: load_pretrained
     {"minidiff.judge"},
-    {"minidiff.evaluate", "minidiff.evaluate_autoencoder"},
+    {"minidiff.evaluate", "minidiff.evaluate_autoencoder", "minidiff.evaluate_scenes"},
     {"minidiff.diffusers_bridge"},
     {"minidiff.cli"},
     # the course: what exists only for the notebooks
@@ -56,6 +56,7 @@ LAYERS = [
         "minidiff.course.latent",
         "minidiff.course.edits",
         "minidiff.course.bias",
+        "minidiff.course.binding",
         "minidiff.course.gallery",
     },
     {"minidiff.course"},

@@ -505,3 +505,33 @@ def check_normalised_entropy(fn: Callable) -> bool:
         if hint:
             return _verdict(False, f"{what} of {k} values", hint)
     return _verdict(True, what)
+
+
+# -- 11 scenes -----------------------------------------------------------------------------------
+def check_compose(fn: Callable) -> bool:
+    """fn(eps_null, eps_parts (a list), weight) -> Composable Diffusion's AND:
+    eps_null + weight * sum_i (eps_parts[i] - eps_null)."""
+    from minidiff.course.binding import compose
+
+    what = "compose"
+    g = torch.Generator().manual_seed(21)
+    eps_null = torch.randn(4, 3, 48, 48, generator=g)
+    parts = [torch.randn(4, 3, 48, 48, generator=g) for _ in range(2)]
+    out = _call(fn, what, eps_null, parts, 3.0)
+    if out is None:
+        return False
+    slips = {
+        "Each part pulls away from the unconditional prediction: sum the differences "
+        "eps_i - eps_null, not the predictions themselves.": eps_null + 3.0 * sum(parts),
+        "Start from the unconditional prediction eps_null, then add the weighted pulls.": 3.0
+        * sum(e - eps_null for e in parts),
+        "Weight every part's pull, then add them all: one weight times the sum of the "
+        "differences.": eps_null + 3.0 * (parts[0] - eps_null) + (parts[1] - eps_null),
+    }
+    hint = _mismatch(
+        out,
+        compose(eps_null, parts, 3.0),
+        slips,
+        "eps_null + weight · Σ_i (eps_i − eps_null): with one part, classifier-free guidance.",
+    )
+    return _verdict(hint is None, what, hint or "")

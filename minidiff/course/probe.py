@@ -118,6 +118,7 @@ def attention_maps(
     """
     pixel_model(pipe, "attention_maps")
     tokens, _ = prompt_tokens(pipe, prompt)
+    size = pipe.picture_size
     layers = [layer for _, layer in pipe.model.unet.attention_layers()]
     calls: list[torch.Tensor] = []  # one (R, heads, H*W, L_max) per layer call, in call order
 
@@ -138,12 +139,10 @@ def attention_maps(
     for weights in calls:
         side = round(weights.shape[1] ** 0.5)  # weights: (heads, H*W, L_max)
         m = weights.mean(0)[:, : len(tokens)].T.reshape(1, len(tokens), side, side)  # (1, L, h, w)
-        maps.append(F.interpolate(m, size=world.IMAGE_SIZE, mode="bilinear", align_corners=False))
+        maps.append(F.interpolate(m, size=size, mode="bilinear", align_corners=False))
     maps = (
-        torch.cat(maps)
-        .reshape(steps, len(layers), len(tokens), world.IMAGE_SIZE, world.IMAGE_SIZE)
-        .mean(1)
-    )  # (S, L, 32, 32)
+        torch.cat(maps).reshape(steps, len(layers), len(tokens), size, size).mean(1)
+    )  # (S, L, ...)
     return tokens, image, maps.double().numpy()
 
 
@@ -245,7 +244,8 @@ def guidance_sweep(
     )
     x_T = pipe.noise(seed, n)[0].repeat(k, 1, 1, 1)  # (k*n, 3, 32, 32) the same n noises per scale
     x0, _ = samplers.sample(p.eps_fn, x_T, pipe.alpha_bar, p.timesteps, p.options)
-    return pixels.to_uint8(x0).reshape(k, n, world.IMAGE_SIZE, world.IMAGE_SIZE, 3)
+    side = pipe.picture_size
+    return pixels.to_uint8(x0).reshape(k, n, side, side, 3)
 
 
 def adherence_and_diversity(judge, prompt: str, images: np.ndarray) -> dict[str, float]:

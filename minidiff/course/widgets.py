@@ -274,7 +274,7 @@ class PromptExplorer(Explorer):
         mixed = probe.interpolate_prompts(
             self.pipe, prompt, other, MIX_WEIGHTS, self.seed, self.steps
         )
-        width = f"{world.IMAGE_SIZE * SCALE}px"
+        width = f"{self.pipe.picture_size * SCALE}px"
         labels = [
             f"mix {w:g}: {1 - w:.0%} '{html.escape(prompt)}' + {w:.0%} '{html.escape(other)}'"
             for w in MIX_WEIGHTS

@@ -1,0 +1,110 @@
+"""Why binding fails, measured: four short scene runs that differ in one part of the network.
+
+    for v in "" -bag -text+ -unet+; do
+        minidiff train --preset scenes-short$v --out runs/scenes-short$v
+    done
+    python benchmarks/bench_binding.py            # reads runs/scenes-short*, writes binding.json
+    python benchmarks/bench_binding.py scenes-short-bag --no-timing   # one run, merged in
+
+The runs share the data, the seed, the batch and the 1,500 steps (`train.preset`):
+
+    scenes-short        the scene model's transformer text encoder (2 layers, width 128)
+    scenes-short-bag    word embeddings averaged, no order (text_encoder kind "bag")
+    scenes-short-text+  a bigger text encoder: 6 layers
+    scenes-short-unet+  a bigger U-Net: channels (64, 128, 128) instead of (48, 96, 96)
+
+For each: the swapped-binding test (minidiff.evaluate_scenes.swapped_bindings: the same words bound
+the other way; 0.5 is chance, and the bag-of-words encoder is at chance by construction), GenEval's
+categories (evaluate_scenes, --repeats), the parameters of each part, and seconds per training step
+measured here (median of --timed steps after 3 warm-up steps, one process at a time).
+"""
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from minidiff.course.paths import RESULTS_DIR
+from minidiff.evaluate_scenes import evaluate_scenes, swapped_bindings
+from minidiff.model import count_parameters
+from minidiff.pipeline import load_pretrained
+from minidiff.train import TextToImageTask, build_model, preset
+
+RUNS = ("scenes-short", "scenes-short-bag", "scenes-short-text+", "scenes-short-unet+")
+
+
+def seconds_per_step(name: str, timed: int) -> float:
+    model_config, cfg = preset(name)
+    task = TextToImageTask(build_model(model_config, cfg, torch.device("cpu")), cfg)
+    for step in range(3):
+        task.step(step, None)
+    times = []
+    for step in range(3, 3 + timed):
+        start = time.perf_counter()
+        task.step(step, None)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("names", nargs="*", default=list(RUNS), help="runs to measure (all)")
+    parser.add_argument("--runs", default="runs", help="the folder holding the four runs")
+    parser.add_argument(
+        "--no-timing", action="store_true", help="keep the seconds per step already in the file"
+    )
+    parser.add_argument("--repeats", type=int, default=2, help="GenEval prompt repeats")
+    parser.add_argument("--n", type=int, default=8, help="pictures per swapped-binding prompt")
+    parser.add_argument("--timed", type=int, default=10, help="training steps timed per run")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=str(RESULTS_DIR / "binding.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    results = json.loads(out.read_text()) if out.exists() else {"runs": {}}
+    results["threads"] = args.threads
+    for name in args.names:
+        if name not in RUNS:
+            parser.error(f"unknown run {name!r}; choose from {', '.join(RUNS)}")
+        before = results["runs"].get(name, {})
+        pipe = load_pretrained(Path(args.runs) / name / "model.safetensors", device="cpu")
+        binding = swapped_bindings(pipe, n=args.n, progress=False)
+        scores = evaluate_scenes(pipe, repeats=args.repeats, progress=False).scores
+        model_config, cfg = preset(name)
+        results["runs"][name] = {
+            "text_encoder": pipe.config.text.kind,
+            "text_layers": pipe.config.text.layers,
+            "unet_channels": list(pipe.config.unet.channels),
+            "steps": cfg.steps,
+            "batch_size": cfg.batch_size,
+            "text_parameters": count_parameters(pipe.model.text_encoder),
+            "unet_parameters": count_parameters(pipe.model.unet),
+            "seconds_per_step": before.get("seconds_per_step")
+            if args.no_timing
+            else seconds_per_step(name, args.timed),
+            "binding": binding.accuracy,
+            "bound_either_way": binding.both_bound,
+            "geneval": {"overall": scores.overall, **scores.categories},
+            "held_out": scores.held_out,
+            "seen": scores.seen,
+        }
+        r = results["runs"][name]
+        print(
+            f"{name:>20}: colour binding {r['binding']['colour']:.3f}, position binding "
+            f"{r['binding']['position']:.3f}, GenEval overall {r['geneval']['overall']:.3f}, "
+            f"{r['seconds_per_step'] or float('nan'):.3f} s/step",
+            flush=True,
+        )
+    from minidiff.course.binding import results_table
+
+    results["runs"] = {n: results["runs"][n] for n in RUNS if n in results["runs"]}
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    print(results_table(results))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
