@@ -1,17 +1,26 @@
-"""Why binding fails, measured: four short scene runs that differ in one part of the network.
+"""Why binding fails, measured: scene runs that differ only in their text encoder.
 
-    for v in "" -bag -text+ -unet+; do
-        minidiff train --preset scenes-short$v --out runs/scenes-short$v
+    for v in short short-bag bag transformer transformer6; do
+        minidiff train --preset scenes-$v --out runs/scenes-$v
     done
-    python benchmarks/bench_binding.py            # reads runs/scenes-short*, writes binding.json
-    python benchmarks/bench_binding.py scenes-short-bag --no-timing   # one run, merged in
+    python benchmarks/bench_binding.py            # reads the runs, writes results/binding.json
+    python benchmarks/bench_binding.py scenes-bag --no-timing   # one run, merged in
 
-The runs share the data, the seed, the batch and the 1,500 steps (`train.preset`):
+The shipped scene model's own run, for reference:
+
+    scenes              the scenes preset: 30 minutes (4,558 steps here), transformer encoder
+
+From scratch, the same data, seed, batch and 1,500 steps (`train.preset`):
 
     scenes-short        the scene model's transformer text encoder (2 layers, width 128)
     scenes-short-bag    word embeddings averaged, no order (text_encoder kind "bag")
-    scenes-short-text+  a bigger text encoder: 6 layers
-    scenes-short-unet+  a bigger U-Net: channels (64, 128, 128) instead of (48, 96, 96)
+
+A new text encoder for the shipped scene model's trained U-Net (TrainConfig.unet_from): the U-Net
+starts trained, the encoder fresh, and all of it trains 600 more steps on the same data:
+
+    scenes-bag           a bag of words
+    scenes-transformer   the 2-layer transformer again, from scratch
+    scenes-transformer6  a 6-layer transformer: a bigger text encoder
 
 For each: the swapped-binding test (minidiff.evaluate_scenes.swapped_bindings: the same words bound
 the other way; 0.5 is chance, and the bag-of-words encoder is at chance by construction), GenEval's
@@ -33,7 +42,14 @@ from minidiff.model import count_parameters
 from minidiff.pipeline import load_pretrained
 from minidiff.train import TextToImageTask, build_model, preset
 
-RUNS = ("scenes-short", "scenes-short-bag", "scenes-short-text+", "scenes-short-unet+")
+RUNS = (
+    "scenes",
+    "scenes-short",
+    "scenes-short-bag",
+    "scenes-bag",
+    "scenes-transformer",
+    "scenes-transformer6",
+)
 
 
 def seconds_per_step(name: str, timed: int) -> float:
@@ -56,7 +72,9 @@ def main() -> None:
     parser.add_argument(
         "--no-timing", action="store_true", help="keep the seconds per step already in the file"
     )
-    parser.add_argument("--repeats", type=int, default=2, help="GenEval prompt repeats")
+    parser.add_argument("--repeats", type=int, default=1, help="GenEval prompt repeats")
+    parser.add_argument("--sampler", default="ddim", help="the shipped scene model's default")
+    parser.add_argument("--guidance", type=float, default=3.0, help="its default too")
     parser.add_argument("--n", type=int, default=8, help="pictures per swapped-binding prompt")
     parser.add_argument("--timed", type=int, default=10, help="training steps timed per run")
     parser.add_argument("--threads", type=int, default=2)
@@ -66,13 +84,15 @@ def main() -> None:
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {"runs": {}}
     results["threads"] = args.threads
+    results["settings"] = {"sampler": args.sampler, "guidance_scale": args.guidance, "n": args.n}
     for name in args.names:
         if name not in RUNS:
             parser.error(f"unknown run {name!r}; choose from {', '.join(RUNS)}")
         before = results["runs"].get(name, {})
         pipe = load_pretrained(Path(args.runs) / name / "model.safetensors", device="cpu")
-        binding = swapped_bindings(pipe, n=args.n, progress=False)
-        scores = evaluate_scenes(pipe, repeats=args.repeats, progress=False).scores
+        settings = {"sampler": args.sampler, "guidance_scale": args.guidance}
+        binding = swapped_bindings(pipe, n=args.n, progress=False, **settings)
+        scores = evaluate_scenes(pipe, repeats=args.repeats, progress=False, **settings).scores
         model_config, cfg = preset(name)
         results["runs"][name] = {
             "text_encoder": pipe.config.text.kind,

@@ -12,8 +12,10 @@ time logged at its step (interpolated between logged steps), which counts traini
 and sample grids, and carries on across --resume.
 
 Printed: step, elapsed minutes, adherence with all four attributes right on the seen colour-shape
-pairs and on the held-out pairs, and the first evaluated step at which the seen adherence reached
---threshold (the answer is only as fine as the snapshots are dense).
+pairs and on the held-out pairs (for a scene model, `minidiff evaluate --model scenes`'s overall
+GenEval score and its held-out bindings, with every category in the JSON), and the first
+evaluated step at which the seen adherence reached --threshold (the answer is only as fine as
+the snapshots are dense).
 """
 
 import argparse
@@ -26,6 +28,7 @@ import report
 
 import minidiff
 from minidiff.evaluate import evaluate
+from minidiff.evaluate_scenes import evaluate_scenes
 from minidiff.pipeline import DEFAULT_STEPS
 
 
@@ -59,6 +62,8 @@ def main() -> None:
     parser.add_argument(
         "--eval-steps", type=int, default=DEFAULT_STEPS, help="sampling steps in the evaluation"
     )
+    parser.add_argument("--sampler", default=None, help="default: the pipeline's")
+    parser.add_argument("--guidance", type=float, default=None, help="default: the pipeline's")
     parser.add_argument(
         "--threshold",
         type=float,
@@ -99,7 +104,25 @@ def main() -> None:
             continue
         minutes = seconds / 60
         print(f"evaluating step {step} ({path.name}) ...", flush=True)
-        scores = evaluate(pipe, quick=not args.full, steps=args.eval_steps, progress=False)
+        if pipe.config.world == "scenes":
+            repeats = 4 if args.full else 1
+            chosen = {"sampler": args.sampler, "guidance_scale": args.guidance}
+            chosen = {k: v for k, v in chosen.items() if v is not None}
+            geneval = evaluate_scenes(
+                pipe, repeats, steps=args.eval_steps, progress=False, **chosen
+            ).scores
+            seen, held_out = geneval.overall, geneval.held_out["all"]
+            rows.append([step, minutes, seen, held_out, "-", path.name])
+            points.append({"step": step, "minutes": minutes, "file": str(path), **vars(geneval)})
+            continue
+        scores = evaluate(
+            pipe,
+            quick=not args.full,
+            steps=args.eval_steps,
+            progress=False,
+            sampler=args.sampler,
+            guidance_scale=args.guidance,
+        )
         seen, held_out = scores.adherence["seen"]["all"], scores.adherence["held_out"]["all"]
         rows.append([step, minutes, seen, held_out, scores.settings["seconds"], path.name])
         points.append(

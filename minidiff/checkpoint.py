@@ -26,6 +26,7 @@ from .model import ModelConfig, TextToImage
 
 FORMAT = "minidiff"
 DEFAULT_AUTOENCODER = Path(__file__).parent / "weights" / "autoencoder.safetensors"
+SCENE_WEIGHTS = Path(__file__).parent / "weights" / "minidiff-scenes.safetensors"
 
 
 class CheckpointError(ValueError):

@@ -12,14 +12,16 @@ def _generate(args) -> None:
     from .pipeline import load_pretrained
 
     pipe = load_pretrained(args.weights, device=args.device)
+    settings = {"steps": args.steps, "guidance_scale": args.guidance, "sampler": args.sampler}
+    settings = {k: v for k, v in settings.items() if v is not None}  # None: the model's default
+    guidance = settings.get("guidance_scale", pipe.default_settings.guidance_scale)
+    if args.negative and guidance == 1.0:
+        raise ValueError(
+            f"--negative {args.negative!r} acts only through guidance, and guidance "
+            "1 (the default) is none: add --guidance above 1, e.g. --guidance 3"
+        )
     images = pipe.generate(
-        args.prompt,
-        n=args.n,
-        steps=args.steps,
-        guidance_scale=args.guidance,
-        negative_prompt=args.negative,
-        seed=args.seed,
-        sampler=args.sampler,
+        args.prompt, n=args.n, negative_prompt=args.negative, seed=args.seed, **settings
     )
     if args.out_dir:
         from pathlib import Path
@@ -101,7 +103,8 @@ def _evaluate(args) -> None:
         settings = {"steps": args.steps, "guidance_scale": args.guidance, "sampler": args.sampler}
         settings = {k: v for k, v in settings.items() if v is not None}
         repeats = 1 if args.quick else 4
-        _print_report(evaluate_scenes(pipe, repeats, args.seed, **settings), args.json)
+        report = evaluate_scenes(pipe, repeats, args.seed, quick=args.quick, **settings)
+        _print_report(report, args.json)
         return
     report = evaluate(
         pipe,
@@ -345,17 +348,6 @@ def main(argv: list[str] | None = None) -> None:
         if args.weights is not None:
             parser.error("give --model or --weights, not both")
         args.weights = args.model  # load_pretrained and weights_path know the shipped names
-    if args.command == "generate":
-        from .pipeline import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
-
-        args.sampler = DEFAULT_SAMPLER if args.sampler is None else args.sampler
-        args.steps = DEFAULT_STEPS if args.steps is None else args.steps
-        args.guidance = DEFAULT_GUIDANCE if args.guidance is None else args.guidance
-        if args.negative and args.guidance == 1.0:
-            parser.error(
-                f"--negative {args.negative!r} acts only through guidance, and guidance "
-                "1 (the default) is none: add --guidance above 1, e.g. --guidance 3"
-            )
     warnings.simplefilter("default")
     try:
         args.func(args)

@@ -14,7 +14,8 @@ the other way round ("a red circle and a blue square" / "a blue circle and a red
 circle to the left of a square" / "a square to the left of a circle"). Of the pictures where the
 judge finds both objects bound one way or the other, the share bound the way the prompt asks. A
 text encoder that sees no word order (text_encoder kind "bag") gives both prompts the same vector,
-so its pictures of the two are drawn alike and it scores 0.5 in expectation, by construction.
+so its pictures of the two, drawn from the same noises, are the same pictures: it scores 0.5, by
+construction.
 """
 
 import time
@@ -80,17 +81,25 @@ def _check_scene_model(pipe) -> None:
 
 
 def evaluate_scenes(
-    pipe, repeats: int = 4, seed: int = 0, progress: bool = True, **settings
+    pipe, repeats: int = 4, seed: int = 0, progress: bool = True, quick: bool = False, **settings
 ) -> SceneReport:
-    """GenEval's six categories on `pipe` (a scene model): geneval.evaluation_prompts(repeats),
-    one picture each, at the sampling `settings` (the pipeline's defaults when left out)."""
+    """GenEval's six categories on `pipe` (a scene model): geneval.evaluation_prompts(repeats,
+    quick), one picture each, at the sampling `settings` (the pipeline's defaults when left
+    out)."""
     _check_scene_model(pipe)
     start = time.time()
-    prompts = geneval.evaluation_prompts(repeats)
+    prompts = geneval.evaluation_prompts(repeats, quick)
     images = generate_pictures(pipe, [p.prompt for p in prompts], seed, progress, **settings)
     found = read_scenes(images)
     scores = geneval.score(prompts, found)
-    shown = {"repeats": repeats, "seed": seed, **settings}
+    base = getattr(pipe, "default_settings", None)
+    used = (
+        {"sampler": base.sampler, "steps": base.steps, "guidance": base.guidance_scale}
+        if base
+        else {}
+    )
+    used |= {("guidance" if k == "guidance_scale" else k): v for k, v in settings.items()}
+    shown = {"repeats": repeats, **({"quick": True} if quick else {}), "seed": seed, **used}
     return SceneReport(scores, shown, time.time() - start, prompts, images, found)
 
 
@@ -152,15 +161,21 @@ class BindingReport:
 def swapped_bindings(
     pipe, n: int = 8, seed: int = 0, progress: bool = True, **settings
 ) -> BindingReport:
-    """Both prompts of every swapped pair, n pictures each, judged (see the module docstring)."""
+    """Both prompts of every swapped pair, n pictures each from the same n noises, judged (see the
+    module docstring). Drawn from the same noises, a bag-of-words model's pictures of the two
+    prompts are the same pictures, so its score is 0.5 exactly, not only in expectation."""
+    from tqdm.auto import tqdm
+
     _check_scene_model(pipe)
     accuracy, both, count = {}, {}, {}
     for kind, pairs in swapped_pairs().items():
-        prompts = [p for pair in pairs for p in pair for _ in range(n)]
-        found = read_scenes(generate_pictures(pipe, prompts, seed, progress, **settings))
-        verdicts = [bound(p, f) for p, f in zip(prompts, found)]
+        verdicts = []
+        for k, pair in enumerate(tqdm(pairs, desc=f"{kind} pairs", disable=not progress)):
+            for prompt in pair:  # the same seed, so the same noises, for both prompts
+                images = pipe.generate(prompt, n=n, seed=1000 * seed + k, **settings)
+                verdicts += [bound(prompt, found) for found in read_scenes(images)]
         asked, swapped = verdicts.count("asked"), verdicts.count("swapped")
         accuracy[kind] = asked / max(1, asked + swapped)
-        both[kind] = (asked + swapped) / len(prompts)
-        count[kind] = len(prompts)
+        both[kind] = (asked + swapped) / len(verdicts)
+        count[kind] = len(verdicts)
     return BindingReport(accuracy, both, count)

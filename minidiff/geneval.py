@@ -121,15 +121,17 @@ def category_prompts() -> dict[str, list[EvalPrompt]]:
     }
 
 
-def evaluation_prompts(repeats: int = 1) -> list[EvalPrompt]:
-    """Every category's prompts, each PICTURES_PER_PROMPT[category] * repeats times in a row."""
+def evaluation_prompts(repeats: int = 1, quick: bool = False) -> list[EvalPrompt]:
+    """Every category's prompts, each PICTURES_PER_PROMPT[category] * repeats times in a row;
+    quick: half as many pictures a prompt (at least one), about 170 in all."""
     if not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be an integer >= 1, got {repeats!r}")
+    per = {c: max(1, k // 2) if quick else k for c, k in PICTURES_PER_PROMPT.items()}
     return [
         p
         for category, prompts in category_prompts().items()
         for p in prompts
-        for _ in range(PICTURES_PER_PROMPT[category] * repeats)
+        for _ in range(per[category] * repeats)
     ]
 
 

@@ -35,7 +35,7 @@ MODELS = {
     "latent": WEIGHTS_DIR / "minidiff-latent.safetensors",
     "skewed": WEIGHTS_DIR / "minidiff-skewed.safetensors",
     "scenes": WEIGHTS_DIR / "minidiff-scenes.safetensors",
-    "scenes-short": WEIGHTS_DIR / "minidiff-scenes-short.safetensors",
+    "scenes-transformer": WEIGHTS_DIR / "minidiff-scenes-transformer.safetensors",
     "scenes-bag": WEIGHTS_DIR / "minidiff-scenes-bag.safetensors",
 }
 # Chosen by measurement (benchmarks/README.md, the model card): the shipped model draws what it is
@@ -155,6 +155,13 @@ class Pipeline:
         self.model = model.to(self.device).eval()
         self.config = model.config
         self.info = info or {}
+        # A model file may carry its own default settings (the scene model draws best with
+        # DDIM at guidance 3: its card); what a call passes overrides them.
+        self.defaults = dict(self.info.get("defaults") or {})
+        try:
+            Settings.of(self.defaults)
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"the model's stored default settings are not usable: {e}")
         self.tokenizer = Tokenizer.for_world(self.config.world)
         # alpha_bar stays a float64 CPU tensor (MPS has no float64); samplers cast per step.
         self.alpha_bar = make_alpha_bar(self.config.schedule, self.config.T)
@@ -240,6 +247,12 @@ class Pipeline:
         )
 
     @property
+    def default_settings(self) -> "Settings":
+        """What a call without settings draws with: the pipeline's defaults (Settings), with
+        the model's own defaults over them."""
+        return Settings.of(self.defaults)
+
+    @property
     def picture_size(self) -> int:
         """The side of the pictures it draws: 32 (one object) or 48 (scenes)."""
         return self.config.picture_size
@@ -262,7 +275,7 @@ class Pipeline:
         generate, trace, img2img and inpaint start here, and so do the course's probes and the
         diffusers bridge, so that the same settings give the same noise and the same network call.
         """
-        s = Settings.of(settings)
+        s = Settings.of({**self.defaults, **settings})
         guided = diffusion.is_guided(s.guidance_scale)
         if s.negative_prompt is not None and not guided:
             warnings.warn(

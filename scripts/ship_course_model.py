@@ -9,12 +9,13 @@ autoencoder -> minidiff/weights/autoencoder.safetensors   (minidiff train-autoen
 latent      -> minidiff/weights/minidiff-latent.safetensors (minidiff train --preset latent)
 skewed      -> minidiff/weights/minidiff-skewed.safetensors (minidiff train --preset skewed)
 scenes      -> minidiff/weights/minidiff-scenes.safetensors (minidiff train --preset scenes)
-scenes-short, scenes-bag -> the two short runs notebook 11 sets side by side
+scenes-transformer, scenes-bag -> the two text encoders notebook 11 sets side by side
 Each gets a card beside it, minidiff/weights/<name>.md: the command, seed, commit, hardware,
 wall time and the saved evaluation. The main model has its own script, scripts/ship_model.py.
 """
 
 import argparse
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -63,21 +64,22 @@ KINDS = {
             "16 x 16 grid, with a 2-layer transformer text encoder over the scenes' words."
         ),
     ),
-    "scenes-short": (
-        "minidiff-scenes-short.safetensors",
-        "minidiff train --preset scenes-short --out {run}",
+    "scenes-transformer": (
+        "minidiff-scenes-transformer.safetensors",
+        "minidiff train --preset scenes-transformer --out {run}",
         (
-            "The short scene run of notebook 11's binding experiment: the scene model's design "
-            "and data, 1,500 steps, with its 2-layer transformer text encoder."
+            "The twin of notebook 11's binding experiment that reads word order: the shipped "
+            "scene model's trained U-Net with a fresh 2-layer transformer text encoder, 600 "
+            "more steps."
         ),
     ),
     "scenes-bag": (
         "minidiff-scenes-bag.safetensors",
-        "minidiff train --preset scenes-short-bag --out {run}",
+        "minidiff train --preset scenes-bag --out {run}",
         (
-            "The bag-of-words twin of the short scene run (notebook 11): the same U-Net, data, "
-            "seed and 1,500 steps, with a text encoder that averages its word embeddings, so it "
-            "cannot see word order."
+            "The bag-of-words twin of notebook 11's binding experiment: the shipped scene "
+            "model's trained U-Net with a fresh text encoder that averages its word embeddings "
+            "(so it cannot see word order), the same 600 steps on the same data."
         ),
     ),
 }
@@ -90,6 +92,12 @@ def main() -> None:
     p.add_argument("--commit", required=True)
     p.add_argument("--evaluation", required=True, type=Path, help="saved evaluation output")
     p.add_argument("--hardware", default=None, help="how the run was placed on the machine")
+    p.add_argument(
+        "--defaults",
+        default=None,
+        help="the model's own sampling defaults as JSON, e.g. '{\"guidance_scale\": 3.0}'",
+    )
+    p.add_argument("--notes", default="", help="extra lines for the card, after the table")
     args = p.parse_args()
     name, command, what = KINDS[args.kind]
     command = command.format(run=args.run)
@@ -106,6 +114,8 @@ def main() -> None:
     else:
         model, info = load_model(args.run / "model.safetensors")
         info = {**info, "commit": args.commit, "command": command}
+        if args.defaults:
+            info["defaults"] = json.loads(args.defaults)
         save_model(model, target, info=info, dtype=torch.float16)
         seconds, seed, steps = info["elapsed_s"], info["train_config"]["seed"], info["step"]
         parts = (
@@ -115,6 +125,9 @@ def main() -> None:
             f"{model.config.unet.image_size} x {model.config.unet.image_size} inputs"
         )
     total = sum(f.stat().st_size for f in WEIGHTS.rglob("*.safetensors"))
+    defaults_row = ""
+    if args.defaults:
+        defaults_row = f"| its sampling defaults | `{args.defaults}` (chosen by measurement) |"
     card = f"""# {name}: model card
 
 {what} Trained from scratch by minidiff's own command; nothing was downloaded.
@@ -129,6 +142,8 @@ def main() -> None:
 | network | {parts} |
 | on disk | float16, {target.stat().st_size / 1e6:.2f} MB; all shipped weights {total / 1e6:.1f} MB |
 | written | {datetime.now(timezone.utc).strftime("%Y-%m-%d")} |
+{defaults_row}
+{args.notes}
 
 ## Evaluation
 

@@ -156,6 +156,7 @@ REFERENCE = {
     "check_paste_known": "inpaint",
     "check_normalised_entropy": "normalised_entropy",
     "check_diffusers_loop": "diffusers_loop",
+    "check_compose": "compose",
 }
 
 
@@ -254,6 +255,7 @@ def test_each_notebook_has_its_exercise():
         "check_paste_known",
         "check_normalised_entropy",
         "check_diffusers_loop",
+        "check_compose",
     ]
 
 

@@ -335,3 +335,26 @@ def ladder(pipe, out: Path) -> list[Path]:
     path = out / "09_size_ladder.png"
     _save(fig, path)
     return [path]
+
+
+def scenes(pipe, out: Path) -> list[Path]:
+    """11: the scene model (load_pretrained("scenes")) on scene prompts, 8 seeds each, each
+    picture framed green or red by the scene judge; the scene explorer's animation."""
+    from minidiff import load_pretrained
+    from minidiff.course import binding
+
+    scene_pipe = load_pretrained("scenes", device=pipe.device)
+    rows = []
+    for prompt in binding.PROMPTS:
+        images, _, verdicts = binding.judged(scene_pipe, prompt, n=8, seed=0)
+        rows.append(binding.framed(images, verdicts))
+    path = out / "11_scenes.png"
+    labelled_grid(
+        np.stack(rows),
+        path,
+        row_labels=[f'"{p}"' for p in binding.PROMPTS],
+        col_labels=[f"seed {s}" for s in range(8)],
+        title="the scene model · green frame: the scene judge reads it right · red: wrong",
+        cell=1.0,
+    )
+    return [path]

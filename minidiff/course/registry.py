@@ -36,6 +36,7 @@ FIGURES: dict[str, Callable | None] = {
     "failures": figures.failures,
     "ladder": figures.ladder,
     "schedulers": None,
+    "scenes": figures.scenes,
 }
 
 
@@ -80,6 +81,13 @@ def _twin_of_schedulers(pipe):
     from minidiff.judge import load_judge
 
     return real_systems.scheduler_explorer(pipe, prompt="a red star", judge=load_judge())
+
+
+def _twin_of_scenes(pipe):
+    from minidiff import load_pretrained
+    from minidiff.course import binding
+
+    return binding.scene_explorer(load_pretrained("scenes", device=pipe.device))
 
 
 def _edits():
@@ -128,6 +136,7 @@ EXPLORERS: tuple[ExplorerEntry, ...] = (
     ),
     ExplorerEntry("bias_explorer", "09_measuring_and_bias", "bias", _twin_of_bias),
     ExplorerEntry("scheduler_explorer", "10_the_real_thing", "schedulers", _twin_of_schedulers),
+    ExplorerEntry("scene_explorer", "11_scenes", "scenes", _twin_of_scenes),
 )
 
 
