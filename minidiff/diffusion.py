@@ -202,6 +202,14 @@ def guided_eps(eps_cond: Tensor, eps_uncond: Tensor, guidance_scale: float | Ten
     return s * eps_cond + (1 - s) * eps_uncond
 
 
+def composed_eps(eps_null: Tensor, eps_parts: list[Tensor], weight: float) -> Tensor:
+    """eps_hat = eps_null + w * sum_i (eps_i - eps_null)   [Composable Diffusion's AND, Liu 2022]
+
+    Each part's prediction pulls away from the unconditional one, and the pulls add up; with one
+    part this is classifier-free guidance at scale w (guided_eps)."""
+    return eps_null + weight * sum(e - eps_null for e in eps_parts)
+
+
 def guided_eps_fn(
     unet: Callable[[Tensor, Tensor, Tensor, Tensor], Tensor],
     context: Tensor,

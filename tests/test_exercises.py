@@ -156,7 +156,7 @@ REFERENCE = {
     "check_paste_known": "inpaint",
     "check_normalised_entropy": "normalised_entropy",
     "check_diffusers_loop": "diffusers_loop",
-    "check_compose": "compose",
+    "check_compose": "composed_eps",
 }
 
 

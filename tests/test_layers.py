@@ -56,9 +56,9 @@ LAYERS = [
         "minidiff.course.latent",
         "minidiff.course.edits",
         "minidiff.course.bias",
-        "minidiff.course.binding",
         "minidiff.course.gallery",
     },
+    {"minidiff.course.binding"},  # notebook 11: uses the probes
     {"minidiff.course"},
     {"minidiff.course.widgets"},
     {"minidiff.course.figures"},

@@ -14,7 +14,7 @@ import torch
 
 import minidiff
 import minidiff.pipeline
-from minidiff import geneval
+from minidiff import diffusion, geneval
 from minidiff.course import binding, edits
 from minidiff.evaluate_scenes import bound, evaluate_scenes, swapped_bindings, swapped_pairs
 from minidiff.model import ModelConfig, TextToImage
@@ -188,7 +188,9 @@ def test_and_of_one_part_is_classifier_free_guidance(pipe):
     p = pipe.prepare("a red circle", n=2, guidance_scale=2.5)
     torch.testing.assert_close(composed, p.eps_fn(x, 500), atol=1e-5, rtol=1e-5)
     e0, e1, e2 = torch.randn(3, 4)
-    torch.testing.assert_close(binding.compose(e0, [e1, e2], 2.0), e0 + 2 * (e1 - e0 + e2 - e0))
+    torch.testing.assert_close(
+        diffusion.composed_eps(e0, [e1, e2], 2.0), e0 + 2 * (e1 - e0 + e2 - e0)
+    )
     assert binding.parts_of("a red circle and a blue square") == ["a red circle", "a blue square"]
     with pytest.raises(ValueError, match="joined by 'and'"):
         binding.parts_of("a red circle to the left of a blue square")
@@ -266,3 +268,20 @@ def test_a_run_can_start_its_unet_from_a_trained_one_with_a_fresh_text_encoder(t
     wider = replace(tiny_scenes(), unet=replace(tiny_scenes().unet, channels=(16, 32, 48)))
     with pytest.raises(CheckpointError, match="same U-Net design"):
         build_model(wider, cfg, torch.device("cpu"))
+
+
+def test_the_command_line_evaluates_a_scene_model_and_refuses_an_impossible_scene(tmp_path, capsys):
+    from minidiff.checkpoint import save_model
+    from minidiff.cli import main
+
+    torch.manual_seed(0)
+    path = tmp_path / "scenes.safetensors"
+    save_model(TextToImage(tiny_scenes()), path)
+    main(["evaluate", "--weights", str(path), "--quick", "--steps", "2"])
+    out = capsys.readouterr().out
+    assert "GenEval categories on 162 pictures" in out and "SDXL (GenEval, real objects)" in out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["generate", "five red circles", "--weights", str(path), "--out", str(tmp_path / "g")])
+    assert exit_info.value.code == 2
+    assert "at most 4 objects" in capsys.readouterr().err
+    assert not (tmp_path / "g").exists()

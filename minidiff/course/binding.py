@@ -179,7 +179,7 @@ def composed_eps_fn(pipe, parts: list[list[str]], n: int, weight: float):
         alpha = diffusion.alpha_bar_at(pipe.alpha_bar, t)
         eps, _ = diffusion.split_prediction(out, x_in, alpha, prediction)
         eps = eps.view(k + 1, *x_t.shape)
-        return compose(eps[k], list(eps[:k]), weight)
+        return diffusion.composed_eps(eps[k], list(eps[:k]), weight)
 
     return eps_hat
 
@@ -188,11 +188,6 @@ def _null(pipe, parts, n):
     """The empty prompt's encoded rows, one per picture: (P*n, L, D), (P*n, L)."""
     context, mask = pipe.encode(None, n, guided=False)  # (n, L, D)
     return context.repeat(len(parts), 1, 1), mask.repeat(len(parts), 1)
-
-
-def compose(eps_null, eps_parts, weight: float):
-    """The AND of Composable Diffusion: eps_null + weight * sum_i (eps_i - eps_null)."""
-    return eps_null + weight * sum(e - eps_null for e in eps_parts)
 
 
 def compose_generate(

@@ -511,8 +511,6 @@ def check_normalised_entropy(fn: Callable) -> bool:
 def check_compose(fn: Callable) -> bool:
     """fn(eps_null, eps_parts (a list), weight) -> Composable Diffusion's AND:
     eps_null + weight * sum_i (eps_parts[i] - eps_null)."""
-    from minidiff.course.binding import compose
-
     what = "compose"
     g = torch.Generator().manual_seed(21)
     eps_null = torch.randn(4, 3, 48, 48, generator=g)
@@ -530,7 +528,7 @@ def check_compose(fn: Callable) -> bool:
     }
     hint = _mismatch(
         out,
-        compose(eps_null, parts, 3.0),
+        diffusion.composed_eps(eps_null, parts, 3.0),
         slips,
         "eps_null + weight · Σ_i (eps_i − eps_null): with one part, classifier-free guidance.",
     )
