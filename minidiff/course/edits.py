@@ -264,8 +264,8 @@ def cell_mask(cell: str) -> np.ndarray:
 def add_object(scene_pipe, n: int = 8, seed: int = 0, cases=ADD_CASES) -> dict:
     """Inpaint a second object into an empty cell of a one-object scene, with the scene model.
 
-    The prompt describes the whole scene asked for ("a large red circle in the top left and a blue
-    square in the bottom right"), as one prompts a real inpainting model. Right when the scene
+    The prompt describes the whole scene asked for ("a red circle in the top left and a blue square
+    in the bottom right"), as one prompts a real inpainting model. Right when the scene
     judge finds the new object, colour and shape, in the masked cell. Returns {"rate", "pictures",
     "outside_max_change" (over every picture, 0..255), "sources", "masks", "images", "prompts"}.
     """
@@ -277,9 +277,9 @@ def add_object(scene_pipe, n: int = 8, seed: int = 0, cases=ADD_CASES) -> dict:
         kept = world.Attributes(colour, shape, size, cell)
         source = scenes.paint([(kept,)], [np.full((1, 6), 0.5)])[0]  # no jitter
         mask = cell_mask(empty)
-        where = world.PHRASES
-        prompt = (
-            f"a {size} {colour} {shape} {where[cell]} and a {new_colour} {new_shape} {where[empty]}"
+        where, a = world.PHRASES, (lambda w: ("an " if w[0] in "aeiou" else "a ") + w)
+        prompt = (  # 15 words at most: the tokenizer's limit (the kept object's size is seen)
+            f"{a(colour)} {shape} {where[cell]} and {a(new_colour)} {new_shape} {where[empty]}"
         )
         drawn = scene_pipe.inpaint(source, mask, prompt, n=n, seed=1000 * seed + k)
         for found in read_scenes(drawn):
