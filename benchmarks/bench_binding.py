@@ -40,16 +40,9 @@ from minidiff.course.paths import RESULTS_DIR
 from minidiff.evaluate_scenes import evaluate_scenes, swapped_bindings
 from minidiff.model import count_parameters
 from minidiff.pipeline import load_pretrained
-from minidiff.train import TextToImageTask, build_model, preset
+from minidiff.train import PRESETS, TextToImageTask, build_model, preset
 
-RUNS = (
-    "scenes",
-    "scenes-short",
-    "scenes-short-bag",
-    "scenes-bag",
-    "scenes-transformer",
-    "scenes-transformer6",
-)
+RUNS = tuple(p for p in PRESETS if p.startswith("scenes"))  # the scene model and its variants
 
 
 def seconds_per_step(name: str, timed: int) -> float:
