@@ -17,7 +17,9 @@ import argparse
 import report
 
 from minidiff.evaluate import evaluate
-from minidiff.samplers import SAMPLERS
+from minidiff.samplers import FLOW_SAMPLERS, SAMPLERS
+
+DIFFUSION_SAMPLERS = [s for s in SAMPLERS if s not in FLOW_SAMPLERS]  # the shipped model's
 
 
 def main() -> None:
@@ -27,7 +29,7 @@ def main() -> None:
     parser.add_argument(
         "--step-counts", type=int, nargs="+", default=[4, 6, 8, 10, 15, 20], dest="step_counts"
     )
-    parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=SAMPLERS)
+    parser.add_argument("--samplers", nargs="+", default=DIFFUSION_SAMPLERS, choices=SAMPLERS)
     parser.add_argument("--quick", action="store_true", help="evaluate's quick prompt set")
     args = parser.parse_args()
     pipe = report.sampling_setup(args)

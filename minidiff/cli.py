@@ -43,12 +43,14 @@ def _train(args) -> None:
 
     from .grid import save_png
     from .pipeline import sample_grid
-    from .train import preset, train
+    from .train import preset, train, with_objective
 
     def write_samples(ema, step: int) -> None:
         save_png(sample_grid(ema), Path(args.out) / "samples" / f"step-{step:06d}.png")
 
     model_config, train_config = preset(args.preset)
+    if args.objective is not None:
+        model_config = with_objective(model_config, args.objective)
     if args.steps is not None:
         train_config = replace(train_config, steps=args.steps)
     if args.seed is not None:
@@ -209,6 +211,7 @@ def figure_names() -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .diffusion import OBJECTIVES
     from .pipeline import MODELS
     from .samplers import SAMPLERS
 
@@ -252,6 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="a wall-clock budget: the learning-rate schedule spans it, and the run "
         "stops and writes model.safetensors when it is spent",
+    )
+    t.add_argument(
+        "--objective",
+        default=None,
+        choices=OBJECTIVES,
+        help="what the network learns: 'flow' (rectified flow, as SD3 and FLUX) or a diffusion "
+        "prediction, eps, x0 or v (default: the preset's)",
     )
     t.add_argument("--device", default=None)
     t.set_defaults(func=_train)

@@ -5,6 +5,9 @@ This file holds the diffusion side: how a clean picture x0 becomes x_t [DDPM eq.
 network's output is read as a noise guess eps_hat or a picture guess x0_hat, the loss that trains
 it (with condition dropout), and classifier-free guidance. Names follow the glossary in
 `minidiff.schedules`. Pictures are (B, C, H, W); `alpha_bar` is the float64 (T,) schedule.
+
+A flow model (prediction "flow", schedule "flow") walks a straight line instead [RF, SD3]:
+x_t = (1 - σ) x_0 + σ ε, and the network predicts the velocity u = ε - x_0 (flow_sample).
 """
 
 from __future__ import annotations
@@ -15,7 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-PREDICTIONS = ("eps", "x0", "v")
+from minidiff.schedules import sigma_from_alpha_bar
+
+PREDICTIONS = ("eps", "x0", "v", "flow")
+# What `minidiff train --objective` names: a diffusion model's prediction on its preset's schedule,
+# or "flow", which brings its own schedule (schedules.flow_alpha_bar).
+OBJECTIVES = PREDICTIONS
 T_SAMPLINGS = ("uniform", "logit_normal")
 
 
@@ -60,6 +68,47 @@ def q_sample(x0: Tensor, t: int | Tensor, alpha_bar: Tensor, eps: Tensor) -> Ten
     return per_image(ab_t.sqrt(), x0) * x0 + per_image((1 - ab_t).sqrt(), x0) * eps
 
 
+def flow_sigma_at(alpha_bar: Tensor, t: int | Tensor) -> Tensor:
+    """σ_t of the flow schedule for an int t or one per image (B,), float64; t = -1 gives 0."""
+    return sigma_from_alpha_bar(alpha_bar_at(alpha_bar, t))
+
+
+def check_flow_schedule(alpha_bar: Tensor) -> None:
+    if float(alpha_bar[-1]) != 0.0:
+        raise ValueError(
+            "a flow model needs the 'flow' schedule (schedules.flow_alpha_bar), which ends at "
+            "pure noise; this alpha_bar does not."
+        )
+
+
+def flow_sample(x0: Tensor, t: int | Tensor, alpha_bar: Tensor, eps: Tensor) -> Tensor:
+    """x_t = (1 - σ_t) x_0 + σ_t ε   [RF eq. 1; SD3 eq. 3 with a_t = 1 - t, b_t = t]
+
+    The straight line from the picture (σ = 0) to the noise (σ = 1); alpha_bar is the "flow"
+    schedule, which gives σ_t = (t + 1) / T. t is an int or one timestep per image (B,).
+    """
+    check_flow_schedule(alpha_bar)
+    sigma = per_image(flow_sigma_at(alpha_bar, t), x0)
+    return (1 - sigma) * x0 + sigma * eps
+
+
+def noised(x0: Tensor, t: int | Tensor, alpha_bar: Tensor, eps: Tensor, flow: bool) -> Tensor:
+    """x0 noised to timestep t along the model's own path: flow_sample for a flow model, else
+    q_sample. What img2img and inpainting (minidiff.editing) start from."""
+    return flow_sample(x0, t, alpha_bar, eps) if flow else q_sample(x0, t, alpha_bar, eps)
+
+
+def flow_velocity_from_v(v: Tensor, x_t: Tensor, ab_t: float | Tensor) -> Tensor:
+    """u = (sqrt(ᾱ) + sqrt(1-ᾱ)) v + (sqrt(1-ᾱ) - sqrt(ᾱ)) x_t   (the glossary, minidiff.schedules)
+
+    The flow velocity ε - x_0 from a v-prediction v and its (variance-preserving) x_t: what a
+    v model "means" in flow terms. Both are linear in (x_0, ε), so one reads as the other.
+    """
+    ab_t = to_f64(ab_t)
+    a, s = per_image(ab_t.sqrt(), x_t), per_image((1 - ab_t).sqrt(), x_t)
+    return (a + s) * v + (s - a) * x_t
+
+
 def x0_from_eps(x_t: Tensor, eps_hat: Tensor, ab_t: float | Tensor) -> Tensor:
     """x0_hat = (x_t - sqrt(1 - ᾱ_t) eps_hat) / sqrt(ᾱ_t)   [DDPM eq. 15, DDIM eq. 9]"""
     ab_t = to_f64(ab_t)
@@ -89,6 +138,8 @@ def split_prediction(
 
     x_t = sqrt(ᾱ) x_0 + sqrt(1-ᾱ) ε ties the three together, so one guess gives the other. For v:
     x0_hat = sqrt(ᾱ) x_t - sqrt(1-ᾱ) v  and  eps_hat = sqrt(ᾱ) v + sqrt(1-ᾱ) x_t   [v sec. 4].
+    For a flow model's velocity u (x_t on the straight line, σ from the flow schedule's ᾱ):
+    x0_hat = x_t - σ u  and  eps_hat = x_t + (1 - σ) u.
     """
     if prediction == "eps":
         return out, x0_from_eps(x_t, out, ab_t)
@@ -98,6 +149,9 @@ def split_prediction(
         ab_t = to_f64(ab_t)
         a, s = per_image(ab_t.sqrt(), x_t), per_image((1 - ab_t).sqrt(), x_t)
         return a * out + s * x_t, a * x_t - s * out
+    if prediction == "flow":
+        sigma = per_image(sigma_from_alpha_bar(ab_t), x_t)
+        return x_t + (1 - sigma) * out, x_t - sigma * out
     raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}.")
 
 
@@ -132,7 +186,9 @@ def training_loss(
     """Mean squared error between the network's output and its target, for one batch.
 
     L = E_{t, x_0, ε} || target - denoiser(x_t, t, ids) ||²   [DDPM eq. 14]
-    with target ε ("eps", as in DDPM), x_0 ("x0") or v ("v"), and x_t from q_sample.
+    with target ε ("eps", as in DDPM), x_0 ("x0") or v ("v"), and x_t from q_sample; or, for
+    "flow", target u = ε - x_0 and x_t = (1 - σ) x_0 + σ ε from flow_sample [RF; SD3 eq. 2]
+    (the conditional flow matching loss, with alpha_bar the "flow" schedule).
 
     Condition dropout [CFG algorithm 1]: each row of ids (B, L) is replaced by null_ids (the empty
     prompt, shape (L,) or (1, L)) with probability p_uncond, so the same network also learns the
@@ -157,7 +213,8 @@ def training_loss(
     drop = torch.rand(B, generator=generator, device=x0.device) < p_uncond  # (B,)
     ids = torch.where(drop.to(ids.device)[:, None], null_ids.to(ids.device).reshape(1, L), ids)
 
-    x_t = q_sample(x0, t, alpha_bar, eps)  # (B, C, H, W)
+    flow = prediction == "flow"
+    x_t = noised(x0, t, alpha_bar, eps, flow)  # (B, C, H, W)
     out = denoiser(x_t, t, ids)
     if out.shape != x0.shape:
         raise ValueError(
@@ -167,6 +224,8 @@ def training_loss(
         target = eps
     elif prediction == "x0":
         target = x0
+    elif flow:
+        target = eps - x0
     else:
         target = v_from(x0, eps, alpha_bar_at(alpha_bar, t))
     return F.mse_loss(out, target)
@@ -225,7 +284,9 @@ def guided_eps_fn(
     their B null (or negative) prompts, and one network call on the doubled batch gives both
     predictions, guided with guided_eps; at scale 1 (a plain number) R = B and nothing is doubled.
     guidance_scale is one number or one per picture (B,). The output, whatever the network
-    predicts (see split_prediction), is read as eps_hat.
+    predicts (see split_prediction), is read as eps_hat; a flow model's ("flow") stays its
+    velocity u_hat, the direction the flow sampler ("euler") steps along (guiding u or eps is
+    the same thing: both are x_t plus a multiple of the output, and guidance weights sum to 1).
     """
     check_guidance_scale(guidance_scale)
     guided = is_guided(guidance_scale)
@@ -240,7 +301,10 @@ def guided_eps_fn(
             )
         t_in = torch.full((x_in.shape[0],), t, device=x_t.device, dtype=torch.long)
         out = unet(x_in, t_in, context, mask)
-        eps, _ = split_prediction(out, x_in, alpha_bar_at(alpha_bar, t), prediction)
+        if prediction == "flow":
+            eps = out
+        else:
+            eps, _ = split_prediction(out, x_in, alpha_bar_at(alpha_bar, t), prediction)
         if not guided:
             return eps
         eps_cond, eps_uncond = eps.chunk(2)

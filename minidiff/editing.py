@@ -9,8 +9,16 @@ import math
 
 from torch import Tensor
 
-from minidiff.diffusion import q_sample
-from minidiff.samplers import EpsFn, SampleOptions, Step, check_timesteps, randn_like, sample
+from minidiff.diffusion import noised
+from minidiff.samplers import (
+    EpsFn,
+    SampleOptions,
+    Step,
+    check_timesteps,
+    is_flow_schedule,
+    randn_like,
+    sample,
+)
 
 
 def img2img(
@@ -24,8 +32,9 @@ def img2img(
     """Redraw the picture x_init (B, C, H, W): noise it part of the way, then denoise [SDEdit].
 
     strength in (0, 1] is the share of the timestep list that is run: its last
-    ceil(strength · len(timesteps)) pairs. x_init is noised to the first kept t with q_sample, so
-    a small strength keeps most of the picture and strength 1 starts from (almost) pure noise.
+    ceil(strength · len(timesteps)) pairs. x_init is noised to the first kept t with q_sample
+    (along the straight path, for a flow model), so a small strength keeps most of the picture
+    and strength 1 starts from (almost) pure noise.
     """
     options = options or SampleOptions()
     if x_init.ndim != 4:
@@ -40,7 +49,8 @@ def img2img(
     # the 1e-9 keeps float noise (0.3 * 10 = 3.0000000000000004) from adding a step
     n_kept = max(1, math.ceil(strength * len(timesteps) - 1e-9))
     timesteps = timesteps[-n_kept:]
-    x_t = q_sample(x_init, timesteps[0][0], alpha_bar, randn_like(x_init, options.generator))
+    flow = is_flow_schedule(alpha_bar)
+    x_t = noised(x_init, timesteps[0][0], alpha_bar, randn_like(x_init, options.generator), flow)
     return sample(eps_fn, x_t, alpha_bar, timesteps, options)
 
 
@@ -76,12 +86,13 @@ def inpaint(
         raise ValueError("mask values must lie in [0, 1] (1 = keep the known picture).")
     check_timesteps(timesteps, alpha_bar.shape[0])
     keep = mask.to(dtype=known.dtype, device=known.device)
+    flow = is_flow_schedule(alpha_bar)
 
     def constrain(x: Tensor, t: int) -> Tensor:
         if t == -1:
             return paste_known(x, known, keep)
         return paste_known(
-            x, q_sample(known, t, alpha_bar, randn_like(known, options.generator)), keep
+            x, noised(known, t, alpha_bar, randn_like(known, options.generator), flow), keep
         )
 
     x_T = constrain(randn_like(known, options.generator), timesteps[0][0])

@@ -25,7 +25,7 @@ class ModelConfig:
     unet: UNetConfig = field(default_factory=UNetConfig)
     schedule: str = "cosine"  # name in minidiff.schedules.SCHEDULES
     T: int = 1000  # number of training timesteps
-    prediction: str = "v"  # what the network outputs: "eps", "x0" or "v"
+    prediction: str = "v"  # what the network outputs: "eps", "x0", "v", or "flow" (a velocity)
     # A latent model denoises the latents of this autoencoder (an AutoencoderConfig as a dict,
     # minidiff.autoencoder), whose frozen weights travel in the same file; None: it denoises pixels.
     autoencoder: dict | None = None
@@ -65,6 +65,11 @@ class TextToImage(nn.Module):
             raise ValueError(
                 f"unet.context_dim ({config.unet.context_dim}) must equal the text "
                 f"encoder width ({config.text.width})"
+            )
+        if (config.prediction == "flow") != (config.schedule == "flow"):
+            raise ValueError(
+                "a flow model pairs prediction 'flow' with schedule 'flow', got prediction "
+                f"{config.prediction!r} with schedule {config.schedule!r}"
             )
         if config.world not in WORLDS:
             raise ValueError(f"unknown world {config.world!r}; choose one of {', '.join(WORLDS)}")

@@ -158,6 +158,8 @@ class Pipeline:
         # A model file may carry its own default settings (the scene model draws best with
         # DDIM at guidance 3: its card); what a call passes overrides them.
         self.defaults = dict(self.info.get("defaults") or {})
+        if self.flow:  # a flow model is drawn with Euler steps along its velocity
+            self.defaults.setdefault("sampler", samplers.FLOW_SAMPLERS[0])
         try:
             Settings.of(self.defaults)
         except (TypeError, ValueError) as e:
@@ -170,6 +172,11 @@ class Pipeline:
     @property
     def latent(self) -> bool:
         return self.autoencoder is not None
+
+    @property
+    def flow(self) -> bool:
+        """Whether it is a flow model (rectified flow, as SD3 and FLUX): drawn with "euler"."""
+        return self.config.prediction == "flow"
 
     @property
     def clip_x0(self) -> bool:
@@ -276,6 +283,7 @@ class Pipeline:
         diffusers bridge, so that the same settings give the same noise and the same network call.
         """
         s = Settings.of({**self.defaults, **settings})
+        samplers.check_sampler_fits(s.sampler, self.flow)
         guided = diffusion.is_guided(s.guidance_scale)
         if s.negative_prompt is not None and not guided:
             warnings.warn(

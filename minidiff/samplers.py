@@ -6,8 +6,10 @@ means "before the first step": the clean picture, where ᾱ = 1 (see diffusion.a
 place this is written). The loop is written once, in sample(); img2img and inpaint
 (minidiff.editing) reuse it, and all three take an explicit timestep list and one SampleOptions.
 Four samplers share the loop: DDPM and DDIM, and the two that real systems use most,
-DPM-Solver++ (2M) and Euler ancestral. Names follow the glossary in `minidiff.schedules`;
-eps_fn(x_t, t) -> eps_hat is the (possibly guided) network.
+DPM-Solver++ (2M) and Euler ancestral. A fifth, "euler", is the one a flow model (SD3, FLUX)
+is drawn with: Euler's method along the straight path's velocity. Names follow the glossary in
+`minidiff.schedules`; eps_fn(x_t, t) -> eps_hat is the (possibly guided) network, and for a flow
+model it returns the velocity u_hat instead.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import torch
 from torch import Tensor
 
 from minidiff.diffusion import alpha_bar_at, eps_from_x0, per_image, to_f64, x0_from_eps
+from minidiff.schedules import sigma_from_alpha_bar
 
 SPACINGS = ("trailing", "leading", "linspace")
-SAMPLERS = ("ddim", "ddpm", "dpmpp_2m", "euler_ancestral")
+SAMPLERS = ("ddim", "ddpm", "dpmpp_2m", "euler_ancestral", "euler")
+FLOW_SAMPLERS = ("euler",)  # the samplers that step along a flow model's velocity
 
 EpsFn = Callable[[Tensor, int], Tensor]
 
@@ -197,6 +201,55 @@ def euler_ancestral_step(
     return per_image(ab_prev.sqrt(), x_t) * x_prev, x0_hat
 
 
+def flow_euler_step(
+    x_t: Tensor,
+    u_hat: Tensor,
+    ab_t: float | Tensor,
+    ab_prev: float | Tensor,
+    clip_x0: bool = False,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One Euler step of a flow model from t to t_prev; returns (x_prev, x0_hat, eps_hat).
+
+    The path x_σ = (1 - σ) x_0 + σ ε has velocity dx/dσ = ε - x_0 = u, so with the network's
+    guess u_hat   [RF eq. 1; diffusers FlowMatchEulerDiscreteScheduler.step]:
+      x_prev = x_t + (σ_prev - σ_t) u_hat
+    σ is read from the flow schedule's ᾱ (schedules.sigma_from_alpha_bar). The guesses it implies
+    are x0_hat = x_t - σ_t u_hat and eps_hat = x_t + (1 - σ_t) u_hat, and the step is the same as
+    x_prev = (1 - σ_prev) x0_hat + σ_prev eps_hat: DDIM's "re-noise the guess", on a straight
+    line. Deterministic. With clip_x0, x0_hat is clipped to [-1, 1] and u_hat re-derived from it.
+    """
+    sigma_t, sigma_prev = sigma_from_alpha_bar(ab_t), sigma_from_alpha_bar(ab_prev)
+    s_t = per_image(sigma_t, x_t)
+    x0_hat = x_t - s_t * u_hat
+    if clip_x0:
+        x0_hat = x0_hat.clamp(-1, 1)
+        u_hat = (x_t - x0_hat) / s_t  # σ_t >= 1/T > 0 on every listed step
+    eps_hat = x_t + (1 - s_t) * u_hat
+    x_prev = x_t + per_image(sigma_prev - sigma_t, x_t) * u_hat
+    return x_prev, x0_hat, eps_hat
+
+
+def is_flow_schedule(alpha_bar: Tensor) -> bool:
+    """Whether alpha_bar is the flow schedule: the only one here that ends at pure noise."""
+    return float(alpha_bar[-1]) == 0.0
+
+
+def check_sampler_fits(sampler: str, flow: bool) -> None:
+    """Refuse, in one sentence, a sampler that cannot read the model's output: "euler" steps along
+    a flow model's velocity, and the others read a noise guess that a flow model does not give."""
+    if flow and sampler not in FLOW_SAMPLERS:
+        raise ValueError(
+            f"the sampler {sampler!r} does not fit a flow model, which is drawn with "
+            f"{' or '.join(repr(s) for s in FLOW_SAMPLERS)}"
+        )
+    if not flow and sampler in FLOW_SAMPLERS:
+        others = ", ".join(s for s in SAMPLERS if s not in FLOW_SAMPLERS)
+        raise ValueError(
+            f"the sampler {sampler!r} steps along a flow model's velocity and does not fit this "
+            f"diffusion model; choose one of {others}"
+        )
+
+
 @dataclass
 class Step:
     """One step of the loop, as callbacks and trajectories see it (detached, on x's device)."""
@@ -243,7 +296,8 @@ class SampleOptions:
     """How a sampling loop runs: the one set of options of sample, img2img and inpaint.
 
     sampler: one of SAMPLERS. "ddim" uses eta (0: deterministic); "ddpm" and "euler_ancestral"
-             add noise at every step but the last; "dpmpp_2m" never does.
+             add noise at every step but the last; "dpmpp_2m" never does; "euler" is for flow
+             models only, and deterministic.
     clip_x0: clip x0_hat to the picture range [-1, 1] (right for pixels, wrong for latents).
     generator: where every drawn noise comes from, so the same seed gives the same picture.
     callback: sees every Step as it happens; keep_trajectory: return them all.
@@ -287,6 +341,7 @@ def sample(
     if not isinstance(options, SampleOptions):
         raise TypeError(f"options must be a SampleOptions, got {type(options).__name__}.")
     check_timesteps(timesteps, alpha_bar.shape[0])
+    check_sampler_fits(options.sampler, is_flow_schedule(alpha_bar))
     sampler, eta, clip_x0, generator = (
         options.sampler,
         options.eta,
@@ -303,7 +358,9 @@ def sample(
             )
         adds_noise = t_prev >= 0 and (sampler in ("ddpm", "euler_ancestral") or eta > 0)
         noise = randn_like(x_t, generator) if adds_noise else None
-        if sampler == "ddim":
+        if sampler == "euler":  # eps_fn gave the velocity; the step records the noise guess
+            x_prev, x0_hat, eps_hat = flow_euler_step(x_t, eps_hat, ab_t, ab_prev, clip_x0)
+        elif sampler == "ddim":
             x_prev, x0_hat = ddim_step(x_t, eps_hat, ab_t, ab_prev, eta, noise, clip_x0)
         elif sampler == "ddpm":
             x_prev, x0_hat = ddpm_step(x_t, eps_hat, ab_t, ab_prev, noise, clip_x0)

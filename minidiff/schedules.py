@@ -29,6 +29,22 @@ next in diffusers:
     guidance_scale    w + 1 in [CFG], s elsewhere    guidance_scale
     snr               SNR(t) = ᾱ_t / (1 - ᾱ_t)       compute_snr (training utils)
 
+Flow matching (rectified flow) [RF, SD3] draws a straight line from the picture to the noise:
+
+    sigma_flow        σ = (t + 1) / T, 0 .. 1        sigmas (FlowMatchEulerDiscreteScheduler)
+    x_t (flow)        x_t = (1 - σ) x_0 + σ ε        sample
+    u                 u = ε - x_0, the velocity      model_output
+                      dx_t/dσ, constant on a line
+
+It is the same family as the rest, in other coordinates: dividing x_t by sqrt((1-σ)² + σ²)
+gives sqrt(ᾱ) x_0 + sqrt(1-ᾱ) ε with ᾱ = (1-σ)² / ((1-σ)² + σ²) (schedule "flow"), and then
+
+    u = (sqrt(ᾱ) + sqrt(1-ᾱ)) v + (sqrt(1-ᾱ) - sqrt(ᾱ)) x_t        (x_t, v as in the table above)
+
+so a flow model and a v model learn the same thing up to a weighting of the noise levels; what
+differs is the path the sampler follows (straight in these coordinates, curved in the others) and
+how much each noise level counts in training (`minidiff.diffusion.flow_velocity_from_v`).
+
 Papers cited in the code as [NAME eq. N]:
     [DDPM]  Ho, Jain, Abbeel 2020, Denoising Diffusion Probabilistic Models.
     [DDIM]  Song, Meng, Ermon 2021, Denoising Diffusion Implicit Models.
@@ -36,6 +52,8 @@ Papers cited in the code as [NAME eq. N]:
     [v]     Salimans, Ho 2022, Progressive Distillation for Fast Sampling of Diffusion Models.
     [CFG]   Ho, Salimans 2022, Classifier-Free Diffusion Guidance.
     [SD3]   Esser et al. 2024, Scaling Rectified Flow Transformers (logit-normal timesteps).
+    [RF]    Liu, Gong, Liu 2023, Flow Straight and Fast (rectified flow); Lipman et al. 2023, Flow
+            Matching for Generative Modeling.
     [Lin]   Lin et al. 2023, Common Diffusion Noise Schedules and Sample Steps Are Flawed.
     [SDEdit]  Meng et al. 2022, SDEdit: Guided Image Synthesis and Editing with SDEs (img2img).
     [RePaint] Lugmayr et al. 2022, RePaint: Inpainting using Denoising Diffusion Models.
@@ -90,11 +108,34 @@ def cosine_alpha_bar(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -
     return _alpha_bar_from_betas(torch.tensor(betas, dtype=torch.float32))  # (T,)
 
 
-SCHEDULES = {"linear": linear_alpha_bar, "cosine": cosine_alpha_bar}
+def flow_sigmas(T: int = 1000) -> Tensor:
+    """σ_t = (t + 1) / T for t = 0 .. T-1, float64 (T,): the noise share of a flow model's x_t at
+    each timestep, from 1/T up to exactly 1 (pure noise) [RF]. t = -1, the clean picture, is σ = 0.
+    diffusers' FlowMatchEulerDiscreteScheduler (shift 1) trains on the same σ values."""
+    _check_T(T)
+    return torch.arange(1, T + 1, dtype=torch.float64) / T
+
+
+def flow_alpha_bar(T: int = 1000) -> Tensor:
+    """ᾱ_t = (1 - σ_t)² / ((1 - σ_t)² + σ_t²): the straight path x_t = (1 - σ) x_0 + σ ε, divided
+    by its length sqrt((1-σ)² + σ²), written as a schedule like the others (see the glossary).
+    It ends at exactly 0 (pure noise), where a flow model's velocity is still well defined."""
+    sigma = flow_sigmas(T)
+    return (1 - sigma) ** 2 / ((1 - sigma) ** 2 + sigma**2)
+
+
+def sigma_from_alpha_bar(alpha_bar: float | Tensor) -> Tensor:
+    """σ = sqrt(1 - ᾱ) / (sqrt(ᾱ) + sqrt(1 - ᾱ)), the inverse of flow_alpha_bar; float64.
+    ᾱ = 1 (the clean picture) gives σ = 0, ᾱ = 0 (pure noise) gives σ = 1."""
+    ab = torch.as_tensor(alpha_bar, dtype=torch.float64)
+    return (1 - ab).sqrt() / (ab.sqrt() + (1 - ab).sqrt())
+
+
+SCHEDULES = {"linear": linear_alpha_bar, "cosine": cosine_alpha_bar, "flow": flow_alpha_bar}
 
 
 def make_alpha_bar(name: str, T: int = 1000) -> Tensor:
-    """The schedule called `name` ("linear" or "cosine") with T timesteps, float64 (T,)."""
+    """The schedule called `name` ("linear", "cosine" or "flow") with T timesteps, float64 (T,)."""
     if name not in SCHEDULES:
         raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}, got {name!r}.")
     _check_T(T)

@@ -30,7 +30,7 @@ from .checkpoint import (
     save_model,
 )
 from .device import pick_device
-from .diffusion import training_loss
+from .diffusion import OBJECTIVES, training_loss
 from .model import WORLDS, ModelConfig, TextToImage, trainable_parameters
 from .scaffold import LoopConfig, RunResult, TrainingDiverged, Watch, learning_rate, step_generator
 from .schedules import make_alpha_bar
@@ -46,6 +46,7 @@ __all__ = [
     "preset",
     "train",
     "train_step",
+    "with_objective",
 ]
 
 
@@ -224,6 +225,18 @@ PRESETS = (
     "scenes-transformer",
     "scenes-transformer6",
 )
+
+
+def with_objective(model: ModelConfig, objective: str) -> ModelConfig:
+    """The model config trained with another objective (`minidiff train --objective`): "flow"
+    (rectified flow, with its own schedule) or a diffusion prediction ("eps", "x0", "v") on the
+    preset's schedule (cosine, if the preset was a flow one)."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
+    if objective == "flow":
+        return replace(model, prediction="flow", schedule="flow")
+    schedule = "cosine" if model.schedule == "flow" else model.schedule
+    return replace(model, prediction=objective, schedule=schedule)
 
 
 def _autoencoder_config(path) -> dict:

@@ -90,7 +90,7 @@ def test_an_unknown_setting_is_named(tiny_pipe):
             "guidance_scale must be a finite number >= 0, got inf",
         ),
         ({"prompt": "a red circle", "n": 0}, "n must be a positive whole number"),
-        ({"prompt": "a red circle", "sampler": "euler"}, "unknown sampler 'euler'"),
+        ({"prompt": "a red circle", "sampler": "heun"}, "unknown sampler 'heun'"),
     ],
 )
 def test_bad_settings_are_one_sentence_errors(tiny_pipe, kwargs, message):

@@ -210,7 +210,8 @@ def test_sample_follows_the_dtype_of_its_input():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"sampler": "euler"}, "sampler must be one of"),
+        ({"sampler": "heun"}, "sampler must be one of"),
+        ({"sampler": "euler"}, "does not fit this diffusion model"),
         ({"eta": -0.1}, "eta must be a number between 0 and 1"),
         ({"eta": float("nan")}, "eta must be a number between 0 and 1"),
         ({"timesteps": []}, "timesteps is empty"),
