@@ -41,6 +41,8 @@ def _train(args) -> None:
     from dataclasses import replace
     from pathlib import Path
 
+    from . import distributed
+    from .device import pick_device
     from .grid import save_png
     from .pipeline import sample_grid
     from .train import preset, train, with_objective
@@ -57,6 +59,7 @@ def _train(args) -> None:
         train_config = replace(train_config, seed=args.seed)
     if args.minutes is not None:
         train_config = replace(train_config, minutes=args.minutes)
+    ranks = distributed.setup(pick_device(args.device))  # several processes under torchrun
     try:
         result = train(
             model_config,
@@ -68,7 +71,12 @@ def _train(args) -> None:
         )
     except KeyboardInterrupt:
         sys.exit(130)
-    print(f"trained to step {result.step}; model written to {result.out_dir / 'model.safetensors'}")
+    finally:
+        distributed.teardown()
+    if ranks.main:
+        where = result.out_dir / "model.safetensors"
+        shared = f" ({ranks.world_size} processes)" if ranks.active else ""
+        print(f"trained to step {result.step}{shared}; model written to {where}")
 
 
 def _dataset(args) -> None:

@@ -322,15 +322,18 @@ def evaluate(
 
     pipe: anything with pipe.generate(prompts: list[str], n, steps, guidance_scale, sampler, seed)
     -> uint8 (len(prompts) * n, 32, 32, 3), such as a minidiff Pipeline. steps, guidance_scale and
-    sampler default to the pipeline's defaults; judge defaults to the shipped one.
+    sampler default to the model's defaults (Pipeline.default_settings), else the pipeline
+    module's; judge defaults to the shipped one.
     """
     from .judge import load_judge
-    from .pipeline import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
+    from .pipeline import Settings
 
     start = time.time()
-    steps = DEFAULT_STEPS if steps is None else steps
-    guidance_scale = DEFAULT_GUIDANCE if guidance_scale is None else guidance_scale
-    sampler = DEFAULT_SAMPLER if sampler is None else sampler
+    # a minidiff Pipeline's defaults, with its model's own (a flow model draws with "euler")
+    own = getattr(pipe, "default_settings", None) or Settings()
+    steps = own.steps if steps is None else steps
+    guidance_scale = own.guidance_scale if guidance_scale is None else guidance_scale
+    sampler = own.sampler if sampler is None else sampler
     judge = judge if judge is not None else load_judge()
     parts = prompt_set(quick)
     order = GROUPS + ("diversity",)

@@ -22,7 +22,9 @@ judge (minidiff.judge), and for any training added later:
   log.jsonl, one record per logged step;
 - an optional wall-clock budget (`minutes`) that the schedule spans and the run ends at;
 - the progress bar; Ctrl-C or `kill` (SIGTERM) writes a checkpoint and stops; a `stop` event set
-  from another thread (a notebook's Stop button) ends the run as a spent budget does.
+  from another thread (a notebook's Stop button) ends the run as a spent budget does;
+- several processes under torchrun (minidiff.distributed): rank 0's clock decides for all, and
+  rank 0 alone writes the checkpoint, the log and what on_step makes.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from typing import Protocol
 import torch
 from tqdm.auto import tqdm
 
+from . import distributed
 from .checkpoint import load_training, run_checkpoint, save_training
 
 
@@ -172,23 +175,29 @@ def run(
     """
     watch = watch or Watch()
     cfg.check()
+    ranks = distributed.current()
     out = Path(out_dir)
     ckpt = run_checkpoint(out, resume)
     settings = json.loads(json.dumps(asdict(cfg)))  # as stored: tuples become lists
     start, elapsed = _resume(ckpt, task, config, settings) if resume else (0, 0.0)
     history = _read_log(out / "log.jsonl", upto=start)
-    _write_log(out / "log.jsonl", history)  # drop records after the checkpoint we resumed from
+    distributed.barrier()  # every rank has checked and read the folder before rank 0 writes
+    if ranks.main:
+        _write_log(out / "log.jsonl", history)  # drop records after the resumed checkpoint
 
     def save(step: int) -> None:
-        save_training(
-            ckpt, task.modules, task.optimizers, config, settings, step, time.perf_counter() - t0
-        )
+        if ranks.main:
+            seconds = time.perf_counter() - t0
+            save_training(ckpt, task.modules, task.optimizers, config, settings, step, seconds)
 
     budget = None if cfg.minutes is None else 60.0 * cfg.minutes  # seconds
     end = cfg.steps if watch.stop_at is None else min(cfg.steps, watch.stop_at)
-    bar = _progress_bar(cfg.steps, budget, start, elapsed, desc, watch.progress)
+    bar = _progress_bar(cfg.steps, budget, start, elapsed, desc, watch.progress and ranks.main)
     step, t0 = start, time.perf_counter() - elapsed
-    spent = (lambda: (time.perf_counter() - t0) / budget) if budget else (lambda: None)
+
+    def spent() -> float | None:  # the share of the budget spent, by rank 0's clock
+        return distributed.from_main((time.perf_counter() - t0) / budget) if budget else None
+
     out_of_time = False
     restore_sigterm = _sigterm_as_interrupt()
     try:
@@ -201,25 +210,29 @@ def run(
                     f"learning rate than {cfg.lr}"
                 ) from None
             step += 1
-            out_of_time = (budget is not None and spent() >= 1) or (
+            now = spent()
+            out_of_time = (budget is not None and now >= 1) or (
                 watch.stop is not None and watch.stop.is_set()
             )
-            bar.update(1 if budget is None else min(round(spent() * budget), bar.total) - bar.n)
+            bar.update(1 if budget is None else min(round(now * budget), bar.total) - bar.n)
             last = step == end or out_of_time
             if step % cfg.log_every == 0 or last:
-                record = _log(out / "log.jsonl", task, step, loss, time.perf_counter() - t0)
+                record = _log(
+                    out / "log.jsonl", task, step, loss, time.perf_counter() - t0, ranks.main
+                )
                 history.append(record)
                 if watch.on_log is not None:
                     watch.on_log(record)
                 bar.set_postfix(step=step, loss=f"{record['loss']:.4f}")
-            if on_step is not None:
+            if on_step is not None and ranks.main:
                 on_step(step, last)
             if step % cfg.checkpoint_every == 0 or last:
                 save(step)
     except KeyboardInterrupt:
         save(step)
         bar.close()
-        print(f"stopped at step {step}; checkpoint saved, continue with --resume")
+        if ranks.main:
+            print(f"stopped at step {step}; checkpoint saved, continue with --resume")
         raise
     finally:
         restore_sigterm()
@@ -256,8 +269,10 @@ def _progress_bar(
     )
 
 
-def _log(path: Path, task: Task, step: int, loss: float, elapsed: float) -> dict:
-    """Append one record to the run's log.jsonl; returns it."""
+def _log(
+    path: Path, task: Task, step: int, loss: float, elapsed: float, write: bool = True
+) -> dict:
+    """One record of the run's log; appended to log.jsonl if `write` (rank 0); returns it."""
     optimizer = next(iter(task.optimizers.values()))
     record = {
         "step": step,
@@ -265,8 +280,9 @@ def _log(path: Path, task: Task, step: int, loss: float, elapsed: float) -> dict
         "lr": optimizer.param_groups[0]["lr"],
         "elapsed": round(elapsed, 3),
     }
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+    if write:
+        with open(path, "a") as f:
+            f.write(json.dumps(record) + "\n")
     return record
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from . import pixels, scaffold, scenes, world
+from . import distributed, pixels, scaffold, scenes, world
 from .autoencoder import AutoencoderConfig
 from .checkpoint import (
     DEFAULT_AUTOENCODER,
@@ -287,6 +287,7 @@ def train_step(
     cfg: TrainConfig,
     alpha_bar: torch.Tensor,
     progress: float | None = None,
+    denoiser: torch.nn.Module | None = None,
 ) -> float:
     """One optimizer step on training batch number `step`; returns its loss.
 
@@ -294,10 +295,14 @@ def train_step(
     generator seeded by (seed, step), and takes one AdamW step on diffusion.training_loss (with
     condition dropout) at the scheduled learning rate (`progress`: see learning_rate), clipping the
     gradient norm; then moves the EMA copy. `model` is anything with `.config` (a ModelConfig) that
-    maps (x_t, t, ids) -> out.
+    maps (x_t, t, ids) -> out; `denoiser`, if given, is what the loss calls instead (the model
+    wrapped in DistributedDataParallel). Under torchrun, rank r of N draws batch number
+    step * N + r and its noise (minidiff.distributed).
     """
     dev = next(model.parameters()).device
-    images, captions = training_batch(model.config.world, step, cfg)
+    ranks = distributed.current()
+    batch = step * ranks.world_size + ranks.rank  # one data stream per rank
+    images, captions = training_batch(model.config.world, batch, cfg)
     x0 = pixels.to_tensor(images).to(dev)  # (B, 3, 32, 32), or 48 x 48 scenes
     if model.autoencoder is not None:  # a latent model denoises the pictures' latents
         with torch.no_grad():
@@ -306,9 +311,9 @@ def train_step(
     ids = tokenizer.encode(captions).to(dev)  # (B, L)
     null_ids = tokenizer.encode("")[0].to(dev)  # (L,) the empty prompt
     scaffold.set_learning_rate(optimizer, learning_rate(step, cfg, progress))
-    generator = step_generator(cfg.seed, step, dev)
+    generator = step_generator(cfg.seed, batch, dev)
     loss = training_loss(
-        model,
+        denoiser or model,
         x0,
         ids,
         null_ids,
@@ -329,13 +334,21 @@ class TextToImageTask:
     def __init__(self, model: TextToImage, cfg: TrainConfig):
         self.model, self.cfg = model, cfg
         self.ema = copy.deepcopy(model).requires_grad_(False)
+        self.denoiser = distributed.wrap(model)  # DistributedDataParallel under torchrun
         self.modules = {"model": model, "ema": self.ema}
         self.optimizers = {"opt": make_optimizer(model, cfg)}
         self.alpha_bar = make_alpha_bar(model.config.schedule, model.config.T)  # float64, CPU
 
     def step(self, step: int, progress: float | None) -> float:
         return train_step(
-            self.model, self.ema, self.optimizers["opt"], step, self.cfg, self.alpha_bar, progress
+            self.model,
+            self.ema,
+            self.optimizers["opt"],
+            step,
+            self.cfg,
+            self.alpha_bar,
+            progress,
+            self.denoiser,
         )
 
 
@@ -385,9 +398,14 @@ def train(
     on_sample(ema, step), if given, is called every `sample_every` steps and at the end, to draw
     from the EMA weights (the command line writes a grid of pictures; see
     minidiff.pipeline.sample_grid). Training itself knows nothing about sampling.
+
+    Under torchrun (`torchrun --nproc_per_node N -m minidiff train ...`), after
+    minidiff.distributed.setup(), every rank trains its own data stream with DistributedDataParallel
+    and rank 0 writes the files.
     """
     cfg, out = train_config, Path(out_dir)
-    task = TextToImageTask(build_model(model_config, cfg, pick_device(device)), cfg)
+    dev = distributed.rank_device(pick_device(device))  # under torchrun, this rank's own GPU
+    task = TextToImageTask(build_model(model_config, cfg, dev), cfg)
 
     def after_step(step: int, last: bool) -> None:
         if step in cfg.snapshot_steps:
@@ -405,7 +423,7 @@ def train(
     result = scaffold.run(
         task, cfg, out, model_config.to_dict(), resume=resume, watch=watch, on_step=after_step
     )
-    if result.finished:
+    if result.finished and distributed.current().main:
         last = result.history[-1] if result.history else {}
         info = {
             "step": result.step,

@@ -18,7 +18,8 @@ PACKAGE = Path(minidiff.__file__).parent
 
 # Lowest first. A module may import modules of a lower layer only.
 LAYERS = [
-    {"minidiff.device", "minidiff.grid"},  # plain helpers: no minidiff imports at all
+    # plain helpers: no minidiff imports at all
+    {"minidiff.device", "minidiff.grid", "minidiff.distributed"},
     {"minidiff.world"},
     {"minidiff.scenes"},  # the second world: scenes of several objects
     {"minidiff.scene_prompts", "minidiff.scene_judge"},
@@ -44,6 +45,7 @@ LAYERS = [
     {"minidiff.evaluate", "minidiff.evaluate_autoencoder", "minidiff.evaluate_scenes"},
     {"minidiff.diffusers_bridge"},
     {"minidiff.cli"},
+    {"minidiff.__main__"},  # python -m minidiff (and torchrun -m minidiff): the command line
     # the course: what exists only for the notebooks
     {"minidiff.course.paths", "minidiff.course.plotting"},  # no minidiff imports
     {"minidiff.course.blobs"},
