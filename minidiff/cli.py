@@ -157,6 +157,26 @@ def _train_autoencoder(args) -> None:
     print(f"wrote the autoencoder to {args.out}/autoencoder.safetensors")
 
 
+def _distill(args) -> None:
+    from dataclasses import replace
+
+    from .distill import DistillConfig, distill
+
+    cfg = DistillConfig(method=args.method)
+    for name in ("steps", "seed", "pairs", "teacher_steps", "minutes"):
+        if getattr(args, name) is not None:
+            cfg = replace(cfg, **{name: getattr(args, name)})
+    if args.student_steps is not None:
+        cfg = replace(cfg, student_steps=tuple(args.student_steps))
+    try:
+        result = distill(args.teacher, cfg, args.out, resume=args.resume, device=args.device)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    made_for = ", ".join(map(str, cfg.student_steps))
+    where = result.out_dir / "model.safetensors"
+    print(f"distilled to step {result.step}; the student, for {made_for} steps, written to {where}")
+
+
 def _evaluate_autoencoder(args) -> None:
 
     from .checkpoint import load_autoencoder
@@ -305,6 +325,22 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", default=None, help="also write the report as JSON here")
     e.add_argument("--device", default=None)
     e.set_defaults(func=_evaluate)
+
+    s = sub.add_parser(
+        "distill", help="distil a model into a student that draws in 1 to 4 steps (or --resume)"
+    )
+    s.add_argument("--teacher", required=True, help="a model file, or a shipped model's name")
+    s.add_argument("--method", required=True, choices=("reflow", "progressive"))
+    s.add_argument("--out", required=True)
+    s.add_argument("--resume", action="store_true")
+    s.add_argument("--steps", type=int, default=None, help="training steps in all")
+    s.add_argument("--student-steps", type=int, nargs="+", default=None, dest="student_steps")
+    s.add_argument("--teacher-steps", type=int, default=None, dest="teacher_steps")
+    s.add_argument("--pairs", type=int, default=None, help="reflow: the teacher's pictures")
+    s.add_argument("--minutes", type=float, default=None)
+    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--device", default=None)
+    s.set_defaults(func=_distill)
 
     a = sub.add_parser(
         "train-autoencoder", help="train the autoencoder of the latent model (or --resume)"

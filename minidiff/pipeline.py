@@ -164,6 +164,8 @@ class Pipeline:
             Settings.of(self.defaults)
         except (TypeError, ValueError) as e:
             raise CheckpointError(f"the model's stored default settings are not usable: {e}")
+        # a few-step student (minidiff.distill) says the steps it was made for
+        self.student = self.info.get("student") or None
         self.tokenizer = Tokenizer.for_world(self.config.world)
         # alpha_bar stays a float64 CPU tensor (MPS has no float64); samplers cast per step.
         self.alpha_bar = make_alpha_bar(self.config.schedule, self.config.T)
@@ -234,6 +236,22 @@ class Pipeline:
         with torch.no_grad():
             return self.model.encode_text(ids.to(self.device))
 
+    def _check_student(self, s: "Settings") -> None:
+        """Refuse, in one sentence, what a few-step student was not made for: other step counts,
+        and guidance (it was distilled at guidance 1, without the unconditional prediction)."""
+        made_for = self.student["steps"]
+        if s.steps not in made_for:
+            listed = ", ".join(str(n) for n in made_for)
+            raise ValueError(
+                f"this few-step student was distilled to draw in {listed} steps, not {s.steps}; "
+                "pass one of those, or use its teacher for more"
+            )
+        if diffusion.is_guided(s.guidance_scale):
+            raise ValueError(
+                "this few-step student was distilled at guidance 1 and cannot be guided; leave "
+                "guidance_scale at 1"
+            )
+
     def _check_scene(self, prompt: str) -> None:
         """Refuse, in one sentence, a prompt no scene can show (five objects, "a red blue
         circle", a relation no layout satisfies); an unknown word gets the tokenizer's sentence,
@@ -284,6 +302,8 @@ class Pipeline:
         """
         s = Settings.of({**self.defaults, **settings})
         samplers.check_sampler_fits(s.sampler, self.flow)
+        if self.student is not None:
+            self._check_student(s)
         guided = diffusion.is_guided(s.guidance_scale)
         if s.negative_prompt is not None and not guided:
             warnings.warn(

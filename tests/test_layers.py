@@ -40,6 +40,7 @@ LAYERS = [
     {"minidiff.editing"},
     {"minidiff.train", "minidiff.train_autoencoder"},
     {"minidiff.pipeline"},
+    {"minidiff.distill"},  # few-step students: the teacher draws its pairs with the pipeline
     {"minidiff"},  # the package's own __init__: load_pretrained
     {"minidiff.judge"},
     {"minidiff.evaluate", "minidiff.evaluate_autoencoder", "minidiff.evaluate_scenes"},
