@@ -34,9 +34,10 @@ from minidiff.train import TextToImageTask, build_model, preset, train, with_obj
 STEP_COUNTS = (1, 2, 4, 8, 20)
 
 
-def configs(name: str, objective: str, steps: int, seed: int):
+def configs(name: str, objective: str, steps: int, seed: int, changes: dict | None = None):
     model, cfg = preset(name)
     model = with_objective(model, objective)
+    cfg = replace(cfg, **(changes or {}))
     snap = max(50, steps // 8 // 50 * 50)
     cfg = replace(
         cfg,
@@ -97,6 +98,9 @@ def main() -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--out", type=Path, required=True)
+    t.add_argument(
+        "--set", nargs="*", default=[], help="training settings to change: lr=1.5e-3 warmup=100"
+    )
     r = sub.add_parser("steps-per-second")
     r.add_argument("--preset", default="latent")
     r.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -107,7 +111,8 @@ def main() -> None:
 
     if args.command == "train":
         torch.set_num_threads(args.threads)
-        model, cfg = configs(args.preset, args.objective, args.steps, args.seed)
+        changes = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+        model, cfg = configs(args.preset, args.objective, args.steps, args.seed, changes)
         resume = (args.out / "checkpoint.safetensors").exists()
         result = train(model, cfg, args.out, resume=resume, device="cpu")
         print(f"{args.out}: step {result.step}, {result.history[-1]['elapsed']:.0f} s")

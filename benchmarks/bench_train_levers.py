@@ -31,7 +31,7 @@ from minidiff.train import make_optimizer, preset, train_step
 
 
 def _setup(channels_last: bool = False, compiled: bool = False):
-    model_config, cfg = preset("fast")
+    model_config, cfg = preset("fast-pixel")
     torch.manual_seed(0)
     model, ema = TextToImage(model_config), TextToImage(model_config)
     ema.load_state_dict(model.state_dict())
@@ -94,7 +94,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.repeats, args.no_compile = 3, True
-    _, cfg = preset("fast")
+    _, cfg = preset("fast-pixel")
     rows = []
     base = step_rate(args.repeats, threads=2)
     data = data_cost(args.repeats, cfg.batch_size)

@@ -6,7 +6,8 @@ amplify it or reduce it?
 The skewed model (minidiff/weights/minidiff-skewed.safetensors, `minidiff train --preset
 skewed`) saw a training stream where 80% of the stars whose caption names no colour are yellow
 (minidiff.world.Skew()). It is compared, on the same prompts and seeds, with a model trained by
-the same recipe on the unskewed stream (runs/fast2, `minidiff train --preset fast`) and with the
+the same recipe on the unskewed stream (runs/fast2, `minidiff train --preset fast-pixel`,
+then named fast) and with the
 shipped model. Prompts: "a star" at every size and position, or none (30 prompts), 16 pictures
 each; the share of yellow stars the judge reads, with a 95% Wilson interval. The same for
 circles, squares and triangles checks that the skew did not leak to other shapes. Writes

@@ -22,7 +22,7 @@ def main() -> None:
         raise SystemExit(__doc__)
     channels = tuple(int(c) for c in sys.argv[1].split(","))
     torch.set_num_threads(2)
-    model_config, cfg = preset("fast")
+    model_config, cfg = preset("fast-pixel")
     model_config = replace(model_config, unet=replace(model_config.unet, channels=channels))
     print(
         f"U-Net channels {channels}: {count_parameters(TextToImage(model_config)):,} parameters",

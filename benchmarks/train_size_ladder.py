@@ -4,8 +4,9 @@
     python benchmarks/train_size_ladder.py --measure  # measures the runs already in runs/
 
 Each size scales the U-Net channels and the text encoder width together and trains with the fast
-preset (`minidiff train --preset fast`: uniform t, EMA 0.995, a 5-minute wall-clock budget on both
-cores). Each model is then measured by `minidiff.evaluate` at the defaults (guidance 1) and at
+preset (`minidiff train --preset fast-pixel`, then named fast: uniform t, EMA 0.995, a
+5-minute wall-clock budget on both cores). Each model is then measured by `minidiff.evaluate` at
+the defaults (guidance 1) and at
 guidance 1.5, its snapshot at step 500 (the same pictures seen by every size) at guidance 1, and
 its cost is counted: U-Net FLOPs per picture (torch's FlopCounterMode) and the
 training compute it spent (steps x batch x 3 x U-Net FLOPs, the usual forward + backward
@@ -33,7 +34,7 @@ SIZES = {"S": ((24, 48, 48), 64), "M": ((48, 96, 96), 128), "L": ((96, 192, 192)
 
 
 def config(name: str):
-    model_config, cfg = preset("fast")
+    model_config, cfg = preset("fast-pixel")
     channels, width = SIZES[name]
     model_config = replace(
         model_config,
@@ -99,7 +100,8 @@ def main() -> None:
             train(model_config, cfg, run, resume=(run / "checkpoint.safetensors").exists())
     rows = [measure(name, Path(args.runs) / f"ladder_{name}") for name in SIZES]
     RESULTS.write_text(
-        json.dumps({"budget_minutes": preset("fast")[1].minutes, "rows": rows}, indent=1) + "\n"
+        json.dumps({"budget_minutes": preset("fast-pixel")[1].minutes, "rows": rows}, indent=1)
+        + "\n"
     )
     print(f"wrote {RESULTS}")
 
