@@ -64,13 +64,24 @@ def steps_per_second(name: str, objective: str, threads: int, n: int = 15) -> fl
     return 1 / statistics.median(times[3:])
 
 
-def measure_run(run: Path, full_steps=STEP_COUNTS) -> dict:
+def measure_run(run: Path, full_steps=STEP_COUNTS, sampler: str | None = None) -> dict:
+    """The final model at every step count (at its default sampler, or `sampler`), then, with the
+    default sampler only, every snapshot at 20 steps (quick evaluation)."""
     final = minidiff.load_pretrained(run / "model.safetensors", device="cpu")
-    rows = {"run": str(run), "objective": final.config.prediction, "by_steps": [], "curve": []}
+    rows = {
+        "run": str(run),
+        "objective": final.config.prediction,
+        "sampler": sampler or final.default_settings.sampler,
+        "training_steps": json.loads((run / "log.jsonl").read_text().splitlines()[-1])["step"],
+        "by_steps": [],
+        "curve": [],
+    }
     for steps in full_steps:
-        r = evaluate(final, steps=steps, progress=False)
+        r = evaluate(final, steps=steps, progress=False, sampler=sampler)
         rows["by_steps"].append({"steps": steps, **summary(r)})
         print(run.name, steps, "steps", rows["by_steps"][-1], flush=True)
+    if sampler is not None:
+        return rows
     for snap in sorted((run / "snapshots").glob("step-*.safetensors")):
         pipe = minidiff.load_pretrained(snap, device="cpu")
         r = evaluate(pipe, quick=True, progress=False)
@@ -107,6 +118,7 @@ def main() -> None:
     m = sub.add_parser("measure")
     m.add_argument("runs", type=Path, nargs="+")
     m.add_argument("--threads", type=int, default=2)
+    m.add_argument("--sampler", default=None, help="another sampler (then no snapshot curve)")
     args = parser.parse_args()
 
     if args.command == "train":
@@ -124,8 +136,9 @@ def main() -> None:
     else:
         torch.set_num_threads(args.threads)
         for run in args.runs:
-            rows = measure_run(run)
-            (run / "bench_flow.json").write_text(json.dumps(rows, indent=1))
+            rows = measure_run(run, sampler=args.sampler)
+            name = f"bench_flow_{args.sampler}.json" if args.sampler else "bench_flow.json"
+            (run / name).write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -303,9 +303,14 @@ def distill(
             "distill_config": json.loads(json.dumps(asdict(cfg))),
         }
         defaults = {"steps": n, "sampler": sampler, "guidance_scale": 1.0}
-        save_model(
-            task.ema,
-            out / "model.safetensors",
-            info={"step": result.step, "student": student, "defaults": defaults},
-        )
+        last = result.history[-1] if result.history else {}
+        info = {
+            "step": result.step,
+            "train_config": student["distill_config"],
+            "elapsed_s": last.get("elapsed"),
+            "final_loss": last.get("loss"),
+            "student": student,
+            "defaults": defaults,
+        }
+        save_model(task.ema, out / "model.safetensors", info=info)
     return result

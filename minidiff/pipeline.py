@@ -37,6 +37,8 @@ MODELS = {
     "scenes": WEIGHTS_DIR / "minidiff-scenes.safetensors",
     "scenes-transformer": WEIGHTS_DIR / "minidiff-scenes-transformer.safetensors",
     "scenes-bag": WEIGHTS_DIR / "minidiff-scenes-bag.safetensors",
+    "flow": WEIGHTS_DIR / "minidiff-flow.safetensors",  # the latent model by flow matching
+    "turbo": WEIGHTS_DIR / "minidiff-turbo.safetensors",  # its few-step student
 }
 # Chosen by measurement (benchmarks/README.md, the model card): the shipped model draws what it is
 # asked without guidance (adherence 0.995-1.000 at three seeds), and guidance makes it prefer large

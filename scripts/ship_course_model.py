@@ -10,6 +10,8 @@ latent      -> minidiff/weights/minidiff-latent.safetensors (minidiff train --pr
 skewed      -> minidiff/weights/minidiff-skewed.safetensors (minidiff train --preset skewed)
 scenes      -> minidiff/weights/minidiff-scenes.safetensors (minidiff train --preset scenes)
 scenes-transformer, scenes-bag -> the two text encoders notebook 11 sets side by side
+flow        -> minidiff/weights/minidiff-flow.safetensors  (benchmarks/bench_flow.py train)
+turbo       -> minidiff/weights/minidiff-turbo.safetensors (minidiff distill)
 Each gets a card beside it, minidiff/weights/<name>.md: the command, seed, commit, hardware,
 wall time and the saved evaluation. The main model has its own script, scripts/ship_model.py.
 """
@@ -82,6 +84,24 @@ KINDS = {
             "(so it cannot see word order), the same 600 steps on the same data."
         ),
     ),
+    "flow": (
+        "minidiff-flow.safetensors",
+        "python benchmarks/bench_flow.py train --objective flow --steps 5880 --out {run}",
+        (
+            "The flow-matching twin of notebook 07's latent model (notebook 12): the same "
+            "network and data, trained by rectified flow (it predicts the velocity noise - "
+            "picture) and drawn with Euler steps."
+        ),
+    ),
+    "turbo": (
+        "minidiff-turbo.safetensors",
+        "minidiff distill --teacher {teacher} --method {method} --out {run}",
+        (
+            "The few-step student of notebook 12: a copy of its teacher, distilled to draw in "
+            "1, 2 or 4 steps at guidance 1 (the steps it was made for are in its file, and "
+            "the pipeline refuses others)."
+        ),
+    ),
 }
 
 
@@ -100,7 +120,7 @@ def main() -> None:
     p.add_argument("--notes", default="", help="extra lines for the card, after the table")
     args = p.parse_args()
     name, command, what = KINDS[args.kind]
-    command = command.format(run=args.run)
+    command = command.format(run=args.run, teacher="?", method="?")
     target = WEIGHTS / name
     if args.kind == "autoencoder":
         model = load_autoencoder(args.run / name)
@@ -113,6 +133,11 @@ def main() -> None:
         )
     else:
         model, info = load_model(args.run / "model.safetensors")
+        if "student" in info:  # minidiff distill: its teacher and method name the command
+            student = info["student"]
+            command = KINDS[args.kind][1].format(
+                run=args.run, teacher=student["teacher"], method=student["method"]
+            )
         info = {**info, "commit": args.commit, "command": command}
         if args.defaults:
             info["defaults"] = json.loads(args.defaults)
@@ -143,6 +168,7 @@ def main() -> None:
 | on disk | float16, {target.stat().st_size / 1e6:.2f} MB; all shipped weights {total / 1e6:.1f} MB |
 | written | {datetime.now(timezone.utc).strftime("%Y-%m-%d")} |
 {defaults_row}
+
 {args.notes}
 
 ## Evaluation

@@ -32,6 +32,7 @@ RIGHT = {
     exercises.check_paste_known: lambda x, known, keep: keep * known + (1 - keep) * x,
     exercises.check_normalised_entropy: normalised_entropy,
     exercises.check_compose: lambda null, parts, w: null + w * sum(e - null for e in parts),
+    exercises.check_flow_euler: lambda x, u, s, p: x + (p - s) * u,
 }
 
 
@@ -75,6 +76,8 @@ def test_the_package_answer_passes(check, capsys):
         ),
         (exercises.check_compose, lambda null, parts, w: null + w * sum(parts), "differences"),
         (exercises.check_compose, lambda null, parts, w: w * sum(e - null for e in parts), "Start"),
+        (exercises.check_flow_euler, lambda x, u, s, p: x + (s - p) * u, "towards the picture"),
+        (exercises.check_flow_euler, lambda x, u, s, p: x - u, "length of the step"),
     ],
 )
 def test_a_wrong_answer_fails_with_a_hint(check, wrong, hint, capsys):
@@ -157,6 +160,7 @@ REFERENCE = {
     "check_normalised_entropy": "normalised_entropy",
     "check_diffusers_loop": "diffusers_loop",
     "check_compose": "composed_eps",
+    "check_flow_euler": "flow_euler_step",
 }
 
 
@@ -256,6 +260,7 @@ def test_each_notebook_has_its_exercise():
         "check_normalised_entropy",
         "check_diffusers_loop",
         "check_compose",
+        "check_flow_euler",
     ]
 
 

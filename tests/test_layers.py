@@ -60,6 +60,7 @@ LAYERS = [
         "minidiff.course.edits",
         "minidiff.course.bias",
         "minidiff.course.gallery",
+        "minidiff.course.fewsteps",  # notebook 12
     },
     {"minidiff.course.binding"},  # notebook 11: uses the probes
     {"minidiff.course"},

@@ -533,3 +533,32 @@ def check_compose(fn: Callable) -> bool:
         "eps_null + weight · Σ_i (eps_i − eps_null): with one part, classifier-free guidance.",
     )
     return _verdict(hint is None, what, hint or "")
+
+
+# -- 12 fewer steps ------------------------------------------------------------------------------
+def check_flow_euler(fn: Callable) -> bool:
+    """fn(x_t, u_hat, sigma_t, sigma_prev) -> the flow model's Euler step, x_prev =
+    x_t + (sigma_prev - sigma_t) · u_hat, for two numbers sigma_t > sigma_prev."""
+    what = "flow_euler"
+    g = torch.Generator().manual_seed(12)
+    x_t, u = torch.randn(4, 4, 8, 8, generator=g), torch.randn(4, 4, 8, 8, generator=g)
+    sigma_t, sigma_prev = 0.75, 0.5
+    out = _call(fn, what, x_t, u, sigma_t, sigma_prev)
+    if out is None:
+        return False
+    flow = make_alpha_bar("flow", 4)  # σ = 0.25, 0.5, 0.75, 1: the step from t = 2 to t = 1
+    expected, _, _ = samplers.flow_euler_step(x_t, u, flow[2], flow[1])
+    slips = {
+        "The step goes towards the picture, where σ falls: move by (sigma_prev - sigma_t) · u, "
+        "a negative multiple of the velocity.": x_t + (sigma_t - sigma_prev) * u,
+        "Start from where the sampler is, x_t, and add the move.": (sigma_prev - sigma_t) * u,
+        "Euler's method moves along the velocity for the length of the step in σ, not all of "
+        "the way.": x_t - u,
+    }
+    hint = _mismatch(
+        out,
+        expected,
+        slips,
+        "x_prev = x_t + (σ_prev − σ_t) · u: the velocity is dx/dσ, and the step is Δσ long.",
+    )
+    return _verdict(hint is None, what, hint or "")

@@ -358,3 +358,37 @@ def scenes(pipe, out: Path) -> list[Path]:
         cell=1.0,
     )
     return [path]
+
+
+def fewsteps(pipe, out: Path) -> list[Path]:
+    """12: the same eight prompts from the same noise: the few-step student's teacher at its
+    defaults and in 2 steps, and the student (load_pretrained("turbo")) in 2; the steps
+    explorer's animation."""
+    import textwrap
+
+    from minidiff import load_pretrained
+    from minidiff.pipeline import SAMPLE_PROMPTS
+
+    turbo = load_pretrained("turbo", device=pipe.device)
+    teacher = load_pretrained(turbo.student["teacher"], device=pipe.device)
+    prompts, s = list(SAMPLE_PROMPTS), teacher.default_settings
+    deterministic = "euler" if teacher.flow else "ddim"  # the teacher's few-step sampler
+    rows = [
+        teacher.generate(prompts, n=1, seed=0),
+        teacher.generate(prompts, n=1, seed=0, steps=2, sampler=deterministic),
+        turbo.generate(prompts, n=1, seed=0, steps=2),
+    ]
+    path = out / "12_fewer_steps.png"
+    labelled_grid(
+        np.stack(rows),
+        path,
+        row_labels=[
+            f"the teacher,\n{s.steps} steps ({s.sampler})",
+            f"the teacher,\n2 steps ({deterministic})",
+            "its student,\n2 steps",
+        ],
+        col_labels=[textwrap.fill(p.removeprefix("a "), 15) for p in prompts],
+        title="the same noise, fewer steps: a teacher and its few-step student",
+        cell=1.0,
+    )
+    return [path]

@@ -37,6 +37,7 @@ FIGURES: dict[str, Callable | None] = {
     "ladder": figures.ladder,
     "schedulers": None,
     "scenes": figures.scenes,
+    "fewsteps": figures.fewsteps,
 }
 
 
@@ -90,6 +91,12 @@ def _twin_of_scenes(pipe):
     return binding.scene_explorer(load_pretrained("scenes", device=pipe.device))
 
 
+def _twin_of_steps(pipe):
+    from minidiff.course import fewsteps
+
+    return fewsteps.steps_explorer(**fewsteps.explorer_models(pipe.device))
+
+
 def _edits():
     from minidiff.course import edits
 
@@ -137,6 +144,7 @@ EXPLORERS: tuple[ExplorerEntry, ...] = (
     ExplorerEntry("bias_explorer", "09_measuring_and_bias", "bias", _twin_of_bias),
     ExplorerEntry("scheduler_explorer", "10_the_real_thing", "schedulers", _twin_of_schedulers),
     ExplorerEntry("scene_explorer", "11_scenes", "scenes", _twin_of_scenes),
+    ExplorerEntry("steps_explorer", "12_fewer_steps", "fewsteps", _twin_of_steps),
 )
 
 
