@@ -267,7 +267,7 @@ def distill(
 ) -> RunResult:
     """Distil the model at teacher_path (a file or a shipped name) into a few-step student in
     out_dir (model.safetensors at the end; checkpoints and --resume as `minidiff train`)."""
-    from .checkpoint import FORMAT, read_file, write_file
+    from .checkpoint import FORMAT, read_file, run_checkpoint, write_file
     from .pipeline import weights_path
 
     cfg.check()
@@ -277,6 +277,7 @@ def distill(
     if info.get("student"):
         raise ValueError(f"'{teacher_path}' is already a few-step student; distil its teacher")
     out = Path(out_dir)
+    run_checkpoint(out, resume)  # refuse a used folder before the teacher draws its pairs
     pairs = None
     if cfg.method == "reflow":
         if teacher.config.prediction != "flow":

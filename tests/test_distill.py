@@ -60,6 +60,16 @@ def test_an_interrupted_distillation_resumes_to_the_same_student(teachers, tmp_p
         assert torch.allclose(x, y, atol=1e-6), name
 
 
+def test_a_used_folder_is_refused_before_the_teacher_draws(teachers, tmp_path, monkeypatch):
+    from minidiff import distill as module
+
+    cfg = replace(FAST, method="reflow")
+    distill(teachers["flow"], cfg, tmp_path, device="cpu", watch=QUIET)
+    monkeypatch.setattr(module, "draw_pairs", lambda *a, **k: pytest.fail("drew pairs"))
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        distill(teachers["flow"], cfg, tmp_path, device="cpu", watch=QUIET)
+
+
 def test_reflow_needs_a_flow_teacher_and_progressive_takes_either(teachers, tmp_path):
     with pytest.raises(ValueError, match="reflow straightens a flow model's paths"):
         distill(teachers["v"], replace(FAST, method="reflow"), tmp_path / "r", watch=QUIET)
