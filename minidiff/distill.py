@@ -40,6 +40,7 @@ from .samplers import ddim_step, flow_euler_step, make_timesteps, sample
 from .scaffold import LoopConfig, RunResult, Watch, learning_rate, step_generator
 from .schedules import make_alpha_bar, sigma_from_alpha_bar
 from .tokenizer import Tokenizer
+from .train import ema_update
 
 METHODS = ("reflow", "progressive")
 
@@ -179,10 +180,7 @@ class DistillTask:
             out, target = self._progressive(step, self.rounds[k], g)
         loss = F.mse_loss(out, target)
         value = scaffold.optimizer_step(self.optimizers["opt"], loss, step, cfg.grad_clip)
-        with torch.no_grad():
-            d = min(cfg.ema_decay, (1 + step) / (10 + step))
-            for e, p in zip(self.ema.parameters(), self.student.parameters()):
-                e.lerp_(p, 1 - d)
+        ema_update(self.ema, self.student, step, cfg.ema_decay)  # as minidiff.train's
         return value
 
     def _reflow(self, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
