@@ -69,7 +69,7 @@ def _shape_constants():
 AREA_PER_WIDTH2, CENTROID_DX, CENTROID_DY = _shape_constants()
 
 
-def _neighbour_max(x: np.ndarray) -> np.ndarray:
+def neighbour_max(x: np.ndarray) -> np.ndarray:
     """The maximum over each pixel's 3 x 3 neighbourhood, (N, S, S) -> (N, S, S)."""
     s = x.shape[-1]
     p = np.pad(x, ((0, 0), (1, 1), (1, 1)))
@@ -96,18 +96,18 @@ def blur_and_noise(
     return np.clip(np.round(x), 0, 255).astype(np.uint8)
 
 
-def _blobs(fg: np.ndarray) -> np.ndarray:
+def blobs(fg: np.ndarray) -> np.ndarray:
     """8-connected components of a mask, (N, S, S) bool -> int labels, 0 off the mask: every pixel
     takes the largest label in its neighbourhood until nothing changes."""
     labels = np.where(fg, np.arange(1, fg.size + 1).reshape(fg.shape), 0)
     while True:
-        grown = np.where(fg, _neighbour_max(labels), 0)
+        grown = np.where(fg, neighbour_max(labels), 0)
         if np.array_equal(grown, labels):
             return labels
         labels = grown
 
 
-def _segment_fit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def segment_fit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pixels minus background (..., 3) -> per palette colour c, alpha = the pixel's position along
     the segment background -> c, and the squared distance of the pixel from that line, (..., 6)."""
     direction = PALETTE - BACKGROUND  # (6, 3)
@@ -145,19 +145,19 @@ def _read(images: np.ndarray, widths: dict[str, float]) -> list[list[SeenObject]
     """The five steps of the module docstring on one chunk of pictures."""
     n, side = images.shape[:2]
     x = images.astype(np.float32) - BACKGROUND  # (N, S, S, 3)
-    alpha6, off6 = _segment_fit(x)  # (N, S, S, 6)
+    alpha6, off6 = segment_fit(x)  # (N, S, S, 6)
     strength = alpha6.max(axis=-1)  # (N, S, S)
     fg = strength >= FOREGROUND_ALPHA
     # 1. segment
-    labels = _blobs(strength >= CORE_ALPHA)  # cores: blurred neighbours do not touch here
+    labels = blobs(strength >= CORE_ALPHA)  # cores: blurred neighbours do not touch here
     while True:  # each core grows over the foreground it reaches, then CLAIM pixels further
-        grown = np.where((labels == 0) & fg, _neighbour_max(labels), labels)
+        grown = np.where((labels == 0) & fg, neighbour_max(labels), labels)
         if np.array_equal(grown, labels):
             break
         labels = grown
     fg &= labels > 0  # foreground no core reaches is noise
     for _ in range(CLAIM):
-        labels = np.where(labels > 0, labels, _neighbour_max(labels))
+        labels = np.where(labels > 0, labels, neighbour_max(labels))
     ids, labels = np.unique(labels, return_inverse=True)  # ids[0] == 0: the background
     labels = labels.reshape(n, side, side) - 1  # -1 background, else blob index
     k = len(ids) - 1

@@ -132,7 +132,7 @@ _COMBINATIONS = {split: combinations(split) for split in SPLITS}
 # and average, so an edge pixel gets the fraction of its area that the shape covers.
 SUPERSAMPLE = 4
 SQRT3 = math.sqrt(3)
-_SAMPLES = (np.arange(IMAGE_SIZE * SUPERSAMPLE, dtype=np.float32) + 0.5) / SUPERSAMPLE
+SAMPLES = (np.arange(IMAGE_SIZE * SUPERSAMPLE, dtype=np.float32) + 0.5) / SUPERSAMPLE
 
 
 def _mirror(x, y, degrees: float):
@@ -158,7 +158,7 @@ def _inside_star(x, y, h):
     return (cx - tx) * (y - ty) - (cy - ty) * (x - tx) <= 0  # on the centre's side of the edge
 
 
-_INSIDE = {
+INSIDE = {
     "circle": lambda x, y, h: x * x + y * y <= h * h,
     "square": lambda x, y, h: np.maximum(np.abs(x), np.abs(y)) <= h,
     # equilateral, tip up: above the base and below both slanted sides (slope sqrt(3))
@@ -178,10 +178,10 @@ def _coverage(
 ) -> np.ndarray:
     """Box centres and widths (n,) in pixels from a window's top left corner -> fraction of each
     pixel of the side x side window that the shape covers, (n, side, side)."""
-    samples = _SAMPLES[: side * SUPERSAMPLE]
+    samples = SAMPLES[: side * SUPERSAMPLE]
     x = samples[None, None, :] - cx[:, None, None]  # (n, 1, side * 4)
     y = cy[:, None, None] - samples[None, :, None]  # (n, side * 4, 1), up is positive
-    inside = _INSIDE[shape](x, y, width[:, None, None] / 2)  # (n, side * 4, side * 4)
+    inside = INSIDE[shape](x, y, width[:, None, None] / 2)  # (n, side * 4, side * 4)
     s = SUPERSAMPLE
     hits = inside.reshape(-1, side, s, side, s).sum(axis=(2, 4), dtype=np.float32)
     return hits / (s * s)  # (n, side, side)
@@ -189,16 +189,25 @@ def _coverage(
 
 def _layout(attrs: Attributes, u: np.ndarray) -> tuple[float, float, float, np.ndarray]:
     """Six uniforms u in [0, 1) -> box centre (cx, cy), width and RGB colour of one object."""
-    width = WIDTHS[attrs.size]
-    height = width * HEIGHT_PER_WIDTH[attrs.shape]
-    row, col = divmod(POSITIONS.index(attrs.position), 3)
+    return place(HEIGHT_PER_WIDTH[attrs.shape], attrs.colour, attrs.size, attrs.position, u)
+
+
+def place(
+    height_per_width: float, colour: str, size: str, position: str, u: np.ndarray
+) -> tuple[float, float, float, np.ndarray]:
+    """Where and how the renderer draws one object of a shape whose box is `height_per_width` as
+    high as wide (so a new shape, minidiff.concepts, is placed as the world's own are): six
+    uniforms u in [0, 1) -> box centre (cx, cy), width and RGB colour."""
+    width = WIDTHS[size]
+    height = width * height_per_width
+    row, col = divmod(POSITIONS.index(position), 3)
     # An edge position puts the box MARGIN pixels from the edge, so jitter never leaves the canvas.
     cx = MARGIN + width / 2 + col * (IMAGE_SIZE - 2 * MARGIN - width) / 2
     cy = MARGIN + height / 2 + row * (IMAGE_SIZE - 2 * MARGIN - height) / 2
     jitter = 2 * u - 1  # (6,) in [-1, 1)
     cx, cy = cx + POSITION_JITTER * jitter[0], cy + POSITION_JITTER * jitter[1]
     width = width * (1 + SIZE_JITTER * jitter[2])
-    rgb = np.array(PALETTE[attrs.colour]) + np.round(COLOUR_JITTER * jitter[3:])
+    rgb = np.array(PALETTE[colour]) + np.round(COLOUR_JITTER * jitter[3:])
     return cx, cy, width, rgb
 
 
