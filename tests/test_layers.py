@@ -21,8 +21,9 @@ LAYERS = [
     # plain helpers: no minidiff imports at all
     {"minidiff.device", "minidiff.grid", "minidiff.distributed"},
     {"minidiff.world"},
-    {"minidiff.scenes"},  # the second world: scenes of several objects
+    {"minidiff.scenes", "minidiff.concepts"},  # scenes of several objects; things to teach
     {"minidiff.scene_prompts", "minidiff.scene_judge"},
+    {"minidiff.concept_reader"},  # the scene judge's method, for a cross and outlines
     {"minidiff.geneval"},
     {"minidiff.pixels"},  # pictures <-> model space
     {"minidiff.tokenizer"},
@@ -33,6 +34,7 @@ LAYERS = [
     },  # the networks, below all diffusion code
     {"minidiff.model"},
     {"minidiff.checkpoint"},
+    {"minidiff.adapters"},  # a taught word, on and off a model
     {"minidiff.scaffold"},  # the one training loop, below every training
     {"minidiff.schedules"},
     {"minidiff.diffusion"},
@@ -40,10 +42,12 @@ LAYERS = [
     {"minidiff.editing"},
     {"minidiff.train", "minidiff.train_autoencoder"},
     {"minidiff.pipeline"},
-    {"minidiff.distill"},  # few-step students: the teacher draws its pairs with the pipeline
+    # few-step students (the teacher draws its pairs with the pipeline); teaching a new word
+    {"minidiff.distill", "minidiff.finetune"},
     {"minidiff"},  # the package's own __init__: load_pretrained
     {"minidiff.judge"},
     {"minidiff.evaluate", "minidiff.evaluate_autoencoder", "minidiff.evaluate_scenes"},
+    {"minidiff.evaluate_concepts"},
     {"minidiff.diffusers_bridge"},
     {"minidiff.cli"},
     {"minidiff.__main__"},  # python -m minidiff (and torchrun -m minidiff): the command line
@@ -61,6 +65,7 @@ LAYERS = [
         "minidiff.course.bias",
         "minidiff.course.gallery",
         "minidiff.course.fewsteps",  # notebook 12
+        "minidiff.course.teaching",  # notebook 13
     },
     {"minidiff.course.binding"},  # notebook 11: uses the probes
     {"minidiff.course"},
