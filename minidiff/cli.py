@@ -12,6 +12,8 @@ def _generate(args) -> None:
     from .pipeline import load_pretrained
 
     pipe = load_pretrained(args.weights, device=args.device)
+    if args.adapter is not None:
+        pipe.load_adapter(args.adapter, scale=args.adapter_scale)
     settings = {"steps": args.steps, "guidance_scale": args.guidance, "sampler": args.sampler}
     settings = {k: v for k, v in settings.items() if v is not None}  # None: the model's default
     guidance = settings.get("guidance_scale", pipe.default_settings.guidance_scale)
@@ -82,8 +84,39 @@ def _train(args) -> None:
 def _dataset(args) -> None:
     from .world import export_split
 
-    export_split(args.split, args.n, args.out, seed=args.seed)
-    print(f"wrote {args.n} {args.split} pictures and captions.jsonl to {args.out}")
+    if args.concept is not None:
+        from .concepts import EXAMPLES, export_examples
+
+        n = EXAMPLES if args.n is None else args.n
+        export_examples(args.concept, args.out, n=n, seed=args.seed, word=args.word)
+        print(f"wrote {n} examples of the new {args.concept} and captions.jsonl to {args.out}")
+        return
+    n = 64 if args.n is None else args.n
+    export_split(args.split, n, args.out, seed=args.seed)
+    print(f"wrote {n} {args.split} pictures and captions.jsonl to {args.out}")
+
+
+def _finetune(args) -> None:
+    from .finetune import FinetuneConfig, check_folder, finetune
+
+    settings = {"method": args.method, "word": args.word}
+    for name in ("steps", "lr", "seed", "rank", "lora_targets", "prior_weight", "minutes"):
+        if getattr(args, name) is not None:
+            settings[name] = getattr(args, name)
+    cfg = FinetuneConfig(**settings)
+    if not args.resume:
+        check_folder(args.out)
+    try:
+        result = finetune(
+            args.images, args.out, cfg, base=args.weights or "pixel", device=args.device,
+            resume=args.resume,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        sys.exit(130)
+    print(
+        f"taught {args.word!r} by {args.method} in {result.step} steps; load it with "
+        f"pipe.load_adapter('{args.out}') or minidiff generate --adapter {args.out}"
+    )
 
 
 def _info(args) -> None:
@@ -268,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     model_help = "a shipped model by name: pixel (the default), latent, skewed or scenes"
     g.add_argument("--weights", default=None, help=weights_help)
     g.add_argument("--model", default=None, choices=MODELS, help=model_help)
+    g.add_argument("--adapter", default=None, help="a minidiff finetune output folder to load")
+    g.add_argument("--adapter-scale", type=float, default=1.0, help="a LoRA adapter's strength")
     g.add_argument("--device", default=None)
     g.set_defaults(func=_generate)
 
@@ -298,10 +333,46 @@ def build_parser() -> argparse.ArgumentParser:
         "dataset", help="export a split of the Shapes world as PNGs + captions.jsonl"
     )
     d.add_argument("--split", default="test")
-    d.add_argument("--n", type=int, default=64)
+    d.add_argument("--n", type=int, default=None, help="pictures (default 64; a concept's: 12)")
     d.add_argument("--out", required=True)
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument(
+        "--concept",
+        default=None,
+        choices=("object", "style"),
+        help="instead of a split: the examples of a new object (a cross) or style (sketched) "
+        "for minidiff finetune",
+    )
+    d.add_argument("--word", default=None, help="the concept's word in its captions")
     d.set_defaults(func=_dataset)
+
+    ft = sub.add_parser(
+        "finetune",
+        help="teach the pixel model a new word from a folder of pictures (textual inversion, "
+        "LoRA or full fine-tuning)",
+    )
+    ft.add_argument("--method", required=True, choices=("textual-inversion", "lora", "full"))
+    ft.add_argument("--word", required=True, help="the new word, one the model does not know")
+    ft.add_argument(
+        "--images", required=True, help="PNG pictures and captions.jsonl (minidiff dataset)"
+    )
+    ft.add_argument("--out", required=True, help="the run folder; load_adapter reads it")
+    ft.add_argument("--resume", action="store_true")
+    ft.add_argument("--steps", type=int, default=None)
+    ft.add_argument("--lr", type=float, default=None)
+    ft.add_argument("--seed", type=int, default=None)
+    ft.add_argument("--minutes", type=float, default=None)
+    ft.add_argument("--rank", type=int, default=None, help="LoRA rank (default 4)")
+    ft.add_argument("--lora-targets", default=None, choices=("attention", "attention+conv"))
+    ft.add_argument(
+        "--prior-weight",
+        type=float,
+        default=None,
+        help="prior preservation's weight (default 1 for full, 0 for lora)",
+    )
+    ft.add_argument("--weights", default=None, help="the base model (default: the pixel model)")
+    ft.add_argument("--device", default=None)
+    ft.set_defaults(func=_finetune)
 
     i = sub.add_parser("info", help="parameter counts and the per-block shape table")
     i.add_argument("--preset", default=None)

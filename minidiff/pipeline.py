@@ -10,6 +10,7 @@ runs the sampler loop of `minidiff.samplers`; `trace` returns every step of the 
 watching; `img2img` and `inpaint` hand the same prepared call to `minidiff.editing`.
 """
 
+import math
 import os
 import warnings
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import diffusion, editing, pixels, samplers
+from . import adapters, diffusion, editing, pixels, samplers
 from .checkpoint import CheckpointError, load_model
 from .device import pick_device
 from .model import TextToImage
@@ -169,9 +170,55 @@ class Pipeline:
         # a few-step student (minidiff.distill) says the steps it was made for
         self.student = self.info.get("student") or None
         self.tokenizer = Tokenizer.for_world(self.config.world)
+        new_words = tuple(self.info.get("new_words") or ())  # a fine-tuned model's own words
+        if new_words:
+            self.tokenizer = Tokenizer(self.tokenizer.vocab + new_words, self.tokenizer.max_tokens)
+        self.base_model = self.model  # what load_adapter adds to and unload_adapter restores
+        self.attached: adapters.Attached | None = None
         # alpha_bar stays a float64 CPU tensor (MPS has no float64); samplers cast per step.
         self.alpha_bar = make_alpha_bar(self.config.schedule, self.config.T)
         self.autoencoder = getattr(model, "autoencoder", None)  # None for a pixel model
+
+    # -- a taught word (minidiff.finetune) -------------------------------------------------------
+    def load_adapter(self, path: str | os.PathLike, scale: float = 1.0) -> None:
+        """Take on what `minidiff finetune` wrote into `path`: a textual inversion's word, a LoRA
+        adapter (its strength `scale`, 0 to about 1.5) or a fully fine-tuned model. One at a
+        time; `unload_adapter` puts the model back as it was."""
+        if self.attached is not None:
+            raise ValueError(
+                f"the {self.attached.adapter.method} adapter for "
+                f"{self.attached.adapter.word!r} is loaded; call unload_adapter() first"
+            )
+        adapter = adapters.read_adapter(path)
+        if adapter.method != "lora" and scale != 1.0:
+            raise ValueError(f"a {adapter.method} result has no strength; only LoRA has a scale")
+        self.attached = adapters.attach(self.base_model, self.tokenizer, adapter)
+        self.model, self.tokenizer = self.attached.model, self.attached.tokenizer
+        self.config = self.model.config
+        if adapter.method == "lora":
+            self.set_adapter_scale(scale)
+
+    def set_adapter_scale(self, scale: float) -> None:
+        """The strength of a loaded LoRA adapter: 0 draws as the base model, 1 as trained."""
+        if self.attached is None or self.attached.adapter.method != "lora":
+            raise ValueError("no LoRA adapter is loaded; load one with load_adapter(path)")
+        if (
+            isinstance(scale, bool)
+            or not isinstance(scale, (int, float))
+            or not (math.isfinite(scale) and 0 <= scale <= 4)
+        ):
+            raise ValueError(f"the LoRA scale must be a number from 0 to 4, got {scale!r}")
+        adapters.set_lora_scale(self.attached, float(scale))
+
+    def unload_adapter(self) -> None:
+        """Back to the base model and its vocabulary, as before load_adapter."""
+        if self.attached is None:
+            raise ValueError("no adapter is loaded")
+        adapters.detach(self.attached, self.base_model)
+        self.model = self.base_model.eval()
+        self.tokenizer = Tokenizer(self.attached.tokenizer.vocab[:-1], self.tokenizer.max_tokens)
+        self.config = self.model.config
+        self.attached = None
 
     @property
     def latent(self) -> bool:
