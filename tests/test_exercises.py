@@ -33,6 +33,7 @@ RIGHT = {
     exercises.check_normalised_entropy: normalised_entropy,
     exercises.check_compose: lambda null, parts, w: null + w * sum(e - null for e in parts),
     exercises.check_flow_euler: lambda x, u, s, p: x + (p - s) * u,
+    exercises.check_lora_forward: lambda x, w, b, A, B, s: x @ w.T + b + s * (x @ A.T) @ B.T,
 }
 
 
@@ -78,6 +79,17 @@ def test_the_package_answer_passes(check, capsys):
         (exercises.check_compose, lambda null, parts, w: w * sum(e - null for e in parts), "Start"),
         (exercises.check_flow_euler, lambda x, u, s, p: x + (s - p) * u, "towards the picture"),
         (exercises.check_flow_euler, lambda x, u, s, p: x - u, "length of the step"),
+        (exercises.check_lora_forward, lambda x, w, b, A, B, s: x @ w.T + b, "A maps the input"),
+        (
+            exercises.check_lora_forward,
+            lambda x, w, b, A, B, s: x @ w.T + b + (x @ A.T) @ B.T,
+            "Multiply the low-rank part by `scale`",
+        ),
+        (
+            exercises.check_lora_forward,
+            lambda x, w, b, A, B, s: s * (x @ A.T) @ B.T,
+            "Keep the frozen layer",
+        ),
     ],
 )
 def test_a_wrong_answer_fails_with_a_hint(check, wrong, hint, capsys):
@@ -161,6 +173,7 @@ REFERENCE = {
     "check_diffusers_loop": "diffusers_loop",
     "check_compose": "composed_eps",
     "check_flow_euler": "flow_euler_step",
+    "check_lora_forward": "get_peft_model",
 }
 
 
@@ -261,6 +274,7 @@ def test_each_notebook_has_its_exercise():
         "check_diffusers_loop",
         "check_compose",
         "check_flow_euler",
+        "check_lora_forward",
     ]
 
 

@@ -44,7 +44,8 @@ def test_every_explorer_a_notebook_calls_is_registered_once():
             for c in json.loads(path.read_text())["cells"]
             if c["cell_type"] == "code"
         )
-        for name in re.findall(r"\b(\w+_explorer|step_scrubber|prompt_box|live_training)\(", code):
+        calls = r"\b(\w+_explorer|step_scrubber|prompt_box|live_training|live_finetune)\("
+        for name in re.findall(calls, code):
             called.setdefault(name, set()).add(path.stem)
     names = [entry.name for entry in registry.EXPLORERS]
     assert len(names) == len(set(names))

@@ -562,3 +562,45 @@ def check_flow_euler(fn: Callable) -> bool:
         "x_prev = x_t + (σ_prev − σ_t) · u: the velocity is dx/dσ, and the step is Δσ long.",
     )
     return _verdict(hint is None, what, hint or "")
+
+
+# -- 13 teach it a new word ----------------------------------------------------------------------
+def check_lora_forward(fn: Callable) -> bool:
+    """fn(x, weight, bias, A, B, scale) -> a LoRA layer's output, x Wᵀ + b + scale · (x Aᵀ) Bᵀ,
+    compared with what peft's own LoRA layer computes for the same weights."""
+    from peft import LoraConfig, get_peft_model
+
+    what = "lora_forward"
+    g = torch.Generator().manual_seed(13)
+    base = torch.nn.Sequential()
+    base.add_module("proj", torch.nn.Linear(16, 8))
+    model = get_peft_model(base, LoraConfig(r=2, lora_alpha=3, target_modules=["proj"]))
+    layer = model.base_model.model.proj
+    with torch.no_grad():
+        for p in (layer.lora_A["default"].weight, layer.lora_B["default"].weight):
+            p.copy_(torch.randn(p.shape, generator=g))
+    x = torch.randn(5, 16, generator=g)
+    weight, bias = layer.base_layer.weight.detach(), layer.base_layer.bias.detach()
+    A, B = layer.lora_A["default"].weight.detach(), layer.lora_B["default"].weight.detach()
+    scale = layer.scaling["default"]  # lora_alpha / r = 1.5
+    out = _call(fn, what, x, weight, bias, A, B, scale)
+    if out is None:
+        return False
+    with torch.no_grad():
+        expected = model(x)
+    delta = (x @ A.T) @ B.T  # the low-rank part, before its scale
+    slips = {
+        "Multiply the low-rank part by `scale` (lora_alpha / r).": x @ weight.T + bias + delta,
+        "Keep the frozen layer: add the low-rank part to x Wᵀ + b, not instead of it.": (
+            scale * delta
+        ),
+        "Keep the bias b of the frozen layer.": x @ weight.T + scale * delta,
+    }
+    hint = _mismatch(
+        out,
+        expected,
+        slips,
+        "A maps the input down to r numbers (x Aᵀ), B maps them back up ((x Aᵀ) Bᵀ); the output is "
+        "x Wᵀ + b + scale · (x Aᵀ) Bᵀ.",
+    )
+    return _verdict(hint is None, what, hint or "")

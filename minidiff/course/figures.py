@@ -392,3 +392,34 @@ def fewsteps(pipe, out: Path) -> list[Path]:
         cell=1.0,
     )
     return [path]
+
+
+def teaching(pipe, out: Path) -> list[Path]:
+    """13: a dozen pictures in, a new word out: each concept's first eight examples, then what the
+    shipped LoRA adapter (with prior preservation) draws for prompts like the examples, and for
+    prompts in colours and corners no example shows."""
+    from minidiff import adapters, concepts
+
+    rows, labels = [], []
+    for kind in concepts.KINDS:
+        word = concepts.WORDS[kind]
+        rows.append(concepts.examples(kind)[0][:8])
+        labels.append(f"{word}:\nexamples")
+        familiar = [p for p, _ in concepts.familiar_prompts(kind)][::4][:8]
+        novel = [p for p, _ in concepts.novel_prompts(kind)][::3]
+        pipe.load_adapter(adapters.shipped(kind, "lora-prior"))
+        try:
+            rows.append(pipe.generate(familiar, n=1, seed=0))
+            rows.append(pipe.generate(novel, n=1, seed=0))
+        finally:
+            pipe.unload_adapter()
+        labels += ["LoRA: prompts\nlike them", "LoRA: new colours\nand corners"]
+    path = out / "13_teach_a_word.png"
+    labelled_grid(
+        np.stack(rows),
+        path,
+        row_labels=labels,
+        title="twelve pictures in: what a LoRA adapter then draws for the new word",
+        cell=0.9,
+    )
+    return [path]

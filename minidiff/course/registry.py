@@ -38,6 +38,7 @@ FIGURES: dict[str, Callable | None] = {
     "schedulers": None,
     "scenes": figures.scenes,
     "fewsteps": figures.fewsteps,
+    "teaching": figures.teaching,
 }
 
 
@@ -97,6 +98,12 @@ def _twin_of_steps(pipe):
     return fewsteps.steps_explorer(**fewsteps.explorer_models(pipe.device))
 
 
+def _twin_of_strength(pipe):
+    from minidiff.course import teaching
+
+    return teaching.strength_explorer(pipe)
+
+
 def _edits():
     from minidiff.course import edits
 
@@ -145,6 +152,8 @@ EXPLORERS: tuple[ExplorerEntry, ...] = (
     ExplorerEntry("scheduler_explorer", "10_the_real_thing", "schedulers", _twin_of_schedulers),
     ExplorerEntry("scene_explorer", "11_scenes", "scenes", _twin_of_scenes),
     ExplorerEntry("steps_explorer", "12_fewer_steps", "fewsteps", _twin_of_steps),
+    ExplorerEntry("strength_explorer", "13_teach_a_word", "teaching", _twin_of_strength),
+    ExplorerEntry("live_finetune", "13_teach_a_word", None),  # it trains: nothing to show
 )
 
 
