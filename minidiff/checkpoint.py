@@ -135,6 +135,10 @@ def load_model(
     Returns (model in eval mode, info dict).
     """
     tensors, metadata = read_file(path)
+    if metadata.get("kind") not in ("model", "training"):
+        raise CheckpointError(
+            f"'{path}' holds {metadata.get('kind', 'unknown')} weights, not a text-to-image model"
+        )
     stored = ModelConfig.from_dict(json.loads(metadata["config"]))
     if config is not None and config != stored:
         raise CheckpointError(

@@ -210,6 +210,23 @@ def _distill(args) -> None:
     print(f"distilled to step {result.step}; the student, for {made_for} steps, written to {where}")
 
 
+def _train_gan(args) -> None:
+    from dataclasses import replace
+
+    from .gan import GanTraining, train_gan
+
+    cfg = GanTraining()
+    for name in ("steps", "minutes", "seed", "batch_size", "lr", "lr_d"):
+        if getattr(args, name) is not None:
+            cfg = replace(cfg, **{name: getattr(args, name)})
+    try:
+        result = train_gan(args.out, cfg, resume=args.resume, device=args.device)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    where = result.out_dir / "gan.safetensors"
+    print(f"trained to step {result.step}; the generator written to {where}")
+
+
 def _evaluate_autoencoder(args) -> None:
 
     from .checkpoint import load_autoencoder
@@ -422,6 +439,20 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--seed", type=int, default=None)
     a.add_argument("--device", default=None)
     a.set_defaults(func=_train_autoencoder)
+
+    tg = sub.add_parser(
+        "train-gan", help="train a conditional GAN on the Shapes world (or --resume)"
+    )
+    tg.add_argument("--out", required=True, help="the run folder (checkpoint, log, generator)")
+    tg.add_argument("--resume", action="store_true")
+    tg.add_argument("--steps", type=int, default=None)
+    tg.add_argument("--minutes", type=float, default=None)
+    tg.add_argument("--seed", type=int, default=None)
+    tg.add_argument("--batch-size", type=int, default=None)
+    tg.add_argument("--lr", type=float, default=None, help="the generator's learning rate")
+    tg.add_argument("--lr-d", type=float, default=None, help="the discriminator's")
+    tg.add_argument("--device", default=None)
+    tg.set_defaults(func=_train_gan)
 
     ea = sub.add_parser(
         "evaluate-autoencoder",

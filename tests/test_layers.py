@@ -43,7 +43,7 @@ LAYERS = [
     {"minidiff.train", "minidiff.train_autoencoder"},
     {"minidiff.pipeline"},
     # few-step students (the teacher draws its pairs with the pipeline); teaching a new word
-    {"minidiff.distill", "minidiff.finetune"},
+    {"minidiff.distill", "minidiff.finetune", "minidiff.gan"},
     {"minidiff"},  # the package's own __init__: load_pretrained
     {"minidiff.judge"},
     {"minidiff.evaluate", "minidiff.evaluate_autoencoder", "minidiff.evaluate_scenes"},
