@@ -48,8 +48,8 @@ def _text_config() -> TextEncoderConfig:
 @dataclass
 class GanConfig:
     z_dim: int = 64
-    g_channels: tuple[int, ...] = (192, 128, 64)  # at 4, 8 and 16 px; then 32 px out
-    d_channels: tuple[int, ...] = (64, 128, 192)  # at 16, 8 and 4 px
+    g_channels: tuple[int, ...] = (256, 128, 64, 32)  # at 4, 8, 16 and 32 px
+    d_channels: tuple[int, ...] = (32, 64, 128)  # at 32, 16 and 8 px, each then halved
     text: TextEncoderConfig = field(default_factory=lambda: _text_config())
 
     def to_dict(self) -> dict:
@@ -85,7 +85,7 @@ class Generator(nn.Module):
         c = cfg.g_channels
         self.fc = nn.Linear(cfg.z_dim + cfg.text.width, c[0] * 4 * 4)
         layers = []
-        for c_in, c_out in zip(c, c[1:] + (c[-1],)):  # 4 -> 8 -> 16 -> 32 px
+        for c_in, c_out in zip(c, c[1:]):  # 4 -> 8 -> 16 -> 32 px
             layers += [
                 nn.Upsample(scale_factor=2),
                 nn.Conv2d(c_in, c_out, 3, padding=1),
@@ -102,7 +102,7 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """(pictures (B, 3, 32, 32), ids (B, L)) -> scores (B,): high for real pairs."""
+    """Scores (picture, prompt) pairs, high for real ones: D(x, condition(ids)) -> (B,)."""
 
     def __init__(self, cfg: GanConfig):
         super().__init__()
@@ -121,9 +121,13 @@ class Discriminator(nn.Module):
         self.score = spectral_norm(nn.Linear(c_in, 1))
         self.embed = spectral_norm(nn.Linear(cfg.text.width, c_in))
 
-    def forward(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    def condition(self, ids: torch.Tensor) -> torch.Tensor:
+        """The prompt's projection vector e(y), (B, L) ids -> (B, C): read once a step."""
+        return self.embed(pooled(self.text, ids))
+
+    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """Pictures (B, 3, 32, 32) and e(y) from `condition` -> scores (B,)."""
         h = F.leaky_relu(self.position(self.features(x).flatten(1)), 0.1)  # (B, C)
-        e = self.embed(pooled(self.text, ids))  # (B, C)
         return self.score(h)[:, 0] + (e * h).sum(1)  # w·h + <e(y), h>
 
 
@@ -187,9 +191,13 @@ class GanTask:
         rate = learning_rate(step, cfg, progress) / cfg.lr
         scaffold.set_learning_rate(self.optimizers["g"], cfg.lr * rate)
         scaffold.set_learning_rate(self.optimizers["d"], cfg.lr_d * rate)
-        d_loss = d_hinge_loss(D(x, ids), D(G(z, ids).detach(), ids))
+        fake = G(z, ids)  # (B, 3, 32, 32), drawn once for both steps
+        e = D.condition(ids)
+        d_loss = d_hinge_loss(D(x, e), D(fake.detach(), e))
         d_value = scaffold.optimizer_step(self.optimizers["d"], d_loss, step)
-        g_loss = -D(G(z, ids), ids).mean()
+        with torch.no_grad():
+            e = D.condition(ids)  # as the discriminator just updated reads the prompt
+        g_loss = -D(fake, e).mean()
         g_value = scaffold.optimizer_step(self.optimizers["g"], g_loss, step)
         ema_update(self.ema, G, step, cfg.ema_decay)  # training's one EMA rule, on weights;
         with torch.no_grad():  # BatchNorm's running statistics are copied as they are

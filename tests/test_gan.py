@@ -10,7 +10,7 @@ from minidiff.cli import main
 from minidiff.scaffold import Watch
 from minidiff.tokenizer import Tokenizer
 
-SMALL = gan.GanConfig(z_dim=8, g_channels=(32, 16, 8), d_channels=(8, 16, 16))
+SMALL = gan.GanConfig(z_dim=8, g_channels=(32, 16, 8, 8), d_channels=(8, 16, 16))
 QUIET = Watch(progress=False)
 
 
@@ -19,7 +19,7 @@ def test_the_networks_have_the_shapes_and_the_constraints_of_the_recipe():
     ids = Tokenizer().encode(["a red circle", "a large blue star in the top left"])
     pictures = model.generator(torch.randn(2, 64), ids)
     assert pictures.shape == (2, 3, 32, 32) and pictures.abs().max() <= 1
-    assert model.discriminator(pictures, ids).shape == (2,)
+    assert model.discriminator(pictures, model.discriminator.condition(ids)).shape == (2,)
     layers = [m for m in model.discriminator.modules() if isinstance(m, (torch.nn.Conv2d,
               torch.nn.Linear)) and m not in set(model.discriminator.text.modules())]  # fmt: skip
     assert layers and all(hasattr(m, "parametrizations") for m in layers)  # spectral norm
