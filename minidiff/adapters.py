@@ -135,7 +135,9 @@ def read_adapter(path: str | os.PathLike) -> Adapter:
     except (ValueError, KeyError, TypeError):
         raise CheckpointError(f"'{info_file}' is damaged: it does not say method, word and base")
     if method not in METHODS:
-        raise CheckpointError(f"'{info_file}' names an unknown method {method!r}")
+        raise CheckpointError(
+            f"'{info_file}' names an unknown method {method!r}; known: {', '.join(METHODS)}"
+        )
     needs = {
         "textual-inversion": [EMBEDS_FILE],
         "lora": [EMBEDS_FILE, LORA_FILE, LORA_CONFIG],

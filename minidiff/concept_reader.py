@@ -33,7 +33,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import concepts, world
-from .scene_judge import BACKGROUND, FOREGROUND_ALPHA, blobs, blur3, neighbour_max, segment_fit
+from .scene_judge import (
+    BACKGROUND,
+    FOREGROUND_ALPHA,
+    blobs,
+    blur3,
+    neighbour_max,
+    segment_fit,
+    shape_constants,
+)
 
 HOLLOW = 0.1  # the share of the filled object left empty above which it is read as an outline
 OBJECT_ALPHA = 0.2  # a pixel with this much of the object's colour blocks the way to the border
@@ -51,19 +59,8 @@ class Reading:
     fit: float  # squared error of the best redrawn shape / its area: 0 is perfect
 
 
-def _shape_constants():
-    """Per shape of concepts.SHAPES: area / width^2 and the alpha centroid's offset from the box
-    centre / width, measured on the renderer's own 30-pixel drawing, (5,), (5,), (5,)."""
-    n = len(concepts.SHAPES)
-    alpha = concepts.coverage(list(concepts.SHAPES), [16.0] * n, [16.0] * n, [30.0] * n)
-    centres = np.arange(32) + 0.5
-    area = alpha.sum(axis=(1, 2))
-    dx = (alpha.sum(axis=1) * centres).sum(axis=1) / area - 16.0
-    dy = (alpha.sum(axis=2) * centres).sum(axis=1) / area - 16.0
-    return area / 900.0, dx / 30.0, dy / 30.0
-
-
-AREA_PER_WIDTH2, CENTROID_DX, CENTROID_DY = _shape_constants()
+# per shape of concepts.SHAPES, the cross among them, (5,) each
+AREA_PER_WIDTH2, CENTROID_DX, CENTROID_DY = shape_constants(concepts.SHAPES, concepts.coverage)
 
 
 def _places(shape: str, size: str) -> np.ndarray:

@@ -178,7 +178,6 @@ class GanTask:
             "g": torch.optim.Adam(gan.generator.parameters(), lr=cfg.lr, betas=cfg.betas),
             "d": torch.optim.Adam(gan.discriminator.parameters(), lr=cfg.lr_d, betas=cfg.betas),
         }
-        self.last = {}
 
     def step(self, step: int, progress: float | None) -> float:
         cfg, G, D = self.cfg, self.gan.generator, self.gan.discriminator
@@ -198,12 +197,11 @@ class GanTask:
         with torch.no_grad():
             e = D.condition(ids)  # as the discriminator just updated reads the prompt
         g_loss = -D(fake, e).mean()
-        g_value = scaffold.optimizer_step(self.optimizers["g"], g_loss, step)
+        scaffold.optimizer_step(self.optimizers["g"], g_loss, step)
         ema_update(self.ema, G, step, cfg.ema_decay)  # training's one EMA rule, on weights;
         with torch.no_grad():  # BatchNorm's running statistics are copied as they are
             for kept, live in zip(self.ema.buffers(), G.buffers()):
                 kept.copy_(live)
-        self.last = {"d_loss": d_value, "g_loss": g_value}
         return d_value
 
 

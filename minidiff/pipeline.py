@@ -174,6 +174,7 @@ class Pipeline:
         if new_words:
             self.tokenizer = Tokenizer(self.tokenizer.vocab + new_words, self.tokenizer.max_tokens)
         self.base_model = self.model  # what load_adapter adds to and unload_adapter restores
+        self.base_tokenizer = self.tokenizer
         self.attached: adapters.Attached | None = None
         # alpha_bar stays a float64 CPU tensor (MPS has no float64); samplers cast per step.
         self.alpha_bar = make_alpha_bar(self.config.schedule, self.config.T)
@@ -216,7 +217,7 @@ class Pipeline:
             raise ValueError("no adapter is loaded")
         adapters.detach(self.attached, self.base_model)
         self.model = self.base_model.eval()
-        self.tokenizer = Tokenizer(self.attached.tokenizer.vocab[:-1], self.tokenizer.max_tokens)
+        self.tokenizer = self.base_tokenizer
         self.config = self.model.config
         self.attached = None
 

@@ -54,11 +54,12 @@ class SeenObject:
     fit: float  # squared error of that shape / area: 0 is a perfect fit; lower is read better
 
 
-def _shape_constants():
+def shape_constants(shapes=world.SHAPES, coverage=world.coverage):
     """Per shape: area / width^2 and the offset of the alpha centroid from the box centre / width,
-    measured on the renderer's own 30-pixel drawing, (4,), (4,), (4,)."""
-    n = len(world.SHAPES)
-    alpha = world.coverage(list(world.SHAPES), [16.0] * n, [16.0] * n, [30.0] * n, 32)  # (4,32,32)
+    measured on the renderer's own 30-pixel drawing (coverage(shapes, cx, cy, width) -> masks
+    (k, 32, 32)): three arrays (k,)."""
+    n = len(shapes)
+    alpha = coverage(list(shapes), [16.0] * n, [16.0] * n, [30.0] * n)  # (k, 32, 32)
     centres = np.arange(32) + 0.5
     area = alpha.sum(axis=(1, 2))
     dx = (alpha.sum(axis=1) * centres).sum(axis=1) / area - 16.0
@@ -66,7 +67,7 @@ def _shape_constants():
     return area / 900.0, dx / 30.0, dy / 30.0
 
 
-AREA_PER_WIDTH2, CENTROID_DX, CENTROID_DY = _shape_constants()
+AREA_PER_WIDTH2, CENTROID_DX, CENTROID_DY = shape_constants()
 
 
 def neighbour_max(x: np.ndarray) -> np.ndarray:

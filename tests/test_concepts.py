@@ -81,9 +81,9 @@ def test_the_reader_reads_rendered_pictures():
     sharp = agreement(truth, read_concepts(pictures))
     assert sharp["all"] >= 0.99, sharp
     blurred = agreement(truth, read_concepts(blur_and_noise(pictures, np.random.default_rng(3))))
-    # blur and noise close some small outlines (a 1-pixel line): they read as flat
+    # blur and noise may close a small outline (a 1-pixel line): it reads as flat
     assert blurred["colour"] >= 0.99 and blurred["size"] >= 0.99 and blurred["position"] >= 0.99
-    assert blurred["all"] >= 0.85, blurred
+    assert blurred["all"] >= 0.95, blurred
 
 
 def test_the_reader_finds_nothing_in_an_empty_picture():
