@@ -151,15 +151,15 @@ def strength_explorer(pipe, seed: int = 0) -> StrengthExplorer:
 
 class FinetuneButton(W.VBox):
     """Pick a concept and a method, press Train: minidiff.finetune on the concept's examples
-    (about a minute; its progress bar shows), then eight pictures of the taught word in colours
-    and corners the examples never showed."""
+    (one to three minutes by the laptop; its progress bar shows), then eight pictures of the
+    taught word in colours and corners the examples never showed."""
 
     def __init__(self, pipe, out_dir="runs/notebook13", steps: dict | None = None):
         self.pipe, self.out_dir = pipe, out_dir
         self.steps = steps or {"textual-inversion": 1000, "lora": 800, "full": 400}
         self.kind = W.Dropdown(options=list(concepts.KINDS), description="teach")
         self.method = W.Dropdown(options=list(adapters.METHODS), value="lora", description="method")
-        self.button = W.Button(description="Train (about a minute)", button_style="primary")
+        self.button = W.Button(description="Train (1-3 minutes)", button_style="primary")
         self.status = W.HTML("Press <b>Train</b>: it runs <code>minidiff finetune</code> here.")
         if static_page():  # a page built by minidiff site: nothing can train here
             self.button.disabled = True
