@@ -8,10 +8,13 @@ import warnings
 def _generate(args) -> None:
     import numpy as np
 
+    from . import load_pretrained
     from .grid import make_grid, save_png
-    from .pipeline import load_pretrained
+    from .pipeline import Pipeline
 
-    pipe = load_pretrained(args.weights, device=args.device)
+    pipe = load_pretrained(args.weights, device=args.device)  # a diffusion model, or a GAN
+    if args.adapter is not None and not isinstance(pipe, Pipeline):
+        raise ValueError("--adapter teaches a diffusion model a word; a GAN takes no adapter")
     if args.adapter is not None:
         pipe.load_adapter(args.adapter, scale=args.adapter_scale)
     settings = {"steps": args.steps, "guidance_scale": args.guidance, "sampler": args.sampler}
@@ -136,11 +139,14 @@ def _info(args) -> None:
 
 def _evaluate(args) -> None:
 
+    from . import load_pretrained
     from .evaluate import evaluate
-    from .pipeline import load_pretrained
+    from .pipeline import Pipeline
 
-    pipe = load_pretrained(args.weights, device=args.device)
-    if pipe.config.world == "scenes":  # GenEval's categories, read by the scene judge
+    pipe = load_pretrained(args.weights, device=args.device)  # a diffusion model, or a GAN
+    if (
+        isinstance(pipe, Pipeline) and pipe.config.world == "scenes"
+    ):  # GenEval's categories, read by the scene judge
         from .evaluate_scenes import evaluate_scenes
 
         settings = {"steps": args.steps, "guidance_scale": args.guidance, "sampler": args.sampler}
@@ -315,7 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
         "a model file or training checkpoint (default: $MINIDIFF_WEIGHTS if set, "
         "else the shipped model)"
     )
-    model_help = "a shipped model by name: pixel (the default), latent, skewed or scenes"
+    model_help = (
+        "a shipped model by name: pixel (the default), latent, fast, flow, turbo, skewed, scenes "
+        "or gan"
+    )
     g.add_argument("--weights", default=None, help=weights_help)
     g.add_argument("--model", default=None, choices=MODELS, help=model_help)
     g.add_argument("--adapter", default=None, help="a minidiff finetune output folder to load")

@@ -25,6 +25,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -228,12 +229,60 @@ def load_gan(path, device: str | torch.device = "cpu") -> tuple[Generator, dict]
 
 
 @torch.no_grad()
-def generate(generator: Generator, prompts: list[str], seed: int = 0) -> "torch.Tensor":
-    """One picture per prompt in one network call -> uint8 (N, 32, 32, 3)."""
+def generate(generator: Generator, prompts: list[str], seed: int = 0) -> np.ndarray:
+    """One picture per prompt in one network call -> uint8 (N, 32, 32, 3); the same seed gives
+    the same z, on every device (drawn on the CPU)."""
     dev = next(generator.parameters()).device
     ids = Tokenizer().encode(list(prompts)).to(dev)
     z = torch.randn(len(ids), generator.cfg.z_dim, generator=torch.Generator().manual_seed(seed))
     return pixels.to_uint8(generator(z.to(dev), ids))
+
+
+@dataclass(frozen=True)
+class GanSettings:
+    """What a GAN has of the diffusion pipeline's settings: one network call, no guidance."""
+
+    steps: int = 1
+    guidance_scale: float = 1.0
+    sampler: str = "gan"
+
+
+class GanPipeline:
+    """A GAN behind the diffusion Pipeline's `generate`, so that the same evaluation, explorers
+    and command line can draw with either family: `minidiff.load_pretrained("gan")`."""
+
+    default_settings = GanSettings()
+
+    def __init__(self, generator: Generator, device: str | torch.device, info: dict):
+        self.generator, self.device, self.info = generator, torch.device(device), info
+
+    def generate(
+        self, prompt: str | list[str], n: int = 8, seed: int = 0, **settings
+    ) -> np.ndarray:
+        """n pictures per prompt as uint8 (n * prompts, 32, 32, 3), like Pipeline.generate;
+        a setting a GAN does not have (more steps, guidance, a sampler) is refused."""
+        for name, value in settings.items():
+            if value is not None and value != getattr(self.default_settings, name, object()):
+                raise ValueError(
+                    f"a GAN draws in one network call and has no {name} to set (got {value!r})"
+                )
+        if prompt is None:
+            raise ValueError("this GAN draws only from a prompt; it has no unconditional mode")
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive whole number of pictures, got {n!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"seed must be a whole number, got {seed!r}")
+        return generate(self.generator, [p for p in prompts for _ in range(n)], seed)
+
+
+def load_pipeline(path, device: str | None = None) -> GanPipeline:
+    """The GAN written at `path` (by save_gan or `minidiff train-gan`) as a GanPipeline."""
+    from .device import pick_device
+
+    dev = pick_device(device)
+    generator, info = load_gan(path, dev)
+    return GanPipeline(generator, dev, info)
 
 
 def train_gan(

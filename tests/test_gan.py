@@ -54,7 +54,7 @@ def test_a_gan_and_a_diffusion_model_refuse_each_others_files(tmp_path):
     with pytest.raises(CheckpointError, match="holds gan weights, not a text-to-image model"):
         load_model(tmp_path / "gan.safetensors")
     with pytest.raises(CheckpointError, match="holds gan weights, not a text-to-image model"):
-        minidiff.load_pretrained(tmp_path / "gan.safetensors")
+        minidiff.pipeline.load_pretrained(tmp_path / "gan.safetensors")
     with pytest.raises(CheckpointError, match="holds model weights, not a GAN generator"):
         gan.load_gan(minidiff.pipeline.DEFAULT_WEIGHTS)
 
@@ -82,3 +82,35 @@ def test_the_command_line_trains_a_gan(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         main(["train-gan", "--out", str(tmp_path), "--steps", "2", "--lr-d", "-1"])
     assert "lr_d must be a positive number" in capsys.readouterr().err
+
+
+def test_load_pretrained_gives_a_gan_the_pipelines_generate(tmp_path):
+    gan.train_gan(tmp_path, gan.GanTraining(steps=1, batch_size=2), SMALL, watch=QUIET)
+    pipe = minidiff.load_pretrained(tmp_path / "gan.safetensors", device="cpu")
+    assert isinstance(pipe, gan.GanPipeline)
+    pictures = pipe.generate(["a red circle", "a blue star"], n=3, seed=1)
+    assert pictures.shape == (6, 32, 32, 3) and pictures.dtype == "uint8"
+    one = gan.generate(pipe.generator, ["a red circle"] * 3 + ["a blue star"] * 3, seed=1)
+    assert (pictures == one).all()  # each prompt repeated n times, in order, as Pipeline does
+    assert (pipe.generate("a red circle", n=2, seed=1, steps=1, sampler="gan") == one[:2]).all()
+    assert isinstance(minidiff.load_pretrained(device="cpu"), minidiff.pipeline.Pipeline)
+
+
+@pytest.mark.parametrize(
+    "settings, says",
+    [
+        ({"steps": 20}, "has no steps to set"),
+        ({"guidance_scale": 3.0}, "has no guidance_scale to set"),
+        ({"sampler": "ddim"}, "has no sampler to set"),
+        ({"n": 0}, "n must be a positive whole number"),
+        ({"seed": 1.5}, "seed must be a whole number"),
+    ],
+)
+def test_a_gan_pipeline_refuses_what_a_gan_does_not_have(tmp_path, settings, says):
+    gan.train_gan(tmp_path, gan.GanTraining(steps=1, batch_size=2), SMALL, watch=QUIET)
+    pipe = minidiff.load_pretrained(tmp_path / "gan.safetensors", device="cpu")
+    with pytest.raises(ValueError, match=says) as e:
+        pipe.generate("a red circle", **settings)
+    assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="no unconditional mode"):
+        pipe.generate(None)
