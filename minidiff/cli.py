@@ -222,7 +222,7 @@ def _train_gan(args) -> None:
     from .gan import GanTraining, train_gan
 
     cfg = GanTraining()
-    for name in ("steps", "minutes", "seed", "batch_size", "lr", "lr_d"):
+    for name in ("steps", "minutes", "seed", "batch_size", "lr", "lr_d", "mode_seeking"):
         if getattr(args, name) is not None:
             cfg = replace(cfg, **{name: getattr(args, name)})
     try:
@@ -460,6 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--batch-size", type=int, default=None)
     tg.add_argument("--lr", type=float, default=None, help="the generator's learning rate")
     tg.add_argument("--lr-d", type=float, default=None, help="the discriminator's")
+    tg.add_argument(
+        "--mode-seeking", type=float, default=None, help="weight of MSGAN's term (default 0)"
+    )
     tg.add_argument("--device", default=None)
     tg.set_defaults(func=_train_gan)
 

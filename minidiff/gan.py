@@ -150,9 +150,12 @@ class GanTraining(LoopConfig):
     betas: tuple[float, float] = (0.0, 0.9)  # Adam's, as BigGAN and SAGAN use
     batch_size: int = 64
     ema_decay: float = 0.999
+    mode_seeking: float = 0.0  # weight of MSGAN's term against mode collapse (0: the plain recipe)
 
     def check(self) -> None:
         super().check()
+        if not (math.isfinite(self.mode_seeking) and self.mode_seeking >= 0):
+            raise ValueError(f"mode_seeking must be a number >= 0, got {self.mode_seeking}")
         if not (math.isfinite(self.lr_d) and self.lr_d > 0):
             raise ValueError(f"lr_d must be a positive number, got {self.lr_d}")
         if not 0 <= self.ema_decay < 1:
@@ -198,12 +201,24 @@ class GanTask:
         with torch.no_grad():
             e = D.condition(ids)  # as the discriminator just updated reads the prompt
         g_loss = -D(fake, e).mean()
+        if cfg.mode_seeking > 0:
+            g_loss = g_loss + cfg.mode_seeking * self.mode_seeking_loss(z, ids, fake, generator)
         scaffold.optimizer_step(self.optimizers["g"], g_loss, step)
         ema_update(self.ema, G, step, cfg.ema_decay)  # training's one EMA rule, on weights;
         with torch.no_grad():  # BatchNorm's running statistics are copied as they are
             for kept, live in zip(self.ema.buffers(), G.buffers()):
                 kept.copy_(live)
         return d_value
+
+    def mode_seeking_loss(self, z, ids, fake, generator) -> torch.Tensor:
+        """1 / (d(G(z1, y), G(z2, y)) / d(z1, z2)), on half the batch with a second z each: small
+        when two z for the same prompt give different pictures   [MSGAN, Mao et al. 2019, eq. 3].
+        Nothing else in the GAN's losses asks G to use z at all."""
+        half = len(z) // 2
+        z2 = torch.randn(half, z.shape[1], generator=generator, device=z.device)
+        other = self.gan.generator(z2, ids[:half])  # (B/2, 3, 32, 32), the same prompts
+        pictures = (fake[:half] - other).abs().mean((1, 2, 3))  # (B/2,) L1 distances
+        return 1 / ((pictures / (z[:half] - z2).abs().mean(1)).mean() + 1e-5)
 
 
 def save_gan(generator: Generator, path, info: dict | None = None) -> None:

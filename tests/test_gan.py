@@ -1,5 +1,8 @@
 """The conditional GAN (minidiff.gan): its networks, its training in the scaffold, its files."""
 
+import tempfile
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -59,6 +62,22 @@ def test_a_gan_and_a_diffusion_model_refuse_each_others_files(tmp_path):
         gan.load_gan(minidiff.pipeline.DEFAULT_WEIGHTS)
 
 
+def test_the_mode_seeking_term_rewards_pictures_that_differ_with_z():
+    torch.manual_seed(0)
+    task = gan.GanTask(gan.ConditionalGAN(SMALL), gan.GanTraining(batch_size=8, mode_seeking=1.0))
+    ids = Tokenizer().encode(["a red circle"] * 8)
+    z = torch.randn(8, SMALL.z_dim)
+    fake = task.gan.generator(z, ids)
+    loss = task.mode_seeking_loss(z, ids, fake, torch.Generator().manual_seed(1))
+    assert loss > 0 and loss.requires_grad
+    far = fake.detach().clone()
+    far[:4] = -far[:4]  # the same z, pictures further from the second draw's
+    spread = task.mode_seeking_loss(z, ids, far, torch.Generator().manual_seed(1))
+    assert spread < loss  # pictures further apart for the same z distance: a smaller loss
+    cfg = gan.GanTraining(steps=2, batch_size=4, mode_seeking=1.0)
+    gan.train_gan(Path(tempfile.mkdtemp()), cfg, SMALL, watch=QUIET)  # it trains with the term
+
+
 @pytest.mark.parametrize(
     "settings, says",
     [
@@ -66,6 +85,7 @@ def test_a_gan_and_a_diffusion_model_refuse_each_others_files(tmp_path):
         ({"lr": float("inf")}, "lr must be a positive number"),
         ({"batch_size": 0}, "batch_size must be a whole number"),
         ({"ema_decay": 1.0}, "ema_decay must lie in"),
+        ({"mode_seeking": float("nan")}, "mode_seeking must be a number >= 0"),
     ],
 )
 def test_bad_settings_are_refused_in_one_sentence(tmp_path, settings, says):
