@@ -21,7 +21,7 @@ LAYERS = [
     # plain helpers: no minidiff imports at all
     {"minidiff.device", "minidiff.grid", "minidiff.distributed"},
     {"minidiff.world"},
-    {"minidiff.scenes", "minidiff.concepts"},  # scenes of several objects; things to teach
+    {"minidiff.scenes", "minidiff.concepts", "minidiff.coverage"},  # scenes; things to teach; modes
     {"minidiff.scene_prompts", "minidiff.scene_judge"},
     {"minidiff.concept_reader"},  # the scene judge's method, for a cross and outlines
     {"minidiff.geneval"},
@@ -44,6 +44,8 @@ LAYERS = [
     {"minidiff.pipeline"},
     # few-step students (the teacher draws its pairs with the pipeline); teaching a new word
     {"minidiff.distill", "minidiff.finetune", "minidiff.gan"},
+    # telling generated pictures from real: a detector, a watermark in the noise, signed files
+    {"minidiff.detector", "minidiff.watermark", "minidiff.provenance"},
     {"minidiff"},  # the package's own __init__: load_pretrained
     {"minidiff.judge"},
     {"minidiff.evaluate", "minidiff.evaluate_autoencoder", "minidiff.evaluate_scenes"},
@@ -66,6 +68,8 @@ LAYERS = [
         "minidiff.course.gallery",
         "minidiff.course.fewsteps",  # notebook 12
         "minidiff.course.teaching",  # notebook 13
+        "minidiff.course.gans",  # notebook 14
+        "minidiff.course.fakes",  # notebook 15
     },
     {"minidiff.course.binding"},  # notebook 11: uses the probes
     {"minidiff.course"},
