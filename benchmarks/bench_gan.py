@@ -123,6 +123,7 @@ def measure(label: str, path: Path, judge, family: str, seed: int) -> dict:
         "seed": seed,
         "weights": str(path),
         "adherence": {g: rep.adherence[g]["all"] for g in ("seen", "held_out", "paraphrase")},
+        "attributes": rep.adherence,  # per group: colour, shape, size, position and all
         "fd": rep.frechet_distance,
         "fd_floor": rep.frechet_floor,
         **measure_coverage(pipe, judge),
@@ -202,7 +203,7 @@ family's training step, measured alone (`--rates`: {rate:.2f} steps a second).
 
 | | |
 | --- | --- |
-| command | `{command}` |
+| command | `{command} |
 | seed | 0 |
 | code | commit `{commit}` |
 | hardware | {cpu}, {threads} torch thread(s) per run, the two families' runs side by side, no GPU |
@@ -253,7 +254,10 @@ def ship(minutes: float, commit: str) -> None:
                 "The diffusion side of notebook 14: the course's 5-minute recipe (`minidiff "
                 "train --preset fast`, the latent model) on this machine's budget."
             )
-            command = f"minidiff train --preset fast --steps {row['steps']} --out {run}"
+            command = (
+                "python benchmarks/bench_gan.py --train --families diffusion --seeds 0 --threads "
+                f"1` (`--preset fast`, its schedule over {row['steps']} steps instead of 5 minutes)"
+            )
         else:
             generator, _ = gan.load_gan(run / f"{file}.safetensors")
             shutil_copy(run / f"{file}.safetensors", target)
@@ -262,7 +266,10 @@ def ship(minutes: float, commit: str) -> None:
                 "The GAN of notebook 14 (`minidiff.gan`: hinge loss, spectral norm, a "
                 "projection discriminator, the course's text encoder)."
             )
-            command = f"minidiff train-gan --steps {row['steps']} --out {run}"
+            command = (
+                "python benchmarks/bench_gan.py --train --families gan --seeds 0 --threads 1` "
+                f"(`minidiff train-gan --steps {row['steps']} --seed 0 --out {run}`)"
+            )
         target.with_suffix(".md").write_text(
             CARD.format(
                 name=target.name,

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from minidiff import diffusion, samplers, world
 from minidiff.course import exercises
@@ -34,6 +35,8 @@ RIGHT = {
     exercises.check_compose: lambda null, parts, w: null + w * sum(e - null for e in parts),
     exercises.check_flow_euler: lambda x, u, s, p: x + (p - s) * u,
     exercises.check_lora_forward: lambda x, w, b, A, B, s: x @ w.T + b + s * (x @ A.T) @ B.T,
+    exercises.check_hinge_loss: lambda r, f: F.relu(1 - r).mean() + F.relu(1 + f).mean(),
+    exercises.check_roc_auc: lambda r, f: (np.sign(f[:, None] - r[None, :]) + 1).mean() / 2,
 }
 
 
@@ -89,6 +92,18 @@ def test_the_package_answer_passes(check, capsys):
             exercises.check_lora_forward,
             lambda x, w, b, A, B, s: s * (x @ A.T) @ B.T,
             "Keep the frozen layer",
+        ),
+        (exercises.check_hinge_loss, lambda r, f: (1 - r).mean() + (1 + f).mean(), "Clip"),
+        (
+            exercises.check_hinge_loss,
+            lambda r, f: F.relu(1 + r).mean() + F.relu(1 - f).mean(),
+            "Real pictures should score high",
+        ),
+        (exercises.check_roc_auc, lambda r, f: (f[:, None] > r[None, :]).mean(), "tie as half"),
+        (
+            exercises.check_roc_auc,
+            lambda r, f: (np.sign(r[None, :] - f[:, None]) + 1).mean() / 2,
+            "Generated pictures should score above",
         ),
     ],
 )
@@ -174,6 +189,8 @@ REFERENCE = {
     "check_compose": "composed_eps",
     "check_flow_euler": "flow_euler_step",
     "check_lora_forward": "get_peft_model",
+    "check_hinge_loss": "d_hinge_loss",
+    "check_roc_auc": "roc_auc",
 }
 
 
@@ -275,6 +292,8 @@ def test_each_notebook_has_its_exercise():
         "check_compose",
         "check_flow_euler",
         "check_lora_forward",
+        "check_hinge_loss",
+        "check_roc_auc",
     ]
 
 

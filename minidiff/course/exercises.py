@@ -604,3 +604,68 @@ def check_lora_forward(fn: Callable) -> bool:
         "x Wᵀ + b + scale · (x Aᵀ) Bᵀ.",
     )
     return _verdict(hint is None, what, hint or "")
+
+
+# -- 14 GANs against diffusion -------------------------------------------------------------------
+def check_hinge_loss(fn: Callable) -> bool:
+    """fn(real, fake) -> the discriminator's hinge loss on its scores of real and generated
+    pictures, mean(max(0, 1 - real)) + mean(max(0, 1 + fake)), compared with minidiff.gan's."""
+    from minidiff.gan import d_hinge_loss
+
+    what = "hinge_loss"
+    g = torch.Generator().manual_seed(14)
+    real, fake = 2 * torch.randn(16, generator=g), 2 * torch.randn(16, generator=g) - 0.5
+    out = _call(fn, what, real, fake)
+    if out is None:
+        return False
+    expected = d_hinge_loss(real, fake)
+    relu = torch.nn.functional.relu
+    slips = {
+        "Clip at the margin: max(0, 1 - real), so a real picture scored above 1 adds nothing.": (
+            (1 - real).mean() + (1 + fake).mean()
+        ),
+        "Real pictures should score high: the real term is max(0, 1 - real), not 1 + real.": (
+            relu(1 + real).mean() + relu(1 - fake).mean()
+        ),
+        "Average over the pictures (mean), do not add them up.": (
+            relu(1 - real).sum() + relu(1 + fake).sum()
+        ),
+    }
+    hint = _mismatch(
+        torch.as_tensor(out) if isinstance(out, (int, float)) else out,
+        expected,
+        slips,
+        "D wants real scores above +1 and generated ones below -1; each side costs how far it "
+        "falls short of its margin, averaged: mean(max(0, 1 - real)) + mean(max(0, 1 + fake)).",
+    )
+    return _verdict(hint is None, what, hint or "")
+
+
+# -- 15 telling fakes from real ------------------------------------------------------------------
+def check_roc_auc(fn: Callable) -> bool:
+    """fn(real, fake) -> the area under the ROC curve of a detector's scores: the chance that a
+    generated picture scores above a real one, ties counting half; compared with
+    minidiff.detector's."""
+    from minidiff.detector import roc_auc
+
+    what = "roc_auc"
+    rng = np.random.default_rng(15)
+    real = np.round(rng.normal(0, 1, 40), 1)  # rounded, so that some scores tie
+    fake = np.round(rng.normal(0.8, 1, 30), 1)
+    out = _call(fn, what, real, fake)
+    if out is None:
+        return False
+    pairs = fake[:, None] - real[None, :]  # (30, 40): every generated picture against every real
+    hint = _wrong_number(
+        out,
+        roc_auc(real, fake),
+        {
+            "Count a tie as half a win: (wins + ties / 2) / pairs.": float((pairs > 0).mean()),
+            "Generated pictures should score above real ones: count fake > real.": (
+                float((pairs < 0).mean() + (pairs == 0).mean() / 2)
+            ),
+        },
+        "Compare every generated picture's score with every real one's: the AUC is the share of "
+        "pairs in which the generated one scores higher, a tie counting half.",
+    )
+    return _verdict(hint is None, what, hint or "")

@@ -423,3 +423,56 @@ def teaching(pipe, out: Path) -> list[Path]:
         cell=0.9,
     )
     return [path]
+
+
+def gans(pipe, out: Path) -> list[Path]:
+    """14: six prompts drawn by the world, by the 5-minute diffusion model (load_pretrained
+    ("fast")) and by the GAN trained on the same budget (load_pretrained("gan")), two each."""
+    from minidiff import load_pretrained
+    from minidiff.course.gans import PROMPTS
+
+    prompts = list(PROMPTS)
+    fast = load_pretrained("fast", device=pipe.device)
+    gan = load_pretrained("gan", device=pipe.device)
+    rows = [world.render_prompts([p for p in prompts for _ in range(2)], seed=[14, 0])]
+    rows += [m.generate(prompts, n=2, seed=0) for m in (fast, gan)]
+    path = out / "14_gans.png"
+    labelled_grid(
+        np.stack(rows),
+        path,
+        row_labels=["real renders", "diffusion,\n5 minutes", "GAN,\n5 minutes"],
+        title="the same six prompts, two pictures each: the world, and the two families at "
+        "one budget",
+        cell=0.8,
+    )
+    return [path]
+
+
+def fakes(pipe, out: Path) -> list[Path]:
+    """15: real renders, the pixel model's pictures and the GAN's, each row with the shipped
+    detector's share called generated; then pictures from the same noise without and with the
+    Tree-Ring key."""
+    from minidiff import detector, load_pretrained, watermark
+
+    spotter = detector.load_detector()
+    threshold = spotter.info["threshold"]  # chosen on validation pictures (bench_detector.py)
+    real, captions, _ = world.batch("test", 0, 8)
+    rows = [real, pipe.generate(captions, n=1, seed=0)]
+    rows.append(load_pretrained("gan", device=pipe.device).generate(captions, n=1, seed=0))
+    labels = []
+    for name, row in zip(("real renders", "pixel model", "GAN"), rows):
+        called = int((spotter.score(row) >= threshold).sum())
+        labels.append(f"{name}:\n{called} of 8 called\ngenerated")
+    key = watermark.WatermarkKey()
+    rows += [watermark.generate(pipe, captions, key=k, seed=0) for k in (None, key)]
+    labels += ["DDIM, no key", "DDIM, the same\nnoise with the key"]
+    path = out / "15_fakes.png"
+    labelled_grid(
+        np.stack(rows),
+        path,
+        row_labels=labels,
+        title="what the detector calls generated · the same noise with a watermark key: other "
+        "pictures, and no visible mark",
+        cell=0.8,
+    )
+    return [path]

@@ -39,6 +39,8 @@ FIGURES: dict[str, Callable | None] = {
     "scenes": figures.scenes,
     "fewsteps": figures.fewsteps,
     "teaching": figures.teaching,
+    "gans": figures.gans,
+    "fakes": figures.fakes,
 }
 
 
@@ -104,6 +106,21 @@ def _twin_of_strength(pipe):
     return teaching.strength_explorer(pipe)
 
 
+def _twin_of_families(pipe):
+    from minidiff import load_pretrained
+    from minidiff.course import gans
+
+    return gans.family_explorer(
+        load_pretrained("fast", device=pipe.device), load_pretrained("gan", device=pipe.device)
+    )
+
+
+def _twin_of_robustness(pipe):
+    from minidiff.course import fakes
+
+    return fakes.robustness_explorer()
+
+
 def _edits():
     from minidiff.course import edits
 
@@ -154,6 +171,10 @@ EXPLORERS: tuple[ExplorerEntry, ...] = (
     ExplorerEntry("steps_explorer", "12_fewer_steps", "fewsteps", _twin_of_steps),
     ExplorerEntry("strength_explorer", "13_teach_a_word", "teaching", _twin_of_strength),
     ExplorerEntry("live_finetune", "13_teach_a_word", None),  # it trains: nothing to show
+    ExplorerEntry("family_explorer", "14_gans_against_diffusion", "gans", _twin_of_families),
+    ExplorerEntry(
+        "robustness_explorer", "15_telling_fakes_from_real", "fakes", _twin_of_robustness
+    ),
 )
 
 
