@@ -64,12 +64,10 @@ def test_the_results_table_has_every_run_and_each_familys_spread():
         "fd": 30.0,
         "ms_for_8": 2.5,
     }
-    spread = {k: {"mean": 0.5, "min": 0.25, "max": 0.75} for k in
-              ("seen", "held_out", "paraphrase", "coverage", "kl_to_uniform", "fd", "ms_for_8")}  # fmt: skip
-    table = gans.results_table(
-        {"rows": [row], "spread": {"gan": spread}, "uniform_sampler": {"coverage": 0.99,
-                                                                       "kl_to_uniform": 0.09}}
-    )  # fmt: skip
+    names = ("seen", "held_out", "paraphrase", "coverage", "kl_to_uniform", "fd", "ms_for_8")
+    spread = {k: {"mean": 0.5, "min": 0.25, "max": 0.75} for k in names}
+    even = {"coverage": 0.99, "kl_to_uniform": 0.09}
+    table = gans.results_table({"rows": [row], "spread": {"gan": spread}, "uniform_sampler": even})
     lines = table.splitlines()
     assert len(lines) == 5  # header, rule, the run, the spread, the even sampler
     assert "| gan 5 min, seed 0 | 474 | 0.50 | 0.25 | 0.12 | 0.75 | 0.50 | 30.0 | 2.5 |" in table

@@ -648,7 +648,7 @@ def check_roc_auc(fn: Callable) -> bool:
     minidiff.detector's."""
     from minidiff.detector import roc_auc
 
-    what = "roc_auc"
+    what = "area_under_roc"
     rng = np.random.default_rng(15)
     real = np.round(rng.normal(0, 1, 40), 1)  # rounded, so that some scores tie
     fake = np.round(rng.normal(0.8, 1, 30), 1)
