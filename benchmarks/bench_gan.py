@@ -3,6 +3,7 @@
     python benchmarks/bench_gan.py --rates --threads 2     # one training step of each, timed
     python benchmarks/bench_gan.py --train --threads 2     # 3 seeds of each on that budget
     python benchmarks/bench_gan.py --mode-seeking         # one GAN run against collapse
+    minidiff train-gan --steps 2720 --out runs/gan-long    # the pixel model's 28.7 minutes
     python benchmarks/bench_gan.py --evaluate --threads 2 --json benchmarks/results/gan.json
 
 The budget is wall-clock time on this machine, turned into training steps by each family's own
@@ -180,6 +181,9 @@ def evaluate_all(minutes: float) -> dict:
     seeking = RUNS / f"gan-{minutes:g}min-mode-seeking" / "gan.safetensors"
     if seeking.exists():
         rows.append(measure(f"gan {minutes:g} min, mode seeking", seeking, judge, "gan-ms", 0))
+    longer = RUNS / "gan-long" / "gan.safetensors"  # the pixel model's 28.7 minutes, in steps
+    if longer.exists():
+        rows.append(measure("gan 29 min, seed 0", longer, judge, "gan-long", 0))
     reference = minidiff.pipeline.MODELS["pixel"]  # diffusion with six times the budget
     rows.append(measure("pixel model (shipped, 29 min)", reference, judge, "diffusion-shipped", 0))
     by_family = {}

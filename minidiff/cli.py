@@ -322,8 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
         "else the shipped model)"
     )
     model_help = (
-        "a shipped model by name: pixel (the default), latent, fast, flow, turbo, skewed, scenes "
-        "or gan"
+        "a shipped model by name: pixel (the default), latent, fast, flow, turbo, skewed, scenes, "
+        "gan or gan-long"
     )
     g.add_argument("--weights", default=None, help=weights_help)
     g.add_argument("--model", default=None, choices=MODELS, help=model_help)

@@ -41,7 +41,8 @@ MODELS = {
     "flow": WEIGHTS_DIR / "minidiff-flow.safetensors",  # the latent model by flow matching
     "turbo": WEIGHTS_DIR / "minidiff-turbo.safetensors",  # its few-step student
     "fast": WEIGHTS_DIR / "minidiff-fast.safetensors",  # the 5-minute preset, the GAN's rival
-    "gan": WEIGHTS_DIR / "minidiff-gan.safetensors",  # the other family (minidiff.load_pretrained)
+    "gan": WEIGHTS_DIR / "minidiff-gan.safetensors",  # the other family, on the same 5 minutes
+    "gan-long": WEIGHTS_DIR / "minidiff-gan-long.safetensors",  # the pixel model's 29 minutes
 }
 # Chosen by measurement (benchmarks/README.md, the model card): the shipped model draws what it is
 # asked without guidance (adherence 0.995-1.000 at three seeds), and guidance makes it prefer large
