@@ -27,6 +27,8 @@ from .model import ModelConfig, TextToImage
 FORMAT = "minidiff"
 DEFAULT_AUTOENCODER = Path(__file__).parent / "weights" / "autoencoder.safetensors"
 SCENE_WEIGHTS = Path(__file__).parent / "weights" / "minidiff-scenes.safetensors"
+# the scene model's autoencoder: 48 x 48 scenes to 12 x 12 x 4 latents (train-autoencoder --world)
+SCENE_AUTOENCODER = Path(__file__).parent / "weights" / "scene-autoencoder.safetensors"
 
 
 class CheckpointError(ValueError):

@@ -188,11 +188,12 @@ def _train_autoencoder(args) -> None:
         cfg = replace(cfg, steps=args.steps)
     if args.seed is not None:
         cfg = replace(cfg, seed=args.seed)
+    cfg = replace(cfg, world=args.world)
     try:
         model = train_autoencoder(args.out, cfg, resume=args.resume, device=args.device)
     except KeyboardInterrupt:
         sys.exit(130)
-    print(evaluate_autoencoder(model).table())
+    print(evaluate_autoencoder(model, world_name=args.world).table())
     print(f"wrote the autoencoder to {args.out}/autoencoder.safetensors")
 
 
@@ -238,7 +239,7 @@ def _evaluate_autoencoder(args) -> None:
     from .checkpoint import load_autoencoder
     from .evaluate_autoencoder import evaluate_autoencoder
 
-    report = evaluate_autoencoder(load_autoencoder(args.weights), n=args.n)
+    report = evaluate_autoencoder(load_autoencoder(args.weights), n=args.n, world_name=args.world)
     _print_report(report, args.json)
 
 
@@ -447,6 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--steps", type=int, default=None)
     a.add_argument("--seed", type=int, default=None)
     a.add_argument("--device", default=None)
+    a.add_argument(
+        "--world", choices=("shapes", "scenes"), default="shapes", help="whose pictures it keeps"
+    )
     a.set_defaults(func=_train_autoencoder)
 
     tg = sub.add_parser(
@@ -475,6 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--weights", default=None, help="an autoencoder file (default: the shipped one)"
     )
     ea.add_argument("--n", type=int, default=1000, help="test pictures (default 1000)")
+    ea.add_argument(
+        "--world", choices=("shapes", "scenes"), default="shapes", help="whose test pictures"
+    )
     ea.add_argument("--json", default=None, help="also write the report as JSON here")
     ea.set_defaults(func=_evaluate_autoencoder)
 

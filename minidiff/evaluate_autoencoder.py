@@ -5,7 +5,9 @@
     print(report.table())
 
 The judge reads each test picture and its decoded copy; the share it reads the same is the
-agreement. PSNR compares the pixels, and the latents' statistics show what the scale factor does.
+agreement. For the scenes world (`world_name="scenes"`) the scene judge reads every object of the
+decoded test scenes against the true scenes (scene_judge.agreement: per object, and whole scenes).
+PSNR compares the pixels, and the latents' statistics show what the scale factor does.
 """
 
 from dataclasses import asdict, dataclass
@@ -13,7 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from . import pixels, world
+from . import pixels, scene_judge, scenes, world
 from .judge import load_judge
 
 
@@ -49,20 +51,27 @@ class AutoencoderReport:
 
 
 def evaluate_autoencoder(
-    autoencoder, n: int = 1000, seed: int = 0, judge=None
+    autoencoder, n: int = 1000, seed: int = 0, judge=None, world_name: str = "shapes"
 ) -> AutoencoderReport:
-    """Encode and decode n test pictures; compare what the judge reads in both, and the pixels."""
-    judge = judge if judge is not None else load_judge()
-    images, _, _ = world.batch("test", 0, n, seed=seed)
+    """Encode and decode n test pictures of a world ("shapes" or "scenes"); compare what the judge
+    reads in both, and the pixels."""
+    if world_name not in ("shapes", "scenes"):
+        raise ValueError(f"unknown world {world_name!r}; choose shapes or scenes")
+    source = scenes if world_name == "scenes" else world
+    images, _, truth = source.batch("test", 0, n, seed=seed)
     device = next(autoencoder.parameters()).device
     with torch.no_grad():
         x = pixels.to_tensor(images).to(device)
         mean, _ = autoencoder.posterior(x)  # (n, C, h, w), unscaled
         decoded = pixels.to_uint8(autoencoder.decode(mean * autoencoder.config.scale_factor))
-    before, after = judge.predict(images), judge.predict(decoded)
-    same = {a: before[a] == after[a] for a in world.ATTRIBUTES}
-    agreement = {a: float(v.mean()) for a, v in same.items()}
-    agreement["all"] = float(np.logical_and.reduce(list(same.values())).mean())
+    if world_name == "scenes":
+        agreement = scene_judge.agreement(truth, scene_judge.read_scenes(decoded))
+    else:
+        judge = judge if judge is not None else load_judge()
+        before, after = judge.predict(images), judge.predict(decoded)
+        same = {a: before[a] == after[a] for a in world.ATTRIBUTES}
+        agreement = {a: float(v.mean()) for a, v in same.items()}
+        agreement["all"] = float(np.logical_and.reduce(list(same.values())).mean())
     mse = ((images.astype(np.float64) - decoded.astype(np.float64)) ** 2).mean(axis=(1, 2, 3))
     psnr = float(np.mean(10 * np.log10(255.0**2 / np.maximum(mse, 1e-10))))
     scaled = (mean * autoencoder.config.scale_factor).transpose(0, 1).flatten(1)  # (C, n*h*w)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from . import adapters, diffusion, editing, pixels, samplers
 from .checkpoint import CheckpointError, load_model
@@ -411,22 +412,34 @@ class Pipeline:
     def inpaint(
         self, image: np.ndarray, mask: np.ndarray, prompt: str, n: int = 1, **settings
     ) -> np.ndarray:
-        """Redraw where `mask` ((32, 32), True = redraw) is set; keep the rest of `image`.
-        Settings as in `generate`, with the same defaults (the same sampler too)."""
-        if self.latent:
-            raise ValueError(
-                "inpainting keeps the pixels outside the mask exactly, which a "
-                "latent model cannot; use the pixel model (load_pretrained())"
-            )
+        """Redraw where `mask` ((S, S) for S x S pictures, True = redraw) is set; keep the rest of
+        `image` exactly. Settings as in `generate`, with the same defaults (the same sampler too).
+
+        A latent model redraws every latent element that sees a masked pixel (one covers
+        factor x factor pixels), decodes, and pastes the picture's own pixels back outside the
+        mask, as diffusers' `apply_overlay` does: the outside is kept exactly, at the price of a
+        seam the network never saw."""
         known = pixels.picture_to_tensor(image, size=self.picture_size).to(self.device)
-        known = known.expand(n, -1, -1, -1)
         mask, side = np.asarray(mask), self.picture_size
         if mask.shape != (side, side):
             raise ValueError(f"mask must have shape ({side}, {side}), got {mask.shape}")
-        keep = torch.as_tensor(~mask.astype(bool), device=self.device).float()[None, None]
+        redraw = torch.as_tensor(mask.astype(bool), device=self.device).float()[None, None]
+        start = self.encode_pictures(known)  # (1, C, h, w): latents, or the picture itself
+        if self.latent:  # a latent element is redrawn when any pixel it covers is
+            redraw_start = F.max_pool2d(redraw, side // start.shape[-1])
+        else:
+            redraw_start = redraw
         p = self.prepare(prompt, n, **settings)
-        x0, _ = editing.inpaint(p.eps_fn, known, keep, self.alpha_bar, p.timesteps, p.options)
-        return pixels.to_uint8(x0)
+        x0, _ = editing.inpaint(
+            p.eps_fn,
+            start.expand(n, -1, -1, -1),
+            1 - redraw_start,
+            self.alpha_bar,
+            p.timesteps,
+            p.options,
+        )
+        drawn = self.decode(x0)
+        return pixels.to_uint8(redraw * drawn + (1 - redraw) * known)  # the outside, exactly
 
 
 def sample_grid(

@@ -22,6 +22,7 @@ from . import distributed, pixels, scaffold, scenes, world
 from .autoencoder import AutoencoderConfig
 from .checkpoint import (
     DEFAULT_AUTOENCODER,
+    SCENE_AUTOENCODER,
     SCENE_WEIGHTS,
     CheckpointError,
     load_autoencoder,
@@ -169,29 +170,39 @@ def preset(name: str) -> tuple[ModelConfig, TrainConfig]:
 
 
 def _scenes_preset(name: str) -> tuple[ModelConfig, TrainConfig]:
-    """The scene model (notebook 11) and its short variants for the binding experiments.
+    """The scene model (notebook 11) and its variants for the binding experiments.
 
-    Pixels, not latents, at 48 x 48 folded into 3 x 3 patches, so the U-Net works on the same
-    16 x 16 grid as the one-object model (benchmarks/README.md, "The scene model", says how).
+    Latent: the scene autoencoder's 12 x 12 x 4 latents of the 48 x 48 scenes, with cross-attention
+    on the 6 x 6 and 3 x 3 grids (the 3 x 3 grid is the scenes' cells). "scenes-pixel" is the first
+    recipe, pixels folded into 3 x 3 patches (a 16 x 16 grid); benchmarks/README.md, "The scene
+    model", measures the two against each other.
     """
-    unet = UNetConfig(image_size=48, patch=3, channels=(48, 96, 96), context_dim=128, heads=4)
-    model = ModelConfig(text=_text(128, 2, "scenes"), unet=unet, world="scenes")
+    text = _text(128, 2, "scenes")
     train_cfg = TrainConfig(
         steps=100_000,
         minutes=30.0,  # the wall-clock budget: the schedule spans it (see the fast preset)
         batch_size=64,
         lr=1e-3,
         warmup=200,
-        ema_decay=0.998,  # an average over about 500 steps: a 30-minute run makes about 4,500
+        ema_decay=0.998,  # an average over about 500 steps: a 30-minute run makes several thousand
         t_sampling="uniform",
         checkpoint_every=500,
         sample_every=1000,
-        snapshot_steps=tuple(range(500, 10001, 500)),
+        snapshot_steps=tuple(range(500, 20001, 500)),
     )
+    if name == "scenes-pixel":
+        unet = UNetConfig(image_size=48, patch=3, channels=(48, 96, 96), context_dim=128, heads=4)
+        return ModelConfig(text=text, unet=unet, world="scenes"), train_cfg
+    unet = UNetConfig(
+        image_channels=4, image_size=12, patch=1, channels=(48, 96, 96), context_dim=128, heads=4
+    )
+    autoencoder = _autoencoder_config(SCENE_AUTOENCODER)
+    model = ModelConfig(text=text, unet=unet, world="scenes", autoencoder=autoencoder)
+    train_cfg = replace(train_cfg, autoencoder=str(SCENE_AUTOENCODER))
     if name == "scenes":
         return model, train_cfg
-    # The binding experiment (notebook 11). From scratch, 1,500 steps: too short to draw two
-    # objects, with either encoder (benchmarks/README.md).
+    # The binding experiment (notebook 11), from scratch: the same data, seed and 1,500 steps,
+    # with text encoders and U-Nets of other kinds and sizes (benchmarks/README.md).
     short = replace(
         train_cfg, steps=SCENES_SHORT_STEPS, minutes=None, ema_decay=0.995, snapshot_steps=()
     )
@@ -207,6 +218,9 @@ def _scenes_preset(name: str) -> tuple[ModelConfig, TrainConfig]:
     variants = {
         "scenes-short": (model, short),
         "scenes-short-bag": (replace(model, text=_text(128, 2, "scenes", kind="bag")), short),
+        # a bigger text encoder against a bigger U-Net, each about 1M parameters more (Imagen)
+        "scenes-short-text6": (replace(model, text=_text(128, 6, "scenes")), short),
+        "scenes-short-unet": (replace(model, unet=replace(unet, channels=(64, 128, 128))), short),
         "scenes-bag": (replace(model, text=_text(128, 2, "scenes", kind="bag")), retext),
         "scenes-transformer": (model, retext),
         "scenes-transformer6": (replace(model, text=_text(128, 6, "scenes")), retext),
@@ -228,8 +242,11 @@ PRESETS = (
     "skewed",
     "base",
     "scenes",
+    "scenes-pixel",
     "scenes-short",
     "scenes-short-bag",
+    "scenes-short-text6",
+    "scenes-short-unet",
     "scenes-bag",
     "scenes-transformer",
     "scenes-transformer6",

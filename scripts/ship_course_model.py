@@ -6,6 +6,8 @@
     python scripts/ship_course_model.py skewed --run runs/skewed --commit <c> --evaluation e.txt
 
 autoencoder -> minidiff/weights/autoencoder.safetensors   (minidiff train-autoencoder)
+scene-autoencoder -> minidiff/weights/scene-autoencoder.safetensors
+                                               (minidiff train-autoencoder --world scenes)
 latent      -> minidiff/weights/minidiff-latent.safetensors (minidiff train --preset latent)
 skewed      -> minidiff/weights/minidiff-skewed.safetensors (minidiff train --preset skewed)
 scenes      -> minidiff/weights/minidiff-scenes.safetensors (minidiff train --preset scenes)
@@ -39,6 +41,15 @@ KINDS = {
             "training pictures drawn on the fly."
         ),
     ),
+    "scene-autoencoder": (
+        "scene-autoencoder.safetensors",
+        "minidiff train-autoencoder --world scenes --out {run}",
+        (
+            "The autoencoder of the scene model: 48x48x3 scenes to 12x12x4 latents and back. "
+            "The latent model's design, trained on scenes-world training pictures drawn on the "
+            "fly."
+        ),
+    ),
     "latent": (
         "minidiff-latent.safetensors",
         "minidiff train --preset latent --out {run}",
@@ -62,8 +73,9 @@ KINDS = {
         "minidiff train --preset scenes --out {run}",
         (
             "The scene model of notebook 11: one to four objects on a 48 x 48 canvas "
-            "(minidiff.scenes), pixels folded into 3 x 3 patches so that the U-Net works on a "
-            "16 x 16 grid, with a 2-layer transformer text encoder over the scenes' words."
+            "(minidiff.scenes), drawn in the scene autoencoder's 12 x 12 x 4 latents (its "
+            "frozen weights travel in the same file), with a 2-layer transformer text encoder "
+            "over the scenes' words."
         ),
     ),
     "scenes-transformer": (
@@ -122,8 +134,8 @@ def main() -> None:
     name, command, what = KINDS[args.kind]
     command = command.format(run=args.run, teacher="?", method="?")
     target = WEIGHTS / name
-    if args.kind == "autoencoder":
-        model = load_autoencoder(args.run / name)
+    if args.kind.endswith("autoencoder"):
+        model = load_autoencoder(args.run / "autoencoder.safetensors")
         info = {**model.info, "commit": args.commit, "command": command}
         save_autoencoder(model, target, info)
         seconds, seed, steps = info["elapsed_s"], info["train_config"]["seed"], info["steps"]

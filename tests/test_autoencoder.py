@@ -11,6 +11,7 @@ from minidiff import world
 from minidiff.autoencoder import Autoencoder, AutoencoderConfig
 from minidiff.checkpoint import (
     DEFAULT_AUTOENCODER,
+    SCENE_AUTOENCODER,
     CheckpointError,
     load_autoencoder,
     read_file,
@@ -101,6 +102,23 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
         train_autoencoder(tmp_path / "none", QUICK, TINY, resume=True, watch=QUIET)
 
 
+def test_the_scenes_world_trains_its_own_autoencoder(tmp_path):
+    from dataclasses import replace
+
+    from minidiff import scenes
+
+    model = train_autoencoder(tmp_path / "run", replace(QUICK, world="scenes"), TINY, watch=QUIET)
+    images, _, _ = scenes.batch("train", 0, 2)
+    latents = model.encode(torch.as_tensor(images).permute(0, 3, 1, 2).float() / 127.5 - 1)
+    assert latents.shape == (2, 4, 12, 12)  # 48 x 48 scenes
+    # the scale is measured on the world it was trained on
+    scale = measure_scale_factor(model, world_name="scenes")
+    assert model.config.scale_factor == pytest.approx(scale, rel=1e-5)
+    assert scale != pytest.approx(measure_scale_factor(model), rel=1e-3)
+    with pytest.raises(ValueError, match="unknown world 'moon'; choose one of shapes, scenes"):
+        train_autoencoder(tmp_path / "r", replace(QUICK, world="moon"), TINY, watch=QUIET)
+
+
 def test_bad_training_settings_are_refused(tmp_path):
     from dataclasses import replace
 
@@ -149,3 +167,14 @@ def test_the_shipped_autoencoder_keeps_what_the_judge_reads():
     _, metadata = read_file(DEFAULT_AUTOENCODER)
     assert json.loads(metadata["info"])["steps"] > 0
     assert world.IMAGE_SIZE // ae.config.factor == 8
+
+
+@pytest.mark.skipif(not SCENE_AUTOENCODER.exists(), reason="the scene autoencoder is not shipped")
+def test_the_shipped_scene_autoencoder_keeps_every_object():
+    from minidiff.evaluate_autoencoder import evaluate_autoencoder
+
+    ae = load_autoencoder(SCENE_AUTOENCODER)
+    report = evaluate_autoencoder(ae, n=300, world_name="scenes")
+    assert report.agreement["all"] >= 0.99, report.table()  # per object: colour, shape, size, cell
+    assert report.agreement["extra"] == 0, report.table()
+    assert 0.8 < 1.0 / report.measured_scale_factor * report.scale_factor < 1.25

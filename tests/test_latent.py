@@ -59,14 +59,22 @@ def test_a_latent_pipeline_samples_latents_and_returns_pictures(latent_pipe):
     np.testing.assert_array_equal(latent_pipe.generate("a red circle", n=2, steps=3), run.images)
 
 
-def test_img2img_works_in_latent_space_and_inpainting_is_refused(latent_pipe):
+def test_img2img_and_inpainting_work_in_latent_space(latent_pipe):
     from minidiff import world
 
     image = world.example("test", 0).image
     out = latent_pipe.img2img(image, "a blue circle", strength=0.5, n=2, steps=4)
     assert out.shape == (2, 32, 32, 3)
-    with pytest.raises(ValueError, match="use the pixel model"):
-        latent_pipe.inpaint(image, np.ones((32, 32), bool), "a blue circle", steps=4)
+    mask = np.zeros((32, 32), bool)
+    mask[5:14, 18:27] = True  # not on the 4-pixel latent grid: its latent elements cover more
+    drawn = latent_pipe.inpaint(image, mask, "a blue circle", n=2, steps=4)
+    assert drawn.shape == (2, 32, 32, 3)
+    np.testing.assert_array_equal(
+        drawn[:, ~mask], np.broadcast_to(image[~mask], drawn[:, ~mask].shape)
+    )
+    assert (drawn[:, mask] != image[mask]).any()  # the masked part was redrawn
+    with pytest.raises(ValueError, match=r"mask must have shape \(32, 32\)"):
+        latent_pipe.inpaint(image, np.ones((8, 8), bool), "a blue circle", steps=4)
 
 
 def test_a_latent_run_needs_its_autoencoder(tmp_path):

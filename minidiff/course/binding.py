@@ -233,17 +233,17 @@ def read_results() -> dict:
 
 
 def results_table(results: dict) -> str:
-    """The experiments' table as markdown: one row per run (every U-Net is the scene model's,
-    1.46M parameters)."""
+    """The experiments' table as markdown: one row per run, with the parameters of its text
+    encoder and U-Net."""
     cols = ("overall",) + geneval.CATEGORIES
-    head = "| run | text encoder | s / step | colour binding | position binding | "
+    head = "| run | text encoder | U-Net | s / step | colour binding | position binding | "
     head += " | ".join(c.replace("_", " ") for c in cols) + " |"
-    lines = [head, "|" + " --- |" * (5 + len(cols))]
+    lines = [head, "|" + " --- |" * (6 + len(cols))]
     bound = "{:.2f} ({:.0%})"  # binding accuracy (share of pictures bound either way)
     for name, r in results["runs"].items():
         g = r["geneval"]
         lines.append(
-            f"| {name} | {r['text_parameters'] / 1e6:.2f}M | "
+            f"| {name} | {r['text_parameters'] / 1e6:.2f}M | {r['unet_parameters'] / 1e6:.2f}M | "
             f"{r['seconds_per_step'] or float('nan'):.2f} | "
             f"{bound.format(r['binding']['colour'], r['bound_either_way']['colour'])} | "
             f"{bound.format(r['binding']['position'], r['bound_either_way']['position'])} | "

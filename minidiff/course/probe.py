@@ -116,7 +116,6 @@ def attention_maps(
     branch, averaged over heads, each layer's map upsampled to 32 x 32 (bilinear), then averaged
     over the attention layers. At every pixel and step the weights over the L tokens sum to 1.
     """
-    pixel_model(pipe, "attention_maps")
     tokens, _ = prompt_tokens(pipe, prompt)
     size = pipe.picture_size
     layers = [layer for _, layer in pipe.model.unet.attention_layers()]
