@@ -12,11 +12,13 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from . import scenes, world
 from .autoencoder import Autoencoder, AutoencoderConfig
 from .text_encoder import TextEncoder, TextEncoderConfig
 from .unet import UNet, UNetConfig
 
 WORLDS = ("shapes", "scenes")
+PICTURE_SIZES = {"shapes": world.IMAGE_SIZE, "scenes": scenes.CANVAS}  # pixels a side
 
 
 @dataclass
@@ -79,11 +81,12 @@ class TextToImage(nn.Module):
         self.autoencoder = None
         if config.autoencoder is not None:
             ae = AutoencoderConfig.from_dict(config.autoencoder)
+            side = PICTURE_SIZES[config.world]
             latent = (ae.latent_channels, config.unet.image_size * ae.factor)
-            if (config.unet.image_channels, 32) != latent:
+            if (config.unet.image_channels, side) != latent:
                 raise ValueError(
                     f"a latent U-Net must take {ae.latent_channels} channels of "
-                    f"{32 // ae.factor} x {32 // ae.factor}, got "
+                    f"{side // ae.factor} x {side // ae.factor}, got "
                     f"{config.unet.image_channels} of {config.unet.image_size}"
                 )
             self.autoencoder = Autoencoder(ae).requires_grad_(False)  # trained before, frozen

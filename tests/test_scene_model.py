@@ -15,6 +15,7 @@ import torch
 import minidiff
 import minidiff.pipeline
 from minidiff import diffusion, geneval
+from minidiff.checkpoint import SCENE_AUTOENCODER
 from minidiff.course import binding, edits
 from minidiff.evaluate_scenes import bound, evaluate_scenes, swapped_bindings, swapped_pairs
 from minidiff.model import ModelConfig, TextToImage
@@ -89,6 +90,32 @@ def test_a_scene_model_draws_48_pixel_scenes_and_trains_on_them(pipe):
     assert np.isfinite([task.step(s, None) for s in range(2)]).all()
     with pytest.raises(ValueError, match="skewed training split exists only"):
         build_model(tiny_scenes(), replace(cfg, skew=preset("skewed")[1].skew), "cpu")
+
+
+def test_a_latent_scene_model_draws_and_inpaints_48_pixel_scenes():
+    from minidiff.autoencoder import AutoencoderConfig
+
+    ae = AutoencoderConfig(channels=(8, 8, 16))  # 48 x 48 -> 12 x 12 x 4
+    unet = replace(tiny_scenes().unet, image_channels=4, image_size=12, patch=1)
+    config = replace(tiny_scenes(), unet=unet, autoencoder=ae.to_dict())
+    assert config.picture_size == 48
+    torch.manual_seed(0)
+    latent = Pipeline(TextToImage(config), "cpu")
+    assert latent.generate("two green stars", n=2, steps=2).shape == (2, 48, 48, 3)
+    source = render_prompts(["a large red circle in the top left"])[0]
+    mask = edits.cell_mask("bottom right")
+    drawn = latent.inpaint(source, mask, "a red circle and a blue square", n=2, steps=3)
+    assert (drawn[:, ~mask] == source[~mask]).all()  # pasted back: decoding changes nothing there
+    assert (drawn[:, mask] != source[mask]).any()
+    with pytest.raises(
+        ValueError, match="a latent U-Net must take 4 channels of 12 x 12, got 4 of 8"
+    ):
+        TextToImage(replace(config, unet=replace(unet, image_size=8)))
+    # the scenes preset: the shipped scene autoencoder's latents of the 48 x 48 scenes
+    if SCENE_AUTOENCODER.exists():
+        model_config, cfg = preset("scenes")
+        assert model_config.picture_size == 48 and model_config.unet.image_size == 12
+        assert cfg.autoencoder == str(SCENE_AUTOENCODER) and cfg.minutes == 30
 
 
 @pytest.mark.parametrize(
