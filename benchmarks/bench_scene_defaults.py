@@ -37,9 +37,7 @@ def main() -> None:
         for seed in args.seeds:
             result = evaluate_scenes(pipe, repeats=1, seed=seed, progress=False, **settings)
             scores = result.scores
-            rows.append(
-                [text, seed, scores.overall, *(scores.categories[c] for c in CATEGORIES)]
-            )
+            rows.append([text, seed, scores.overall, *(scores.categories[c] for c in CATEGORIES)])
             extra["runs"].append(
                 {"setting": text, "seed": seed, "overall": scores.overall, **scores.categories}
             )
