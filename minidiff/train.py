@@ -221,6 +221,9 @@ def _scenes_preset(name: str) -> tuple[ModelConfig, TrainConfig]:
         # a bigger text encoder against a bigger U-Net, each about 1M parameters more (Imagen)
         "scenes-short-text6": (replace(model, text=_text(128, 6, "scenes")), short),
         "scenes-short-unet": (replace(model, unet=replace(unet, channels=(64, 128, 128))), short),
+        # no pooled prompt vector in the time embedding: the words reach the U-Net only through
+        # cross-attention, where each can land on its own object
+        "scenes-short-nopool": (replace(model, unet=replace(unet, pooled_text=False)), short),
         "scenes-bag": (replace(model, text=_text(128, 2, "scenes", kind="bag")), retext),
         "scenes-transformer": (model, retext),
         "scenes-transformer6": (replace(model, text=_text(128, 6, "scenes")), retext),
@@ -247,6 +250,7 @@ PRESETS = (
     "scenes-short-bag",
     "scenes-short-text6",
     "scenes-short-unet",
+    "scenes-short-nopool",
     "scenes-bag",
     "scenes-transformer",
     "scenes-transformer6",

@@ -43,6 +43,7 @@ class UNetConfig:
     heads: int = 4
     groups: int = 8  # GroupNorm groups
     coordinates: bool = True  # coordinate input channels and position embeddings (see above)
+    pooled_text: bool = True  # the prompt's mean token vector joins the time embedding (below)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -171,7 +172,9 @@ class UNet(nn.Module):
         )
         # The mean of the prompt's token vectors joins the time embedding, as SDXL adds its pooled
         # text embedding: a cheap global summary of the prompt for every block.
-        self.text_mlp = nn.Linear(cfg.context_dim, emb_dim)
+        # Without it (pooled_text=False) the prompt reaches the picture only through
+        # cross-attention, where each word can land on its own place.
+        self.text_mlp = nn.Linear(cfg.context_dim, emb_dim) if cfg.pooled_text else None
         folded = cfg.image_channels * cfg.patch**2
         size = cfg.image_size // cfg.patch  # side of the finest level
         self.conv_in = nn.Conv2d(folded + 2 * cfg.coordinates, chs[0], 3, padding=1)
@@ -211,9 +214,11 @@ class UNet(nn.Module):
                 f"x_t must have shape (batch, {', '.join(map(str, expected))}), "
                 f"got {tuple(x_t.shape)}"
             )
-        m = mask.unsqueeze(-1).to(context.dtype)  # (B, L, 1)
-        pooled = (context * m).sum(1) / m.sum(1).clamp(min=1)  # (B, D)
-        emb = self.time_mlp(timestep_embedding(t, cfg.channels[0])) + self.text_mlp(pooled)
+        emb = self.time_mlp(timestep_embedding(t, cfg.channels[0]))
+        if self.text_mlp is not None:
+            m = mask.unsqueeze(-1).to(context.dtype)  # (B, L, 1)
+            pooled = (context * m).sum(1) / m.sum(1).clamp(min=1)  # (B, D)
+            emb = emb + self.text_mlp(pooled)
         h = F.pixel_unshuffle(x_t, cfg.patch)  # (B, 12, 16, 16)
         if cfg.coordinates:
             h = torch.cat([h, coordinate_grid(h)], dim=1)  # (B, 14, 16, 16)

@@ -175,6 +175,8 @@ def test_the_shipped_scene_autoencoder_keeps_every_object():
 
     ae = load_autoencoder(SCENE_AUTOENCODER)
     report = evaluate_autoencoder(ae, n=300, world_name="scenes")
-    assert report.agreement["all"] >= 0.99, report.table()  # per object: colour, shape, size, cell
-    assert report.agreement["extra"] == 0, report.table()
+    agree = report.agreement  # per object
+    assert min(agree["cell"], agree["colour"], agree["size"]) >= 0.999, report.table()
+    assert agree["shape"] >= 0.97, report.table()  # its card: small stars may read as circles
+    assert agree["extra"] == 0, report.table()
     assert 0.8 < 1.0 / report.measured_scale_factor * report.scale_factor < 1.25

@@ -69,6 +69,24 @@ def test_the_prompt_changes_the_output():
     assert (a - b).abs().max() > 1e-5  # well above float noise (the same prompt differs by 0)
 
 
+def test_without_the_pooled_prompt_the_words_reach_the_picture_only_by_cross_attention():
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    config = preset("tiny")[0]
+    model = TextToImage(replace(config, unet=replace(config.unet, pooled_text=False)))
+    assert model.unet.text_mlp is None
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    x, t, tok = torch.randn(1, 3, 32, 32), torch.tensor([400]), Tokenizer()
+    a = model(x, t, tok.encode(["a red circle"]))
+    assert (a - model(x, t, tok.encode(["a blue square"]))).abs().max() > 1e-5
+    for layer in [m for _, m in model.unet.attention_layers()]:
+        layer.to_v.weight.data.zero_()  # every word's value is zero: cross-attention reads nothing
+    a = model(x, t, tok.encode(["a red circle"]))
+    assert torch.equal(a, model(x, t, tok.encode(["a blue square"])))  # no other way in
+
+
 def test_parameter_counts_and_shape_table(model):
     table = shape_table(model)
     assert "unet.mid" in table and "total" in table

@@ -207,7 +207,7 @@ def compose_generate(
     eps_fn = composed_eps_fn(pipe, parts, n, weight)
     timesteps = samplers.make_timesteps(defaults.steps, pipe.config.T)
     x0, _ = samplers.sample(eps_fn, x_T, pipe.alpha_bar, timesteps, options)
-    return pixels.to_uint8(x0)
+    return pixels.to_uint8(pipe.decode(x0))  # a latent model's latents, decoded
 
 
 def attribution(pipe, n: int = 8, seed: int = 0, weight: float | None = None) -> dict:
