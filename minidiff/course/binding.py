@@ -234,10 +234,10 @@ def read_results() -> dict:
 
 def results_table(results: dict) -> str:
     """The experiments' table as markdown: one row per run, with the parameters of its text
-    encoder and U-Net."""
-    cols = ("overall",) + geneval.CATEGORIES
+    encoder and U-Net, its binding, and GenEval's overall and two binding categories."""
+    cols = ("overall", "position", "colour_attribution")  # the rest: results/binding.json
     head = "| run | text encoder | U-Net | s / step | colour binding | position binding | "
-    head += " | ".join(c.replace("_", " ") for c in cols) + " |"
+    head += " | ".join(f"GenEval {c.replace('_', ' ')}" for c in cols) + " |"
     lines = [head, "|" + " --- |" * (6 + len(cols))]
     bound = "{:.2f} ({:.0%})"  # binding accuracy (share of pictures bound either way)
     for name, r in results["runs"].items():
